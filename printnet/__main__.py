@@ -1,0 +1,5 @@
+"""`python -m printnet` runs the CLI."""
+
+from printnet.cli import main
+
+main()

@@ -1,0 +1,124 @@
+"""Atomic publishing on a shared disk (Maildir's discipline).
+
+Readers must never see a half-written file, and nothing published is edited in
+place:
+
+* `write_atomic(path, data)`: write a uniquely named temp file beside `path`,
+  fsync it, `rename()` it over `path`, fsync the directory.
+* `write_new(path, data)`: the same, but put-if-absent: the temp file is
+  `link()`ed to `path`, which fails with `FileExistsError` if `path` exists.
+  This is the fencing primitive: two writers of the same name cannot both win.
+
+NFS can report a retransmitted `link()` as EEXIST after it succeeded; after an
+EEXIST we compare inodes to learn whether we actually won (FACTS.md).
+Temp names start with a dot so scans of a folder skip them; `unique_name()`
+makes them unique across hosts (time, host, pid, counter, random).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import time
+from pathlib import Path
+
+from printnet.errors import SpoolError, SpoolFull
+
+_counter = itertools.count()
+HOST = socket.gethostname().split(".")[0] or "host"
+
+
+def unique_name(prefix: str = ".tmp") -> str:
+    """A name no other process on any host will make: prefix.time.host.pid.counter.rand."""
+    return (
+        f"{prefix}.{time.time_ns()}.{HOST}.{os.getpid()}.{next(_counter)}"
+        f".{os.urandom(3).hex()}"
+    )
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some FUSE filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_temp(directory: Path, data: bytes, mode: int, sync: bool) -> Path:
+    tmp = directory / unique_name()
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise translate(exc, tmp) from exc
+    return tmp
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, sync: bool = True) -> None:
+    """Publish `data` at `path`, replacing what was there, atomically."""
+    tmp = _write_temp(path.parent, data, mode, sync)
+    try:
+        os.rename(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise translate(exc, path) from exc
+    if sync:
+        fsync_dir(path.parent)
+
+
+def write_new(path: Path, data: bytes, *, mode: int = 0o644, sync: bool = True) -> None:
+    """Publish `data` at `path` only if `path` does not exist (raise FileExistsError)."""
+    tmp = _write_temp(path.parent, data, mode, sync)
+    try:
+        link_new(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if sync:
+        fsync_dir(path.parent)
+
+
+def link_new(src: Path, dest: Path) -> None:
+    """`link(src, dest)`, put-if-absent, immune to NFS's false EEXIST."""
+    try:
+        os.link(src, dest)
+    except FileExistsError:
+        # RACE: a retransmitted link() reports EEXIST after succeeding; if dest is
+        # our own inode we won.
+        try:
+            if os.stat(src).st_ino == os.stat(dest).st_ino:
+                return
+        except OSError:
+            pass
+        raise
+    except OSError as exc:
+        raise translate(exc, dest) from exc
+
+
+def read_bytes(path: Path, limit: int | None = None) -> bytes:
+    """Read a file via open()+read (revalidates attributes on NFS close-to-open)."""
+    with open(path, "rb") as fh:
+        return fh.read() if limit is None else fh.read(limit + 1)
+
+
+def translate(exc: OSError, path: Path) -> SpoolError:
+    """An OSError from the shared disk as a printnet error (ENOSPC -> SpoolFull)."""
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return SpoolFull(f"{path}: no space left on the shared disk")
+    return SpoolError(f"{path}: {exc.strerror or exc}")

@@ -1,0 +1,29 @@
+# Sourced by scripts/*: create or refresh the project's virtual environment.
+# Installs printnet (editable) with its test tools; re-runs pip only when
+# pyproject.toml changed since the last install.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${PRINTNET_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then
+  for cand in python3.13 python3.12 python3.11 python3; do
+    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+      PY="$cand"; break
+    fi
+  done
+fi
+[ -n "$PY" ] || { echo "printnet needs Python >= 3.11" >&2; exit 1; }
+if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  echo "installing python3-venv (Debian)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+stamp="$VENV/.printnet-installed"
+if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
+  touch "$stamp"
+fi
+export PATH="$VENV/bin:$PATH"
