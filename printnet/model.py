@@ -437,7 +437,8 @@ class _Reader:
 
 
 def _tname(value: object) -> str:
-    return {dict: "object", list: "array", type(None): "null"}.get(type(value), type(value).__name__)
+    names = {dict: "object", list: "array", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _common(r: _Reader) -> tuple[str, str, str, datetime]:

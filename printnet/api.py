@@ -1,0 +1,362 @@
+"""The Python API for stations and programs: submit, query, cancel/hold/release.
+
+The CLI's station commands are thin wrappers around `Station`; programs that
+submit in bulk use `Station.submit_many` (one durability pass per batch).
+Every call validates all of its input before it writes anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from printnet.errors import ConfigError, NotFound, PrintnetError, UsageError
+from printnet.masterfile import Job
+from printnet.model import (
+    MAX_COPIES,
+    MAX_TITLE,
+    ControlAction,
+    Format,
+    PrintRequest,
+    Priority,
+    clean_text,
+    decode_request,
+    normalize_name,
+    valid_job_id,
+    valid_name,
+    valid_station,
+    valid_user,
+)
+from printnet.spool import master as master_io
+from printnet.spool.intake import user_name
+from printnet.spool.layout import REQ_SUFFIX, Spool
+from printnet.spool.publish import read_bytes
+from printnet.spool.submit import Source, Submitter, check_sources
+
+WAITING_NOTE = "waiting for a server to take it in"
+
+
+def this_station() -> str:
+    name = socket.gethostname().split(".")[0]
+    cleaned = "".join(c for c in name if c.isalnum() or c in "-_.") or "station"
+    return cleaned if valid_station(cleaned) else "station"
+
+
+def this_user() -> str:
+    name = user_name(os.geteuid())
+    if not valid_user(name):
+        raise UsageError(f"user name {name!r} cannot be used in a request")
+    return name
+
+
+@dataclass(frozen=True)
+class Destinations:
+    """What this station knows of printers, classes and setups (config + servers)."""
+
+    printers: frozenset[str] = frozenset()
+    classes: frozenset[str] = frozenset()
+    setups: frozenset[str] = frozenset()
+    default: str | None = None
+
+    @property
+    def known(self) -> frozenset[str]:
+        return self.printers | self.classes
+
+
+@dataclass
+class StatusView:
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    printers: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"jobs": self.jobs, "printers": self.printers}
+
+
+class Station:
+    """A station's view of one spool (and optionally an etc/ folder to learn printers)."""
+
+    def __init__(
+        self,
+        spool_dir: Path,
+        etc_dir: Path | None = None,
+        *,
+        user: str | None = None,
+        station: str | None = None,
+    ) -> None:
+        self.spool = Spool.open(spool_dir)
+        self.etc = etc_dir
+        self.user = user or this_user()
+        self.station = station or this_station()
+
+    # -- destinations ------------------------------------------------------------
+
+    def destinations(self) -> Destinations:
+        printers: set[str] = set()
+        classes: set[str] = set()
+        setups: set[str] = set()
+        default = None
+        if self.etc is not None and (self.etc / "printers.cmd").exists():
+            from printnet import config as config_mod
+
+            try:
+                cfg = config_mod.load(self.etc)
+            except ConfigError:
+                cfg = None
+            if cfg is not None:
+                printers.update(cfg.printers)
+                classes.update(cfg.classes)
+                setups.update(cfg.setups)
+                default = cfg.default_printer
+        for info in server_files(self.spool):
+            for p in info.get("printers", []):
+                if isinstance(p, dict) and isinstance(p.get("name"), str):
+                    printers.add(p["name"])
+                    classes.update(c for c in p.get("classes", []) if isinstance(c, str))
+            setups.update(s for s in info.get("setups", []) if isinstance(s, str))
+        return Destinations(frozenset(printers), frozenset(classes), frozenset(setups), default)
+
+    # -- submitting --------------------------------------------------------------
+
+    def template(
+        self,
+        *,
+        printer: str | None = None,
+        priority: str | Priority = Priority.STANDARD,
+        copies: int = 1,
+        title: str = "",
+        setup: str | None = None,
+        header: bool = True,
+        raw: bool = False,
+        hold: bool = False,
+    ) -> PrintRequest:
+        """Validate the options of a print request (nothing is written)."""
+        dests = self.destinations()
+        name = printer or os.environ.get("PRINTNET_PRINTER") or dests.default
+        if not name:
+            if len(dests.printers) == 1:
+                name = next(iter(dests.printers))
+            else:
+                raise UsageError("no printer named (-P) and no default printer configured")
+        dest = normalize_name(name)
+        if not valid_name(dest):
+            raise UsageError(f"invalid printer name {clean_text(name, 40)!r}")
+        if dests.known and dest not in dests.known:
+            raise UsageError(
+                f"unknown printer {dest!r} (known: {', '.join(sorted(dests.known))})"
+            )
+        try:
+            prio = Priority(priority)
+        except ValueError:
+            raise UsageError(
+                f"invalid priority {clean_text(str(priority), 20)!r}: "
+                "use high, standard or overnight"
+            ) from None
+        if not 1 <= copies <= MAX_COPIES:
+            raise UsageError(f"copies must be 1..{MAX_COPIES}, not {copies}")
+        setup_name = None
+        if setup:
+            setup_name = normalize_name(setup)
+            if not valid_name(setup_name):
+                raise UsageError(f"invalid setup name {clean_text(setup, 40)!r}")
+            if dests.setups and setup_name not in dests.setups:
+                raise UsageError(
+                    f"unknown setup {setup_name!r} (known: {', '.join(sorted(dests.setups))})"
+                )
+        return PrintRequest(
+            id="0" * 18, user=self.user, station=self.station, submitted=datetime.now(UTC),
+            printer=dest, priority=prio, copies=copies, title=clean_text(title, MAX_TITLE),
+            setup=setup_name, header=header, format=Format.RAW if raw else Format.TEXT,
+            hold=hold,
+        )
+
+    def submit(
+        self, files: Sequence[str | Path], *, each: bool = False, stdin: Any = None,
+        password: str | None = None, **options: Any,
+    ) -> list[PrintRequest]:
+        """Queue `files` as one job (or one per file with each=True); return the requests.
+
+        `password` is the queue's password when the printer has one; only a proof
+        bound to each job id is written (see `printnet.passwords.queue_proof`).
+        """
+        template = self.template(**options)
+        sources = [
+            Source("stdin", stream=stdin) if str(f) == "-" else Source(str(f), path=Path(f))
+            for f in files
+        ]
+        check_sources(sources)
+        submitter = Submitter(self.spool, user=self.user, station=self.station)
+        batch = [(template, [s]) for s in sources] if each else [(template, sources)]
+        return submitter.submit_many(batch, password=password)
+
+    # -- querying ----------------------------------------------------------------
+
+    def status(
+        self, *, printer: str | None = None, user: str | None = None,
+        jobs: Iterable[str] = (),
+    ) -> StatusView:
+        state = master_io.load(self.spool)
+        wanted = {self.resolve(j, state.jobs) for j in jobs}
+        dest = normalize_name(printer) if printer else None
+        view = StatusView()
+        positions: dict[str, int] = {}
+        listed: set[str] = set()
+        for job in state.ordered():
+            n = positions[job.printer] = positions.get(job.printer, 0) + 1
+            listed.add(job.id)
+            if _selected(job.id, job.printer, job.assigned, job.user, dest, user, wanted):
+                view.jobs.append(job_json(job, n))
+        for req in self.waiting_requests(skip=listed):
+            n = positions[req.printer] = positions.get(req.printer, 0) + 1
+            if _selected(req.id, req.printer, "", req.user, dest, user, wanted):
+                job = Job.from_request(req)
+                job.note = WAITING_NOTE
+                view.jobs.append(job_json(job, n))
+        for job_id in sorted(wanted - listed):
+            record = self.finished(job_id)
+            if record is not None:
+                view.jobs.append(record)
+        view.printers = printer_status(self.spool, dest)
+        return view
+
+    def waiting_requests(self, skip: set[str]) -> list[PrintRequest]:
+        """Requests still in new/ (no server took them in yet) that we may read."""
+        out: list[Any] = []
+        try:
+            names = sorted(os.listdir(self.spool.new))
+        except OSError:
+            return out
+        for name in names:
+            if not name.endswith(REQ_SUFFIX) or name[:-4] in skip:
+                continue
+            try:
+                req = decode_request(read_bytes(self.spool.new / name, 1 << 18))
+            except (OSError, PrintnetError):
+                continue
+            if isinstance(req, PrintRequest):
+                out.append(req)
+        return out
+
+    def finished(self, job_id: str) -> dict[str, Any] | None:
+        try:
+            record = json.loads(read_bytes(self.spool.done / f"{job_id}.json"))
+        except (OSError, ValueError):
+            return None
+        job = record.get("job") if isinstance(record, dict) else None
+        return dict(job, position=0) if isinstance(job, dict) else None
+
+    def resolve(self, text: str, known: dict[str, Job] | None = None) -> str:
+        """A job id from a full id or a unique suffix of at least 4 characters."""
+        text = text.strip().upper()
+        if valid_job_id(text):
+            return text
+        if len(text) < 4:
+            raise UsageError(f"{clean_text(text, 30)!r} is not a job id")
+        ids = set(known or master_io.load(self.spool).jobs)
+        matches = [i for i in ids if i.endswith(text)]
+        if len(matches) != 1:
+            raise NotFound(f"no single job id ends in {clean_text(text, 30)!r}")
+        return matches[0]
+
+    # -- cancel / hold / release --------------------------------------------------
+
+    def control(
+        self, action: ControlAction, jobs: Sequence[str], *, wait: float = 5.0
+    ) -> dict[str, str]:
+        """Ask the servers to act on our jobs; wait up to `wait` s for the outcome.
+
+        Returns job id -> outcome ("applied", "not found", "not yours", ...), or
+        "queued" for each job when no server answered in time.
+        """
+        if not jobs:
+            raise UsageError("name at least one job")
+        state = master_io.load(self.spool)
+        ids = [self.resolve(j, state.jobs) for j in jobs]
+        submitter = Submitter(self.spool, user=self.user, station=self.station)
+        req = submitter.control(action, ids)
+        result_path = self.spool.done / f"{req.id}.json"
+        deadline = time.monotonic() + wait
+        delay = 0.02
+        while True:
+            try:
+                result = json.loads(read_bytes(result_path))
+                outcomes = result.get("results", {})
+                return {i: str(outcomes.get(i, "unknown")) for i in ids}
+            except (OSError, ValueError):
+                pass
+            if time.monotonic() >= deadline:
+                return dict.fromkeys(ids, "queued")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+
+
+def _selected(
+    job_id: str, printer: str, assigned: str, owner: str,
+    dest: str | None, user: str | None, wanted: set[str],
+) -> bool:
+    if wanted and job_id not in wanted:
+        return False
+    if dest is not None and dest not in (printer, assigned):
+        return False
+    return user is None or owner == user
+
+
+def job_json(job: Job, position: int) -> dict[str, Any]:
+    out = job.to_json()
+    out["position"] = position
+    return out
+
+
+def server_files(spool: Spool) -> list[dict[str, Any]]:
+    """The servers' published status files (servers/<NAME>.json)."""
+    out: list[dict[str, Any]] = []
+    try:
+        names = sorted(os.listdir(spool.servers))
+    except OSError:
+        return out
+    for name in names:
+        if not name.endswith(".json") or name.startswith("."):
+            continue
+        try:
+            info = json.loads(read_bytes(spool.servers / name, 1 << 20))
+        except (OSError, ValueError):
+            continue
+        if isinstance(info, dict):
+            info["_age"] = _age(spool.servers / name)
+            out.append(info)
+    return out
+
+
+def _age(path: Path) -> float:
+    try:
+        return max(0.0, time.time() - path.stat().st_mtime)
+    except OSError:
+        return float("inf")
+
+
+def printer_status(spool: Spool, dest: str | None = None) -> list[dict[str, Any]]:
+    """Printers as their servers last reported them; stale reports say so."""
+    out: list[dict[str, Any]] = []
+    for info in server_files(spool):
+        lease = float(info.get("lease", 30) or 30)
+        alive = info["_age"] <= 3 * lease and info.get("state") != "stopped"
+        for p in info.get("printers", []):
+            if not isinstance(p, dict) or (dest is not None and p.get("name") != dest):
+                continue
+            entry = {k: p.get(k) for k in (
+                "name", "state", "reasons", "setup", "form", "job", "progress",
+                "classes", "accepting", "reject_reason",
+            )}
+            entry["server"] = info.get("name")
+            if not alive:
+                entry["state"] = "unknown"
+                entry["reasons"] = [f"server {info.get('name')} not responding"]
+            out.append(entry)
+    return out
+

@@ -1,0 +1,248 @@
+"""The `printnet` command line: click commands only.
+
+Each command validates its options, calls the library, and prints.  This is
+the only place that turns a `PrintnetError` into a message on stderr and an
+exit code (1 general, 2 bad input, 3 permission).  Heavy modules are imported
+inside the commands so that start-up stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from printnet import __version__
+from printnet.errors import PrintnetError
+
+if TYPE_CHECKING:
+    from printnet.api import Station
+
+
+class _Group(click.Group):
+    """Turns PrintnetError into `printnet: <message>` and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PrintnetError as exc:
+            fail(str(exc), exc.exit_code)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"printnet: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="printnet")
+@click.option(
+    "--spool", "spool", type=click.Path(path_type=Path), envvar="PRINTNET_SPOOL",
+    default="spool", show_default=True, help="The shared disk (env PRINTNET_SPOOL).",
+)
+@click.option(
+    "--etc", "etc", type=click.Path(path_type=Path), envvar="PRINTNET_ETC",
+    default="etc", show_default=True, help="Configuration folder (env PRINTNET_ETC).",
+)
+@click.pass_context
+def cli(ctx: click.Context, spool: Path, etc: Path) -> None:
+    """printnet: a print-request queue on a shared disk.
+
+    Stations queue files with `request`; print servers (`server`) on any host
+    that mounts the spool take them in and print them.
+    """
+    ctx.obj = {"spool": spool, "etc": etc}
+
+
+def _station(ctx: click.Context) -> Station:
+    from printnet.api import Station
+
+    etc = ctx.obj["etc"]
+    return Station(ctx.obj["spool"], etc if etc.exists() else None)
+
+
+# -- init ------------------------------------------------------------------------
+
+
+@cli.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the spool and default etc/ files (idempotent; never overwrites)."""
+    from printnet import config
+    from printnet.spool.layout import Spool
+
+    spool_dir, etc = ctx.obj["spool"], ctx.obj["etc"]
+    _, created = Spool.init(spool_dir)
+    created += config.write_defaults(etc)
+    for path in created:
+        click.echo(f"created {path}")
+    if not created:
+        click.echo(f"{spool_dir} and {etc} are already set up")
+
+
+# -- request ---------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("-P", "--printer", help="Printer or class (default: the configured DEFAULT).")
+@click.option(
+    "-p", "--priority", default="standard", show_default=True,
+    help="high | standard | overnight (overnight prints in the NIGHT window).",
+)
+@click.option("-n", "--copies", type=int, default=1, show_default=True, help="Copies (1-999).")
+@click.option("-t", "--title", default="", help="Title for header page and page headings.")
+@click.option("-s", "--setup", help="Setup (form) the job needs, e.g. CHECKS.")
+@click.option("--no-header", is_flag=True, help="No header page.")
+@click.option("--raw", is_flag=True, help="Send the bytes untouched (no pagination).")
+@click.option("--hold", is_flag=True, help="Queue the job held; `release` it later.")
+@click.option("--each", is_flag=True, help="One job per file (bulk producers).")
+@click.option(
+    "--password-env", metavar="VAR",
+    help="Read the queue password from this environment variable.",
+)
+@click.option("--ask-password", is_flag=True, help="Prompt for the queue password.")
+@click.argument("files", nargs=-1, required=True)
+@click.pass_context
+def request(
+    ctx: click.Context, printer: str | None, priority: str, copies: int, title: str,
+    setup: str | None, no_header: bool, raw: bool, hold: bool, each: bool,
+    password_env: str | None, ask_password: bool, files: tuple[str, ...],
+) -> None:
+    """Queue FILES as one print job (like lpr; `-` reads standard input).
+
+    Prints each job id on its own line.
+    """
+    password = None
+    if password_env:
+        password = os.environ.get(password_env)
+        if password is None:
+            fail(f"environment variable {password_env} is not set", 2)
+    elif ask_password:
+        password = click.prompt("Queue password", hide_input=True, err=True)
+    if files.count("-") > 1:
+        fail("standard input (-) can be named only once", 2)
+    station = _station(ctx)
+    requests = station.submit(
+        list(files), each=each, stdin=sys.stdin.buffer if "-" in files else None,
+        password=password, printer=printer, priority=priority, copies=copies, title=title,
+        setup=setup, header=not no_header, raw=raw, hold=hold,
+    )
+    for req in requests:
+        click.echo(req.id)
+
+
+# -- status ----------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("-P", "--printer", help="Only this printer or class.")
+@click.option("-u", "--user", help="Only this user's jobs.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object {jobs, printers}.")
+@click.argument("jobs", nargs=-1)
+@click.pass_context
+def status(
+    ctx: click.Context, printer: str | None, user: str | None, as_json: bool,
+    jobs: tuple[str, ...],
+) -> None:
+    """Show the queues: printers, then jobs in the order they will print."""
+    view = _station(ctx).status(printer=printer, user=user, jobs=jobs)
+    if as_json:
+        sys.stdout.write(json.dumps(view.to_json(), ensure_ascii=False) + "\n")
+        return
+    write = sys.stdout.write
+    for p in view.printers:
+        reasons = "; ".join(p.get("reasons") or [])
+        job = f" printing {p['job']}" if p.get("job") else ""
+        write(f"printer {p['name']}: {p['state']}{job}, setup {p.get('setup')}"
+              f"{' (' + reasons + ')' if reasons else ''} [server {p.get('server')}]\n")
+    if not view.jobs:
+        write("no jobs\n")
+        return
+    write(f"{'POS':>4} {'ID':18} {'USER':10} {'PRINTER':10} {'PRIORITY':9} "
+          f"{'STATE':9} {'SUBMITTED':19} TITLE / NOTE\n")
+    lines = []
+    for j in view.jobs:
+        note = f" [{j['note']}]" if j.get("note") else ""
+        lines.append(
+            f"{j['position']:>4} {j['id']:18} {j['user'][:10]:10} {j['printer'][:10]:10} "
+            f"{j['priority']:9} {j['state']:9} {j['submitted'][:19]:19} "
+            f"{j['title'][:40]}{note}\n"
+        )
+    write("".join(lines))
+
+
+# -- cancel / hold / release -------------------------------------------------------
+
+
+def _control_command(action_name: str, doc: str) -> Callable[..., None]:
+    @click.option("--wait", type=float, default=5.0, show_default=True,
+                  help="Seconds to wait for a server to apply it.")
+    @click.argument("jobs", nargs=-1, required=True)
+    @click.pass_context
+    def command(ctx: click.Context, wait: float, jobs: tuple[str, ...]) -> None:
+        from printnet.model import ControlAction
+
+        outcomes = _station(ctx).control(ControlAction(action_name), list(jobs), wait=wait)
+        failed = False
+        for job_id, outcome in outcomes.items():
+            if outcome == "queued":
+                click.echo(f"{job_id}: {action_name} queued (no server has applied it yet)")
+            elif outcome == "applied":
+                click.echo(f"{job_id}: {action_name} applied")
+            else:
+                failed = True
+                click.echo(f"{job_id}: {action_name} refused: {outcome}", err=True)
+        if failed:
+            sys.exit(1)
+
+    command.__doc__ = doc
+    return command
+
+
+cli.command("cancel")(_control_command(
+    "cancel", "Cancel jobs (your own; operators any). JOB is an id or a unique suffix."))
+cli.command("hold")(_control_command("hold", "Hold jobs so they do not print until released."))
+cli.command("release")(_control_command("release", "Release held jobs."))
+
+
+# -- spool maintenance -------------------------------------------------------------
+
+
+@cli.group()
+def spool() -> None:
+    """Maintenance of the shared disk (rebuild the master file, purge leftovers)."""
+
+
+@spool.command()
+@click.option("--lease", type=float, default=30.0, show_default=True,
+              help="Lease of the master lock while rebuilding (seconds).")
+@click.pass_context
+def rebuild(ctx: click.Context, lease: float) -> None:
+    """Rebuild the master file from the request files (after loss or corruption)."""
+    from printnet.spool.maintenance import rebuild_master
+
+    count = rebuild_master(ctx.obj["spool"], lease=lease)
+    click.echo(f"master file rebuilt: {count} live jobs")
+
+
+@spool.command()
+@click.option("--days", type=float, default=7.0, show_default=True,
+              help="Remove done/ and rejected/ records older than this.")
+@click.option("--temp-hours", type=float, default=24.0, show_default=True,
+              help="Remove crash leftovers (temp files, orphan data) older than this.")
+@click.pass_context
+def purge(ctx: click.Context, days: float, temp_hours: float) -> None:
+    """Purge old records and crash leftovers."""
+    from printnet.spool.maintenance import purge as do_purge
+
+    counts = do_purge(ctx.obj["spool"], days=days, temp_hours=temp_hours)
+    click.echo(", ".join(f"{n} {what}" for what, n in counts.items()))
+
+
+def main() -> None:
+    cli(prog_name="printnet")

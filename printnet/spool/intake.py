@@ -1,0 +1,232 @@
+"""Server side: take requests in from new/, or reject them with a reason.
+
+Protocol:
+
+* `scan()` lists the names in new/ (names only: no stat per file, which costs
+  milliseconds each on a network share).  Dot-names are temp files and NFS
+  leftovers and are ignored; every other name is taken in or rejected.
+* `claim(name)` renames ``new/<name>`` to ``received/.<name>.<unique>`` and
+  then to ``received/<name>``.  Whoever wins the first rename owns the
+  request; the unique destination lets the winner verify its win after NFS
+  reports a false ENOENT for a retransmitted rename.  A server that dies
+  between the two renames leaves a dot-name that `finish_claims()` completes
+  (any server, at start and periodically) — never deletes.
+* `inspect(path)` opens the claimed file without following symlinks and
+  without blocking on FIFOs, checks it is a regular file of sane size, that
+  its name matches its id, that the user it names is the file's owner (root
+  and the service account may act for others), and that the job's data
+  folder holds exactly the files listed, with their sizes.  A server's own
+  checks (printer known, limits) are a callback.
+* `reject(path, reason)` moves the file to rejected/ (under a safe name) and
+  writes ``<name>.reason`` beside it.  Rejection never stops the server.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import pwd
+import re
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from printnet.errors import PrintnetError, RequestInvalid, SpoolError
+from printnet.model import MAX_REQUEST_BYTES, PrintRequest, Request, clean_text, decode_request
+from printnet.spool.layout import CTL_SUFFIX, REQ_SUFFIX, Spool, is_visible
+from printnet.spool.publish import unique_name, write_atomic
+
+_NAME_RE: Final = re.compile(r"([0-9A-HJKMNP-TV-Z]{18})\.(req|ctl)")
+_SAFE_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,120}")
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A request this server took in: the file in received/ and its contents."""
+
+    path: Path
+    request: Request
+    owner: str
+
+
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid{uid}"
+
+
+SERVICE_USER: Final = user_name(os.geteuid())
+
+
+class Intake:
+    def __init__(
+        self,
+        spool: Spool,
+        *,
+        trusted: frozenset[str] = frozenset({"root"}),
+        check: Callable[[Request], None] | None = None,
+    ) -> None:
+        self.spool = spool
+        self.trusted = trusted | {SERVICE_USER}  # may submit for others
+        self.check = check
+
+    def scan(self) -> list[str]:
+        try:
+            return sorted(n for n in os.listdir(self.spool.new) if is_visible(n))
+        except OSError as exc:
+            raise SpoolError(f"{self.spool.new}: {exc.strerror}") from exc
+
+    def claim(self, name: str) -> Path | None:
+        """Move new/<name> into received/; None if another server won it."""
+        src = self.spool.new / name
+        mid = self.spool.received / unique_name("." + name[:40])
+        try:
+            os.rename(src, mid)
+        except FileNotFoundError:
+            if not mid.exists():  # RACE: lost to another server (or false ENOENT: check)
+                return None
+        except OSError as exc:
+            raise SpoolError(f"{src}: {exc.strerror}") from exc
+        return self._finish(mid, name)
+
+    def _finish(self, mid: Path, name: str) -> Path:
+        final = self.spool.received / (name if _SAFE_RE.fullmatch(name) else unique_name("bad"))
+        if final.exists() or final.is_symlink():
+            # A second file with the same name (a replay of an old request): keep both.
+            final = self.spool.received / unique_name("dup")
+        try:
+            os.rename(mid, final)
+        except FileNotFoundError:
+            if not final.exists():
+                raise SpoolError(f"{mid}: vanished during intake") from None
+        return final
+
+    def finish_claims(self) -> int:
+        """Complete claims a dead server left half-done (dot-names in received/)."""
+        done = 0
+        for name in os.listdir(self.spool.received):
+            if name.startswith(".") and not name.startswith(".nfs"):
+                original = name[1:].split(".")[0]
+                for suffix in (REQ_SUFFIX, CTL_SUFFIX):
+                    if name[1:].startswith(original + suffix):
+                        original += suffix
+                        break
+                try:
+                    self._finish(self.spool.received / name, original)
+                    done += 1
+                except SpoolError:
+                    pass
+        return done
+
+    def inspect(self, path: Path) -> Taken:
+        """Read and validate a claimed request; raise RequestInvalid with the reason."""
+        name = path.name
+        m = _NAME_RE.fullmatch(name)
+        if m is None:
+            raise RequestInvalid("name", "not a request file name (<job id>.req or .ctl)")
+        data, st = _read_regular(path)
+        request = decode_request(data)
+        if request.id != m.group(1):
+            raise RequestInvalid("id", f"{request.id} does not match the file name")
+        is_print = isinstance(request, PrintRequest)
+        if is_print != (m.group(2) == "req"):
+            raise RequestInvalid("kind", "does not match the file name's suffix")
+        owner = user_name(st.st_uid)
+        if request.user != owner and owner not in self.trusted:
+            raise RequestInvalid(
+                "user", f"says {request.user!r} but the file belongs to {owner!r}"
+            )
+        if isinstance(request, PrintRequest):
+            self._check_data(request, st.st_uid)
+        if self.check is not None:
+            self.check(request)
+        return Taken(path, request, owner)
+
+    def _check_data(self, req: PrintRequest, uid: int) -> None:
+        folder = self.spool.job_data(req.id)
+        try:
+            st = os.lstat(folder)
+        except FileNotFoundError:
+            raise RequestInvalid("files", "the job's data folder is missing") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise RequestInvalid("files", "the job's data folder is not a folder")
+        if st.st_uid != uid and user_name(uid) not in self.trusted:
+            raise RequestInvalid("files", "the job's data belongs to someone else")
+        names = set(os.listdir(folder))
+        expected = {f.name for f in req.files}
+        if names != expected:
+            raise RequestInvalid("files", "the data folder does not hold the files listed")
+        for f in req.files:
+            fst = os.lstat(folder / f.name)
+            if not stat.S_ISREG(fst.st_mode):
+                raise RequestInvalid(f"files[{f.name}]", "not a regular file")
+            if fst.st_size != f.size:
+                raise RequestInvalid(
+                    f"files[{f.name}]", f"size {fst.st_size} differs from {f.size} requested"
+                )
+
+    def reject(self, path: Path, reason: str) -> Path:
+        """Move a claimed file to rejected/ with `<name>.reason` beside it."""
+        name = path.name if _SAFE_RE.fullmatch(path.name) else unique_name("bad")
+        dest = self.spool.rejected / name
+        if dest.exists() or dest.is_symlink():
+            dest = self.spool.rejected / unique_name(name[:60])
+        try:
+            os.rename(path, dest)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise SpoolError(f"{path}: {exc.strerror}") from exc
+        text = f"{clean_text(path.name, 200)}: {clean_text(reason, 1000)}\n"
+        write_atomic(dest.with_name(dest.name + ".reason"), text.encode(), sync=False)
+        return dest
+
+    def take(self, names: list[str] | None = None, limit: int = 10_000) -> tuple[
+        list[Taken], list[tuple[str, str]]
+    ]:
+        """Claim and inspect up to `limit` requests.  Returns (taken, [(name, reason)])."""
+        taken: list[Taken] = []
+        rejected: list[tuple[str, str]] = []
+        for name in (self.scan() if names is None else names)[:limit]:
+            path = self.claim(name)
+            if path is None:
+                continue
+            try:
+                taken.append(self.inspect(path))
+            except PrintnetError as exc:
+                self.reject(path, str(exc))
+                rejected.append((name, str(exc)))
+        return taken, rejected
+
+
+def _read_regular(path: Path) -> tuple[bytes, os.stat_result]:
+    """Open without following symlinks or blocking on FIFOs; regular files only."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK):
+            raise RequestInvalid("request", "is a symbolic link") from None
+        if exc.errno == errno.EISDIR:
+            raise RequestInvalid("request", "is a directory") from None
+        raise RequestInvalid("request", f"cannot be opened: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise RequestInvalid("request", f"is {kind}")
+        if st.st_size > MAX_REQUEST_BYTES:
+            raise RequestInvalid("request", f"larger than {MAX_REQUEST_BYTES} bytes")
+        chunks = []
+        remaining = MAX_REQUEST_BYTES + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks), st
+    finally:
+        os.close(fd)

@@ -1,0 +1,321 @@
+"""Station side: put jobs and control requests on the shared disk.
+
+Publishing order (a crash at any point leaves no visible half-job):
+
+1. each job's files are copied into ``data/.<id>.<unique>/`` (a dot-name, so
+   nobody takes it for a job folder), hashing as they go;
+2. the folder is renamed to ``data/<id>``;
+3. the request file is written to ``tmp/.<unique>``;
+4. everything written so far is made durable (fsync of each file and of the
+   folders; in a batch, one pass after all jobs are written);
+5. each request is renamed to ``new/<id>.req`` and ``new/`` is fsynced.
+
+Only then are the ids printed: an acknowledged job survives `kill -9` and a
+power cut.  A crash before step 5 leaves dot-named temp files and data
+folders without requests; `purge_leftovers` removes them once they are older
+than its age limit.
+
+Files are read with the station user's own rights (the copy *is* the
+permission check: the server never opens a path a user named).  `-` reads
+standard input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from printnet.errors import SpoolError, SpoolFull, UsageError
+from printnet.model import (
+    MAX_FILES,
+    ControlAction,
+    ControlRequest,
+    JobIdGenerator,
+    PrintRequest,
+    SpooledFile,
+    clean_text,
+)
+from printnet.passwords import queue_proof
+from printnet.spool.layout import CTL_SUFFIX, REQ_SUFFIX, Spool, is_visible
+from printnet.spool.publish import fsync_dir, translate, unique_name
+
+CHUNK = 1 << 20
+DATA_DIR_MODE = 0o750
+DATA_FILE_MODE = 0o640
+REQUEST_MODE = 0o640
+
+_ids = JobIdGenerator()
+
+
+def new_id(now: datetime | None = None) -> str:
+    """A fresh job (or control request) id from this process's generator."""
+    ts = now or datetime.now(UTC)
+    return _ids.next(int(ts.timestamp() * 1000), int.from_bytes(os.urandom(5), "big"))
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file to print: a path, or an open binary stream (standard input)."""
+
+    name: str
+    path: Path | None = None
+    stream: BinaryIO | None = None
+
+
+def check_sources(sources: Sequence[Source]) -> None:
+    """Validate before writing anything: files exist, are regular and readable."""
+    if not sources:
+        raise UsageError("no files to print")
+    if len(sources) > MAX_FILES:
+        raise UsageError(f"at most {MAX_FILES} files in one job")
+    for src in sources:
+        if src.path is None:
+            continue
+        try:
+            st = os.stat(src.path)
+        except FileNotFoundError:
+            raise UsageError(f"{src.name}: no such file") from None
+        except OSError as exc:
+            raise UsageError(f"{src.name}: {exc.strerror}") from None
+        import stat as stat_mod
+
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise UsageError(f"{src.name}: not a regular file")
+        if not os.access(src.path, os.R_OK):
+            raise UsageError(f"{src.name}: permission denied")
+
+
+class Submitter:
+    """Publishes print and control requests to one spool."""
+
+    def __init__(self, spool: Spool, *, user: str, station: str, min_free: int = 0) -> None:
+        self.spool = spool
+        self.user = user
+        self.station = station
+        self.min_free = min_free  # bytes that must stay free on the spool's disk
+
+    # -- print requests ----------------------------------------------------------
+
+    def submit(self, template: PrintRequest, sources: Sequence[Source]) -> PrintRequest:
+        return self.submit_many([(template, sources)])[0]
+
+    def submit_many(
+        self, jobs: Sequence[tuple[PrintRequest, Sequence[Source]]],
+        *, password: str | None = None,
+    ) -> list[PrintRequest]:
+        """Publish several jobs with one durability pass.  Returns them with ids and files.
+
+        The templates' id, user, station, submitted and files are filled in here.
+        """
+        self._check_space(sum(_source_size(s) for _, srcs in jobs for s in srcs))
+        staged: list[tuple[PrintRequest, Path]] = []
+        written: list[Path] = []
+        try:
+            for template, sources in jobs:
+                now = datetime.now(UTC)
+                job_id = new_id(now)
+                _, files = self._copy_data(job_id, sources, written)
+                req = replace(
+                    template, id=job_id, user=self.user, station=self.station,
+                    submitted=now, files=tuple(files),
+                    title=clean_text(template.title or (files[0].original if files else "")),
+                    password=None if password is None else queue_proof(password, job_id),
+                )
+                tmp = self._write_tmp(req.encode(), written)
+                staged.append((req, tmp))
+            self._sync(written)
+            for req, tmp in staged:
+                os.rename(tmp, self.spool.new / (req.id + REQ_SUFFIX))
+            fsync_dir(self.spool.new)
+        except OSError as exc:
+            for _, tmp in staged:
+                tmp.unlink(missing_ok=True)
+            raise translate(exc, self.spool.root) from exc
+        return [req for req, _ in staged]
+
+    def _copy_data(
+        self, job_id: str, sources: Sequence[Source], written: list[Path]
+    ) -> tuple[Path, list[SpooledFile]]:
+        tmp_dir = self.spool.data / unique_name("." + job_id)
+        os.mkdir(tmp_dir, DATA_DIR_MODE)
+        files = []
+        try:
+            for i, src in enumerate(sources):
+                dest = tmp_dir / str(i)
+                size, digest = _copy(src, dest)
+                written.append(dest)
+                files.append(SpooledFile(str(i), clean_text(src.name, 255), size, digest))
+            final = self.spool.job_data(job_id)
+            os.rename(tmp_dir, final)
+        except BaseException:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            raise
+        written.append(final)
+        return final, files
+
+    def _write_tmp(self, data: bytes, written: list[Path]) -> Path:
+        tmp = self.spool.tmp / unique_name()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, REQUEST_MODE)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        written.append(tmp)
+        return tmp
+
+    def _sync(self, written: list[Path]) -> None:
+        """Make every written file and folder durable before anything is published."""
+        for path in written:
+            if path.is_dir():
+                fsync_dir(path)
+            else:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        fsync_dir(self.spool.data)
+        fsync_dir(self.spool.tmp)
+
+    def _check_space(self, needed: int) -> None:
+        if self.min_free <= 0:
+            return
+        try:
+            st = os.statvfs(self.spool.root)
+        except OSError:
+            return
+        free = st.f_bavail * st.f_frsize
+        if free - needed < self.min_free:
+            raise SpoolFull(
+                f"the spool has {free // (1 << 20)} MiB free, below its guard of "
+                f"{self.min_free // (1 << 20)} MiB: not accepting new requests"
+            )
+
+    # -- control requests --------------------------------------------------------
+
+    def control(self, action: ControlAction, job_ids: Sequence[str]) -> ControlRequest:
+        now = datetime.now(UTC)
+        req = ControlRequest(new_id(now), self.user, self.station, now, action, tuple(job_ids))
+        tmp = self._write_tmp(req.encode(), [])
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, self.spool.new / (req.id + CTL_SUFFIX))
+            fsync_dir(self.spool.new)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise translate(exc, self.spool.new) from exc
+        return req
+
+
+def _source_size(src: Source) -> int:
+    if src.path is None:
+        return 0
+    try:
+        return os.stat(src.path).st_size
+    except OSError:
+        return 0
+
+
+def _copy(src: Source, dest: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DATA_FILE_MODE)
+    try:
+        with open(fd, "wb", closefd=True) as out:
+            if src.stream is not None:
+                reader: BinaryIO = src.stream
+                _pump(reader, out, digest)
+            else:
+                assert src.path is not None
+                # Opened with the station user's rights; O_NOFOLLOW is not used on
+                # purpose: a user may print through their own symlinks.
+                with open(src.path, "rb") as reader_file:
+                    _pump(reader_file, out, digest)
+            size = out.tell()
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError) and src.path is not None:
+            raise UsageError(f"{src.name}: no such file") from None
+        raise
+    return size, digest.hexdigest()
+
+
+def _pump(reader: BinaryIO, out: BinaryIO, digest: hashlib._Hash) -> None:
+    while chunk := reader.read(CHUNK):
+        digest.update(chunk)
+        out.write(chunk)
+
+
+def purge_leftovers(spool: Spool, max_age: float, now: float | None = None) -> int:
+    """Remove crash leftovers older than `max_age` seconds: temp names in tmp/,
+    new/ and data/, and data folders whose job is known nowhere.  (Half-done
+    claims in received/ are finished by intake, never purged.)
+
+    Age is judged against a file this function creates on the same disk, so the
+    file server's clock is compared with itself, never with ours.
+    """
+    probe = spool.tmp / unique_name(".probe")
+    try:
+        probe.touch()
+        ref = probe.stat().st_mtime if now is None else now
+    except OSError as exc:
+        raise SpoolError(f"{spool.tmp}: {exc.strerror}") from exc
+    finally:
+        probe.unlink(missing_ok=True)
+    removed = 0
+    known: set[str] | None = None
+    for folder in (spool.tmp, spool.new, spool.data):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                age = ref - entry.stat(follow_symlinks=False).st_mtime
+            except OSError:
+                continue
+            if age < max_age or entry.name.startswith(".nfs"):
+                continue
+            if is_visible(entry.name):
+                if folder != spool.data:
+                    continue
+                if known is None:
+                    known = _known_ids(spool)
+                if entry.name in known:
+                    continue
+            removed += _remove(Path(entry.path))
+    return removed
+
+
+def _known_ids(spool: Spool) -> set[str]:
+    ids: set[str] = set()
+    for folder in (spool.new, spool.received):
+        try:
+            ids.update(n.split(".")[0] for n in os.listdir(folder) if is_visible(n))
+        except OSError:
+            pass
+    try:
+        ids.update(n[:-5] for n in os.listdir(spool.done) if n.endswith(".json"))
+    except OSError:
+        pass
+    return ids
+
+
+def _remove(path: Path) -> int:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        return 1
+    except OSError:
+        return 0
