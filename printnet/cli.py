@@ -244,5 +244,34 @@ def purge(ctx: click.Context, days: float, temp_hours: float) -> None:
     click.echo(", ".join(f"{n} {what}" for what, n in counts.items()))
 
 
+# -- server ----------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--name", help="Server name (default: SERVER NAME= in server.cmd, else the host).")
+@click.option("--drain", is_flag=True,
+              help="Exit once nothing is left that this server can print.")
+@click.pass_context
+def server(ctx: click.Context, name: str | None, drain: bool) -> None:
+    """Run a print server: take requests in, schedule and print them.
+
+    Reads etc/server.cmd and etc/printers.cmd.  --spool, when given, replaces
+    the SPOOL lines.  Stops on SIGTERM/SIGINT after finishing or requeueing the
+    current jobs.
+    """
+    from dataclasses import replace
+
+    from printnet import config as config_mod
+    from printnet.server import Server, install_signal_handlers
+
+    cfg = config_mod.load(ctx.obj["etc"], server_name=name)
+    source = ctx.get_parameter_source("spool")
+    if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
+        cfg = replace(cfg, server=replace(cfg.server, spools=(ctx.obj["spool"].resolve(),)))
+    srv = Server(cfg, drain=drain)
+    install_signal_handlers(srv)
+    srv.run()
+
+
 def main() -> None:
     cli(prog_name="printnet")

@@ -48,6 +48,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
+from urllib.parse import parse_qs, urlsplit
 
 from printnet.errors import ConfigError, NotFound
 from printnet.model import clean_text, normalize_name, valid_name, valid_user
@@ -408,7 +409,8 @@ class Port(Value):
     def describe(self) -> str:
         return (
         "a serial device (/dev/tty..., /dev/cu...., /dev/pts/N, /dev/serial/...),"
-        " socket://HOST:PORT, rfc2217://HOST:PORT, loop://, sim://... or file://PATH"
+        " socket://HOST:PORT, rfc2217://HOST:PORT, loop://, sim://NAME?out=PATH"
+        " or file://PATH"
     )
 
     def convert(self, raw: str) -> str:
@@ -422,8 +424,10 @@ class Port(Value):
                     m = _HOST_PORT_RE.fullmatch(rest)
                     if m is None or not 1 <= int(m[2]) <= 65535:
                         raise ValueError(f"must be {scheme}HOST:PORT (port 1..65535)")
-                if scheme == "file://" and not rest.split("?", 1)[0]:
+                if scheme == "file://" and not rest:
                     raise ValueError("file:// needs a path, e.g. file://../output/LOCAL.prn")
+                if scheme == "sim://":
+                    sim_out(scheme + rest)
                 return scheme + rest
         if _DEVICE_RE.fullmatch(raw) and ".." not in raw.split("/"):
             return raw
@@ -433,6 +437,25 @@ class Port(Value):
                 f"allowed: {' '.join(PORT_SCHEMES)} or a serial device path"
             )
         raise ValueError(f"must be {self.describe}")
+
+
+SIM_FORM: Final = "sim://NAME?out=PATH[&baud=N|inf][&buffer=BYTES]"
+
+
+def sim_out(port: str) -> str:
+    """The `out=` path of a `sim://` port (as written); ValueError if the URL is malformed."""
+    parts = urlsplit(port)
+    try:
+        options = parse_qs(parts.query, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        raise ValueError(f"bad options; expected {SIM_FORM}") from None
+    unknown = sorted(set(options) - {"out", "baud", "buffer"})
+    if unknown:
+        raise ValueError(f"unknown option {_show(unknown[0])}; expected {SIM_FORM}")
+    outs = options.get("out", [])
+    if len(outs) != 1 or not outs[0] or "\0" in outs[0]:
+        raise ValueError(f"needs one out=PATH; expected {SIM_FORM}")
+    return outs[0]
 
 
 @dataclass(frozen=True)
@@ -761,9 +784,11 @@ def _command(schema: Schema, words: list[Word], line: str, filename: str,
             value = spec.positional.convert(positional.value)
         except ValueError as exc:
             raise fail(f"{keyword} {_show(positional.value)}: {exc}") from None
-        name = value if isinstance(value, str) else positional.value
         if isinstance(spec.positional, Name):
+            name = str(value)
             label = f"{keyword} {name}"
+        else:
+            name = positional.value
     elif spec.positional_required:
         raise fail(f"{keyword} needs {spec.positional.describe if spec.positional else 'a value'}"
                    f" (e.g. {spec.example})")
@@ -908,7 +933,8 @@ def set_command(text: str, keyword: str, name: str,
     (keeping indentation and trailing comment) or add it after the last line
     of the same keyword (or at the end)."""
     kw = keyword.upper()
-    rendered = render_command(kw, name, args)
+    canonical = normalize_name(name)
+    rendered = render_command(kw, canonical if valid_name(canonical) else name, args)
     return _edit(text, kw, lambda i: i.keyword == kw and _same_name(i.positional, name),
                  rendered)
 

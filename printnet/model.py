@@ -130,7 +130,7 @@ def clean_text(text: str, limit: int | None = None) -> str:
             out.append(ch)
     cleaned = "".join(out).strip()
     if limit is not None:
-        cleaned = cleaned[:limit]
+        cleaned = cleaned[:limit].rstrip()  # cutting may expose a space: stay idempotent
     return cleaned
 
 
@@ -220,7 +220,8 @@ def job_id_time_ms(job_id: str) -> int:
 
 def iso(ts: datetime) -> str:
     """ISO 8601 in UTC with microseconds and a Z, the one form printnet writes."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: "%Y" does not zero-pad years before 1000 on glibc.
+    return ts.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_iso(text: str, field_name: str = "submitted") -> datetime:
@@ -230,7 +231,10 @@ def parse_iso(text: str, field_name: str = "submitted") -> datetime:
         raise RequestInvalid(field_name, f"not an ISO 8601 time stamp: {text[:40]!r}") from None
     if ts.tzinfo is None:
         raise RequestInvalid(field_name, "time stamp has no time zone")
-    return ts.astimezone(UTC)
+    try:
+        return ts.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise RequestInvalid(field_name, f"time stamp out of range: {text[:40]!r}") from None
 
 
 # ---------------------------------------------------------------------------
@@ -357,7 +361,7 @@ def decode_request(data: bytes) -> Request:
 
 def request_from_json(obj: Mapping[str, Any]) -> Request:
     version = obj.get("printnet")
-    if version != FORMAT_VERSION or isinstance(version, bool):
+    if type(version) is not int or version != FORMAT_VERSION:
         raise RequestInvalid("printnet", f"unsupported format version {version!r}")
     kind = obj.get("kind")
     if kind == "print":

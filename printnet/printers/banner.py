@@ -16,7 +16,7 @@ access, nothing in a template or a field can raise or reach an object.
 Field values are stripped of control characters (`printnet.model.clean_text`)
 before they are placed.  The page fits the setup: lines are cut at `width`,
 and the page at `length` lines; the block letters are drawn at double size
-when they fit, at single size otherwise, and cut to the width (a name too long
+when they fit, at single size otherwise, centred, and cut to the width (a name too long
 for the page keeps its first letters).  This module imports no os/time/serial.
 """
 
@@ -185,10 +185,14 @@ def header_page(
         room = (length - other) // banners
         user = values["user"]
         double_width = len(user) * (GLYPH_WIDTH + GLYPH_GAP) * 2 - GLYPH_GAP * 2
-        if 2 * GLYPH_HEIGHT <= room and double_width <= width:
+        if room >= 2 * GLYPH_HEIGHT and double_width <= width:
             letters = block_letters(user, width=width, scale=2)
-        elif GLYPH_HEIGHT <= room:
+        elif room >= GLYPH_HEIGHT:
             letters = block_letters(user, width=width, scale=1)
+
+    if letters:
+        pad = " " * max((width - max(len(r) for r in letters)) // 2, 0)
+        letters = [pad + r if r else r for r in letters]
 
     out: list[str] = []
     for ln in tpl_lines:

@@ -149,13 +149,13 @@ class Submitter:
             for i, src in enumerate(sources):
                 dest = tmp_dir / str(i)
                 size, digest = _copy(src, dest)
-                written.append(dest)
                 files.append(SpooledFile(str(i), clean_text(src.name, 255), size, digest))
             final = self.spool.job_data(job_id)
             os.rename(tmp_dir, final)
         except BaseException:
             shutil.rmtree(tmp_dir, ignore_errors=True)
             raise
+        written.extend(final / f.name for f in files)
         written.append(final)
         return final, files
 

@@ -1,0 +1,45 @@
+; etc/printers.cmd -- the printers this server drives and the setups (forms)
+; they can mount.
+;
+; One command per line; ";" starts a comment (except inside "double quotes").
+; Keywords, keys and names may be typed in any case.  The console's CP command
+; edits this file and keeps these comments.  docs/CONFIG.md describes every key.
+
+; PRINTER name PORT=port [KEY=VALUE ...]
+;   PORT=     /dev/ttyS0, /dev/ttyUSB0 (serial), socket://HOST:9100 (raw TCP),
+;             rfc2217://HOST:PORT (serial over network), loop://,
+;             sim://NAME?out=PATH (a simulated printer printing into PATH), or
+;             file://PATH (append to a file).  A relative PATH is relative to
+;             etc/; it must stay inside the project folder (the folder that
+;             holds etc/) or a spool, and not inside etc/.
+;   BAUD=9600 BITS=8 PARITY=N|E|O|M|S STOP=1|1.5|2 FLOW=NONE|XONXOFF|RTSCTS|DSRDTR
+;   DRIVER=PLAIN|ESCP   SETUP=setup mounted at start (default STANDARD)
+;   HEADER=name         header template etc/<name>.hdr; NONE: no header pages;
+;                       omitted: the built-in header page
+;   CLASS=A,B           classes (printer pools) this printer serves
+;   ERRORS=RETRY|HOLD|ABORT  STALL=30  RETRY=5   (seconds)
+;   ACCEPT=YES|NO REASON="text"  STOPPED=YES|NO  PASSWORD=qscrypt$...
+;   MAXCOPIES=n MAXBYTES=n[K|M|G] MAXPAGES=n
+;
+; The embedded default printer appends to <project>/output/LOCAL.prn.
+PRINTER LOCAL PORT=file://../output/LOCAL.prn SETUP=STANDARD HEADER=LOCAL
+
+; Examples:
+;   a serial dot-matrix printer with XON/XOFF flow control
+;PRINTER R&D PORT=/dev/ttyS0 BAUD=9600 BITS=8 PARITY=N STOP=1 FLOW=XONXOFF SETUP=STANDARD
+;   a raw TCP line printer (port 9100) with checks mounted, in class LINES
+;PRINTER LINEPRINTER PORT=socket://10.1.2.3:9100 DRIVER=ESCP SETUP=CHECKS CLASS=LINES
+;   a simulated printer (no hardware) that runs at its baud rate
+;PRINTER SIMULATED PORT=sim://SIMULATED?out=../output/SIMULATED.prn BAUD=9600 SETUP=LABELS HEADER=NONE
+
+; SETUP name FORM=paper LENGTH=lines WIDTH=characters [INIT=bytes]
+;   FORM: the paper that must be loaded (a job asking for setup CHECKS waits
+;   until a printer has it mounted).  LENGTH 3..255, WIDTH 10..255.
+;   INIT: bytes an intelligent driver sends first: \xNN, \e (ESC), \\.
+SETUP STANDARD FORM=PLAIN LENGTH=66 WIDTH=80
+SETUP CHECKS FORM=CHECKS LENGTH=22 WIDTH=80
+SETUP LABELS FORM=LABELS LENGTH=12 WIDTH=40
+
+; DEFAULT name
+;   The printer (or class) for requests that name none.
+DEFAULT LOCAL

@@ -1,0 +1,41 @@
+; etc/server.cmd -- this print server's settings.
+;
+; One command per line; ";" starts a comment (except inside "double quotes").
+; Keywords and keys may be typed in any case.  The console's CS command edits
+; this file and keeps these comments.  docs/CONFIG.md describes every command.
+
+; SERVER NAME=name
+;   This server's name, as status and the other servers show it.  Without
+;   NAME= (or --name) the host name is used, upper-cased.
+SERVER
+
+; SPOOL folder
+;   A shared disk (spool folder) this server serves; one line per disk, served
+;   round-robin.  A relative path is relative to the folder that holds etc/.
+;   Without any SPOOL line the spool is <that folder>/spool.
+SPOOL spool
+;SPOOL /mnt/net1/printnet
+;SPOOL /mnt/net2/printnet
+
+; PASSWORD hash
+;   The console password, stored hashed (scrypt); the console's CS command sets
+;   it.  Without PASSWORD the console asks for no password.
+;PASSWORD scrypt$16384$8$1$...
+
+; NIGHT start,end
+;   The overnight window in local hours 0-23: overnight jobs print from start
+;   o'clock until end o'clock.  It may wrap midnight (22,6).
+NIGHT 0,6
+
+; SCAN seconds
+;   How often new/ is scanned for requests (0.05..60 seconds).
+SCAN 1
+
+; LEASE seconds
+;   How long a lock or a printing job stays held without renewal before another
+;   server may take it over (0.5..3600 seconds).
+LEASE 30
+
+; OPERATORS user,user
+;   Users who may cancel, hold and release anyone's jobs.
+OPERATORS root

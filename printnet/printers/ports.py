@@ -1,0 +1,109 @@
+"""I/O: opening a printer's port through pyserial.
+
+Owns `register_schemes()` (printnet's own URL schemes ``file://`` and ``sim://``,
+found by pyserial in this package), `port_url()` (a printer's configured port
+made into the URL pyserial opens) and `open_port()`.
+
+Ports: device paths (``/dev/ttyS0``, ``/dev/ttyUSB0``; opened with an exclusive
+lock so two servers cannot drive one line), ``socket://host:port`` (raw TCP,
+e.g. port 9100), ``rfc2217://host:port`` (serial over the network),
+``loop://`` (pyserial's in-process loopback), ``file://PATH`` and
+``sim://NAME?out=PATH...`` (see `protocol_file` and `protocol_sim`).
+
+Every port is opened non-blocking for writes (``write_timeout=0``): the only
+mode in which pyserial says exactly how many bytes went out; `writer.send`
+owns the loop.  Reads are non-blocking too (``timeout=0``).  The one exception
+is ``loop://``, whose pyserial handler refuses every non-blocking write: it is
+opened with blocking writes (a write blocks while its 4 KiB queue is full, so
+something must read it); it is a toy for in-process tests.
+
+A relative ``file://`` path is taken relative to the etc/ folder and must stay
+inside the project folder that holds etc/ (etc/'s parent); ``..`` that leaves
+it, or a symlink that points out of it, is refused.  An absolute path is the
+operator's choice and is used as given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+import serial
+from serial.serialutil import SerialBase
+
+from printnet.config import Flow, PrinterConfig
+from printnet.errors import PortError
+
+PACKAGE: Final = "printnet.printers"
+
+
+def register_schemes() -> None:
+    """Let pyserial's ``serial_for_url`` find ``file://`` and ``sim://`` (idempotent)."""
+    if PACKAGE not in serial.protocol_handler_packages:
+        serial.protocol_handler_packages.append(PACKAGE)
+
+
+def scheme(port: str) -> str:
+    """The URL scheme of a port in lower case, '' for a device path."""
+    if "://" not in port:
+        return ""
+    return port.split("://", 1)[0].lower()
+
+
+def resolve_file_url(printer: PrinterConfig, etc_dir: Path) -> str:
+    """The ``file://`` URL with its path made absolute (relative: against etc_dir)."""
+    raw = printer.port[len("file://") :]
+    if not raw or "\x00" in raw:
+        raise PortError(f"printer {printer.name}: file:// port without a path")
+    path = Path(raw)
+    if path.is_absolute():
+        return "file://" + str(path)
+    etc = etc_dir.resolve()
+    root = etc.parent
+    target = (etc / path).resolve()
+    if not target.is_relative_to(root):
+        raise PortError(
+            f"printer {printer.name}: port {printer.port} leaves the project folder {root}"
+        )
+    return "file://" + str(target)
+
+
+def port_url(printer: PrinterConfig, etc_dir: Path) -> str:
+    """The URL (or device path) pyserial is to open for this printer."""
+    port = printer.port.strip()
+    if not port:
+        raise PortError(f"printer {printer.name}: no port configured")
+    if scheme(port) == "file":
+        return resolve_file_url(printer, etc_dir)
+    return port
+
+
+_FLOW: Final[dict[Flow, tuple[bool, bool, bool]]] = {
+    # (xonxoff, rtscts, dsrdtr)
+    Flow.NONE: (False, False, False),
+    Flow.XONXOFF: (True, False, False),
+    Flow.RTSCTS: (False, True, False),
+    Flow.DSRDTR: (False, False, True),
+}
+
+
+def open_port(printer: PrinterConfig, etc_dir: Path) -> SerialBase:
+    """Open the printer's port with its line settings; raise `PortError` naming it."""
+    register_schemes()
+    url = port_url(printer, etc_dir)
+    kind = scheme(url)
+    try:
+        port = serial.serial_for_url(url, do_not_open=True)
+        port.baudrate = printer.baud
+        port.bytesize = printer.bytesize
+        port.parity = printer.parity
+        port.stopbits = printer.stopbits
+        port.xonxoff, port.rtscts, port.dsrdtr = _FLOW[printer.flow]
+        port.timeout = 0
+        port.write_timeout = None if kind == "loop" else 0
+        if kind == "":
+            port.exclusive = True
+        port.open()
+    except (serial.SerialException, OSError, ValueError) as exc:
+        raise PortError(f"printer {printer.name}: cannot open {url}: {exc}") from exc
+    return port

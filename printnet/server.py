@@ -1,0 +1,847 @@
+"""A print server: takes requests in, schedules them, prints them, recovers.
+
+Owns the server's cycle over its shared disks.  `Server.tick()` does one
+round over every shared disk (round-robin); `Server.run()` loops, woken by a
+watchdog hint, a worker finishing, or the scan interval.
+
+One cycle on one shared disk (`SpoolService.cycle`):
+
+1. **Intake** (no lock): if the scan is due or a change event hinted, list
+   new/ (names only), claim each name by rename into received/, validate,
+   reject bad ones with a reason.
+2. **Look** (no lock): refresh the master file incrementally; observe the
+   server locks of other servers that hold printing jobs; ask the scheduler
+   whether our idle printers could start something.
+3. If there is nothing to write (no intake, no results, no control requests,
+   no claims, no orphans, no notes), stop here: the master lock is taken only
+   when there is work.  **Try** the master lock; if another server holds it,
+   move on to the next shared disk and come back next cycle.
+4. Under the lock: refresh again, then build one commit: add taken-in jobs,
+   apply control requests, finish jobs the workers reported (their done/
+   record and accounting line are written *first*), requeue jobs whose
+   holder's lease expired (note ``restarted after server failure``), claim
+   jobs for idle printers (state printing, holder = this server, token = our
+   server lock's generation), update notes.  Commit (fenced), release.
+5. After the commit: hand claims to the printer workers, write control
+   results, remove finished requests from received/.
+
+Leases: every server holds ``locks/server.<NAME>`` on each shared disk for
+its whole life, heartbeating it.  A printing job records its holder and that
+lock's token; when another server observes the holder's lock stale (unchanged
+for a full lease on its own clock), missing, or of another generation, the
+job goes back to pending.  A job whose done/ record exists is removed instead
+of reprinted (its holder died after printing it, before committing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from printnet import __version__
+from printnet.config import Config
+from printnet.errors import Fenced, LockHeld, LockLost, PrintnetError, RequestInvalid, SpoolError
+from printnet.masterfile import (
+    RESTARTED_NOTE,
+    Job,
+    MasterState,
+    Op,
+    op_add,
+    op_note,
+    op_remove,
+    op_state,
+)
+from printnet.model import (
+    ControlAction,
+    ControlRequest,
+    JobState,
+    PrintRequest,
+    Request,
+    clean_text,
+)
+from printnet.scheduling import PrinterView, busy_printers, decide
+from printnet.spool import master as master_io
+from printnet.spool import records
+from printnet.spool.intake import Intake, Taken
+from printnet.spool.layout import REQ_SUFFIX, Spool
+from printnet.spool.lock import ExpiringLock, LockTable, break_lock, selftest
+from printnet.spool.publish import HOST
+from printnet.worker import Assignment, PrinterWorker, Result
+
+MASTER_LOCK = "master"
+INTAKE_BATCH = 2000  # requests taken in per cycle and shared disk
+STOP_GRACE = 10.0  # seconds a stopping server lets current jobs finish
+
+
+def server_lock_name(server: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in server)
+    return f"server.{safe}"
+
+
+@dataclass
+class Counters:
+    printed: int = 0
+    taken: int = 0
+    rejected: int = 0
+    requeued: int = 0
+    lock_busy: int = 0
+    fenced: int = 0
+
+
+class SpoolService:
+    """One shared disk as this server serves it."""
+
+    def __init__(self, server: Server, root: Path) -> None:
+        self.server = server
+        self.spool = Spool.open(root)
+        selftest(self.spool.locks)
+        self.table = LockTable(self.spool.locks)
+        lease = server.config.server.lease
+        self.master_lock = ExpiringLock(self.table, MASTER_LOCK, lease=lease,
+                                        holder=server.name)
+        self.server_lock = ExpiringLock(self.table, server_lock_name(server.name),
+                                        lease=lease, holder=server.name)
+        self.store = master_io.MasterStore(self.spool)
+        self.intake = Intake(self.spool, trusted=frozenset(server.config.server.operators),
+                             check=server.check_request)
+        self.taken: dict[str, Taken] = {}  # print requests taken in, not yet in the master
+        self.controls: list[Taken] = []
+        self.results: list[Result] = []  # from workers; guarded by server.lock
+        self.printing: dict[str, Assignment] = {}  # job id -> assignment, ours
+        self.last_scan = -1e9
+        self.last_status = -1e9
+        self.error: str | None = None
+        self.reconciled = False
+        self.claimed_any = False
+
+    @property
+    def root(self) -> Path:
+        return self.spool.root
+
+    def log(self, text: str) -> None:
+        self.server.event(text, self.spool)
+
+    # -- start ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Take this server's lease on the disk (breaking our own dead predecessor's)."""
+        if self.server_lock.try_acquire():
+            self.server_lock.start_heartbeat()
+            return
+        status = self.table.observe(self.server_lock.name)
+        rec = status.record
+        if rec is not None and rec.host == HOST and not _pid_alive(rec.pid):
+            # RACE-free: only this host can run that pid; it is dead, so the lock is ours.
+            break_lock(self.table, self.server_lock.name, force=True)
+            if self.server_lock.try_acquire():
+                self.server_lock.start_heartbeat()
+                self.log(f"took over the lease of dead process {rec.pid}")
+                return
+        deadline = time.monotonic() + 2.5 * self.server.config.server.lease
+        while time.monotonic() < deadline:
+            if self.server_lock.try_acquire():
+                self.server_lock.start_heartbeat()
+                return
+            time.sleep(min(0.5, self.server.config.server.lease / 4))
+        holder = f" ({rec.host} pid {rec.pid})" if rec else ""
+        raise SpoolError(f"{self.root}: a server named {self.server.name} is already "
+                         f"running{holder}")
+
+    def stop(self) -> None:
+        self.server_lock.stop_heartbeat()
+        self.server_lock.release()
+
+    # -- the cycle ----------------------------------------------------------------------
+
+    def cycle(self, now: float, scan_due: bool) -> bool:
+        """One pass over this shared disk.  Returns whether anything was done."""
+        if self.server_lock.lost:
+            self._relock()
+        if scan_due or not self.reconciled:
+            self._take_in()
+            self.last_scan = now
+        with self.server.lock:
+            results, self.results = self.results, []
+        try:
+            self.store.refresh()
+        except SpoolError as exc:
+            self.log(f"master file unreadable ({exc}); rebuilding from request files")
+            self._rebuild()
+        orphans = self._orphans()
+        views = self.server.printer_views(self)
+        busy = busy_printers(self.store.state) | self.server.busy_printers()
+        decisions = decide(self.store.state, views, now_local=_local_now(),
+                           night=self.server.config.server.night, busy=set(busy))
+        if not (self.taken or self.controls or results or orphans or decisions.claims
+                or decisions.notes or not self.reconciled):
+            return False
+        if not self.master_lock.try_acquire():
+            self.server.counters.lock_busy += 1
+            with self.server.lock:
+                self.results[:0] = results  # try again next cycle
+            return False
+        try:
+            return self._locked_cycle(results)
+        except (Fenced, LockLost) as exc:
+            self.server.counters.fenced += 1
+            self.log(f"commit refused ({exc}); will retry")
+            with self.server.lock:
+                self.results[:0] = results
+            return False
+        except BaseException:
+            with self.server.lock:
+                self.results[:0] = results
+            raise
+        finally:
+            self.master_lock.release()
+
+    def _locked_cycle(self, results: list[Result]) -> bool:
+        store = self.store
+        store.refresh()
+        state = store.state
+        ops: list[Op] = []
+        after: list[Callable[[], None]] = []
+        done_ids = None
+
+        if not self.reconciled:
+            done_ids = master_io.finished_ids(self.spool)
+            ops += self._reconcile_ops(done_ids)
+
+        # Jobs taken in.
+        for job_id, taken in list(self.taken.items()):
+            if job_id not in state and isinstance(taken.request, PrintRequest):
+                ops.append(op_add(Job.from_request(taken.request)))
+        added = list(self.taken)
+
+        # Results from the printers.
+        accounting: list[dict[str, Any]] = []
+        for result in results:
+            ops += self._finish_ops(result, accounting, after)
+        if accounting:
+            records.append_lines(self.spool.accounting, accounting)
+
+        # Orphaned printing jobs (holder's lease expired).
+        for job in self._orphans():
+            if (self.spool.done / f"{job.id}.json").exists():
+                ops.append(op_remove(job.id, token_was=job.token))
+                after.append(partial(self._unlink_received, job.id))
+            else:
+                ops.append(op_state(job.id, JobState.PENDING, RESTARTED_NOTE,
+                                    restarted=True, token_was=job.token))
+                self.log(f"job {job.id} requeued: holder {job.holder} stopped renewing "
+                         "its lease")
+                self.server.counters.requeued += 1
+
+        # Apply ops so far to a scratch view for control requests and scheduling.
+        # (Control requests and claims are decided on the state these ops produce.)
+        preview = _Preview(state, ops)
+
+        # Control requests.
+        for taken in self.controls:
+            req = taken.request
+            assert isinstance(req, ControlRequest)
+            outcomes = self._control_ops(req, preview, ops, after)
+            after.append(partial(records.write_control_result, self.spool, req.id, req.user,
+                                 req.action.value, outcomes))
+            after.append(partial(taken.path.unlink, missing_ok=True))
+
+        # Schedule.
+        claims: list[tuple[str, str]] = []
+        if not self.server.stopping and not self.server_lock.lost:
+            views = self.server.printer_views(self)
+            busy = busy_printers(preview.state) | self.server.busy_printers()
+            decisions = decide(preview.state, views, now_local=_local_now(),
+                               night=self.server.config.server.night, busy=set(busy))
+            token = self.server_lock.token or ""
+            for job_id, printer in decisions.claims:
+                ops.append(op_state(job_id, JobState.PRINTING, "", holder=self.server.name,
+                                    token=token, assigned=printer))
+                claims.append((job_id, printer))
+            for job_id, note in decisions.notes.items():
+                ops.append(op_note(job_id, note))
+
+        if ops:
+            self.server_lock.check()
+            store.commit(ops, self.master_lock)
+        self.reconciled = True
+        for job_id in added:
+            self.taken.pop(job_id, None)
+        self.controls.clear()
+        for fn in after:
+            fn()
+        token = self.server_lock.token or ""
+        for job_id, printer in claims:
+            claimed = store.state.get(job_id)
+            if claimed is None or claimed.state is not JobState.PRINTING \
+                    or claimed.token != token:
+                continue
+            assignment = Assignment(self.spool, _copy_job(claimed), token)
+            self.printing[job_id] = assignment
+            self.server.workers[printer].assign(assignment)
+            self.claimed_any = True
+        return bool(ops)
+
+    # -- pieces of the locked cycle ----------------------------------------------------
+
+    def _reconcile_ops(self, done_ids: set[str]) -> list[Op]:
+        """At start: jobs in received/ the master lacks; our previous life's jobs."""
+        ops: list[Op] = []
+        state = self.store.state
+        self.intake.finish_claims()
+        for job_id, req in master_io.received_requests(
+            self.spool, on_error=lambda n, e: self.log(f"received/{n}: {e}")
+        ).items():
+            if job_id not in state and job_id not in done_ids and job_id not in self.taken:
+                ops.append(op_add(Job.from_request(req)))
+        token = self.server_lock.token
+        for job in state.jobs.values():
+            if job.state is JobState.PRINTING and job.holder == self.server.name \
+                    and job.token != token and job.id not in self.printing:
+                if job.id in done_ids:
+                    ops.append(op_remove(job.id, token_was=job.token))
+                else:
+                    ops.append(op_state(job.id, JobState.PENDING, RESTARTED_NOTE,
+                                        restarted=True, token_was=job.token))
+                    self.log(f"job {job.id} requeued: this server restarted while printing it")
+                    self.server.counters.requeued += 1
+        return ops
+
+    def _finish_ops(self, result: Result, accounting: list[dict[str, Any]],
+                    after: list[Callable[[], None]]) -> list[Op]:
+        a = result.assignment
+        job_id = a.job.id
+        self.printing.pop(job_id, None)
+        current = self.store.state.get(job_id)
+        if current is None or current.token != a.token:
+            # Someone requeued it while we printed (our lease had lapsed): their
+            # version wins; our print is recorded as a restart by the requeue.
+            self.log(f"job {job_id}: result {result.outcome} dropped (lease lost)")
+            return []
+        if result.outcome in (JobState.COMPLETED, JobState.ABORTED):
+            job = _copy_job(current)
+            record = records.done_record(
+                job, outcome=result.outcome.value, reason=result.reason, pages=result.pages,
+                sheets=result.sheets, size=result.size, started=result.started,
+                finished=result.finished, request=result.request, server=self.server.name)
+            records.write_done(self.spool, job_id, record)
+            accounting.append(records.accounting_line(record))
+            after.append(partial(self._unlink_received, job_id))
+            if result.outcome is JobState.COMPLETED:
+                self.server.counters.printed += 1
+            else:
+                self.log(f"job {job_id} aborted: {result.reason}")
+            return [op_remove(job_id, token_was=a.token)]
+        if result.outcome is JobState.HELD:
+            self.log(f"job {job_id} held: {result.reason}")
+            return [op_state(job_id, JobState.HELD, result.reason, token_was=a.token)]
+        note = result.reason
+        return [op_state(job_id, JobState.PENDING, note, token_was=a.token,
+                         restarted=result.interrupted)]
+
+    def _control_ops(self, req: ControlRequest, preview: _Preview, ops: list[Op],
+                     after: list[Callable[[], None]]) -> dict[str, str]:
+        outcomes: dict[str, str] = {}
+        operator = req.user in self.server.config.server.operators
+        for job_id in req.jobs:
+            job = preview.state.get(job_id)
+            if job is None:
+                outcomes[job_id] = "not found (finished or never queued)"
+                continue
+            if job.user != req.user and not operator:
+                outcomes[job_id] = "not your job"
+                continue
+            op = _control_op(req.action, job, req.user)
+            if op is None:
+                outcomes[job_id] = f"not possible while {job.state.value}"
+                continue
+            if req.action is ControlAction.CANCEL and job.state is JobState.PRINTING:
+                # Tell the printer to stop; its interrupted result then finds the job gone.
+                self.server.abandon(job_id)
+            preview.add(op)
+            ops.append(op)
+            if req.action is ControlAction.CANCEL:
+                rec = records.done_record(
+                    _copy_job(job), outcome="canceled", reason=f"canceled by {req.user}",
+                    pages=job.pages, sheets=job.pages, size=0, started=None,
+                    finished=datetime.now().astimezone(), request=None,
+                    server=self.server.name)
+                records.write_done(self.spool, job_id, rec)
+                records.append_lines(self.spool.accounting, [records.accounting_line(rec)])
+                self.log(f"job {job_id} canceled by {req.user}")
+                after.append(partial(self._unlink_received, job_id))
+            outcomes[job_id] = "applied"
+        return outcomes
+
+    def _orphans(self) -> list[Job]:
+        """Printing jobs whose holder's lease is gone (observed on our own clock)."""
+        out = []
+        seen: dict[str, tuple[bool, str | None]] = {}
+        for job in self.store.state.jobs.values():
+            if job.state is not JobState.PRINTING or job.holder == self.server.name:
+                continue
+            if job.holder not in seen:
+                status = self.table.observe(server_lock_name(job.holder))
+                token = status.record.token if status.record is not None else None
+                seen[job.holder] = (status.present and not status.stale, token)
+            alive, token = seen[job.holder]
+            if not alive or token != job.token:
+                out.append(job)
+        return out
+
+    def _take_in(self) -> None:
+        try:
+            names = self.intake.scan()
+        except SpoolError as exc:
+            self._fail(str(exc))
+            return
+        if not names:
+            return
+        taken, rejected = self.intake.take(names, limit=INTAKE_BATCH)
+        for name, reason in rejected:
+            self.server.counters.rejected += 1
+            self.log(f"rejected {clean_text(name, 80)}: {reason}")
+        for t in taken:
+            self.server.counters.taken += 1
+            if isinstance(t.request, ControlRequest):
+                self.controls.append(t)
+            else:
+                self.taken[t.request.id] = t
+        self.error = None
+
+    def _unlink_received(self, job_id: str) -> None:
+        if job_id not in self.store.state:
+            (self.spool.received / (job_id + REQ_SUFFIX)).unlink(missing_ok=True)
+
+    def _rebuild(self) -> None:
+        if not self.master_lock.try_acquire():
+            raise LockHeld("master lock held while the master file needs a rebuild")
+        try:
+            state = master_io.rebuild_state(self.spool, None)
+            self.store.install(state, self.master_lock)
+        finally:
+            self.master_lock.release()
+
+    def _relock(self) -> None:
+        self.log("lost our server lease (stalled?); taking a new one")
+        self.server_lock.stop_heartbeat()
+        self.server_lock.release()
+        self.server_lock = ExpiringLock(self.table, server_lock_name(self.server.name),
+                                        lease=self.server.config.server.lease,
+                                        holder=self.server.name)
+        if self.server_lock.try_acquire():
+            self.server_lock.start_heartbeat()
+
+    def _fail(self, text: str) -> None:
+        if self.error != text:
+            self.error = text
+            self.log(text)
+
+    def write_status(self, now: float) -> None:
+        if now - self.last_status < min(1.0, self.server.config.server.lease / 4):
+            return
+        self.last_status = now
+        try:
+            records.write_status(self.spool, self.server.name, self.server.status(self))
+        except PrintnetError as exc:
+            self._fail(str(exc))
+
+
+class _Preview:
+    """The master state as it will be after the ops planned so far (copy-on-write)."""
+
+    def __init__(self, state: MasterState, ops: Iterable[Op]) -> None:
+        self.base = state
+        self.ops = list(ops)
+        self._state: MasterState | None = None
+
+    @property
+    def state(self) -> MasterState:
+        if not self.ops:
+            return self.base
+        if self._state is None:
+            self._state = MasterState(_copy_job(j) for j in self.base.jobs.values())
+            self._state.apply_all(self.ops, strict=False)
+        return self._state
+
+    def get(self, job_id: str) -> Job | None:
+        return self.state.get(job_id)
+
+    def add(self, op: Op) -> None:
+        self.ops.append(op)
+        if self._state is not None:
+            self._state.apply_all([op], strict=False)
+
+
+def _control_op(action: ControlAction, job: Job, user: str) -> Op | None:
+    if action is ControlAction.CANCEL:
+        return op_remove(job.id)
+    if action is ControlAction.HOLD and job.state is JobState.PENDING:
+        return op_state(job.id, JobState.HELD, f"held by {user}")
+    if action is ControlAction.RELEASE and job.state is JobState.HELD:
+        return op_state(job.id, JobState.PENDING, "")
+    return None
+
+
+def _copy_job(job: Job) -> Job:
+    return replace(job)
+
+
+def _local_now() -> datetime:
+    return datetime.now().astimezone()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Server:
+    """A `printnet server` process: its printers and the shared disks it serves."""
+
+    def __init__(self, config: Config, *, drain: bool = False) -> None:
+        self.config = config
+        self.name = config.server.name
+        self.drain = drain
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.counters = Counters()
+        self.started = time.time()
+        self.stopping = False
+        self.state = "starting"
+        self.workers: dict[str, PrinterWorker] = {}
+        self.services: list[SpoolService] = []
+        self._observer: Any = None
+        self._calls: list[tuple[Callable[[], Any], threading.Event, list[Any]]] = []
+
+    # -- configuration and printers -----------------------------------------------------
+
+    def event(self, text: str, spool: Spool | None = None) -> None:
+        stamp = datetime.now().strftime("%H:%M:%S")
+        print(f"{stamp} {self.name}: {clean_text(text, 500)}", flush=True)
+        targets = [spool] if spool is not None else [s.spool for s in self.services]
+        for sp in targets:
+            records.log_event(sp, self.name, text)
+
+    def _on_result(self, result: Result) -> None:
+        with self.lock:
+            for service in self.services:
+                if service.spool == result.assignment.spool:
+                    service.results.append(result)
+        self.wake.set()
+
+    def _make_worker(self, name: str) -> PrinterWorker:
+        from printnet.printers.ports import register_schemes
+
+        register_schemes()
+        return PrinterWorker(self.config.printers[name], self.config,
+                             on_result=self._on_result, on_event=self.event)
+
+    def printer_views(self, service: SpoolService) -> list[PrinterView]:
+        views = []
+        for name, worker in self.workers.items():
+            printer = self.config.printers.get(name)
+            if printer is None:
+                continue
+            views.append(PrinterView(
+                name=name, setup=worker.setup, classes=printer.classes,
+                online=worker.online, stopped=printer.stopped or self.stopping,
+                busy=worker.busy,
+            ))
+        return views
+
+    def busy_printers(self) -> set[str]:
+        return {name for name, w in self.workers.items() if w.busy}
+
+    def check_request(self, req: Request) -> None:
+        """The server's own checks of a print request at intake."""
+        if not isinstance(req, PrintRequest):
+            return
+        known = set(self.config.printers) | set(self.config.classes) | self._published()
+        if req.printer not in known:
+            raise RequestInvalid("printer", f"unknown printer or class {req.printer!r}")
+        printer = self.config.printers.get(req.printer)
+        if printer is None:
+            return  # a class, or another server's printer: its server checks the rest
+        if not printer.accepting:
+            reason = printer.reject_reason or "not accepting jobs"
+            raise RequestInvalid("printer", f"{printer.name} is {reason}")
+        if req.setup and req.setup not in self.config.setups:
+            raise RequestInvalid("setup", f"unknown setup {req.setup!r}")
+        if printer.max_copies is not None and req.copies > printer.max_copies:
+            raise RequestInvalid(
+                "copies", f"{req.copies} is over {printer.name}'s limit of {printer.max_copies}")
+        if printer.max_bytes is not None and req.size > printer.max_bytes:
+            raise RequestInvalid(
+                "files", f"{req.size} bytes is over {printer.name}'s limit of "
+                f"{printer.max_bytes}")
+        if printer.password_hash:
+            from printnet.passwords import verify_queue_proof
+
+            if not req.password:
+                raise RequestInvalid("password", f"{printer.name} needs a password")
+            if not verify_queue_proof(printer.password_hash, req.password, req.id):
+                raise RequestInvalid("password", f"wrong password for {printer.name}")
+
+    def _published(self) -> set[str]:
+        from printnet.api import server_files
+
+        names: set[str] = set()
+        for service in self.services:
+            for info in server_files(service.spool):
+                for p in info.get("printers", []):
+                    if isinstance(p, dict):
+                        names.add(str(p.get("name")))
+                        names.update(str(c) for c in p.get("classes", []))
+        return names
+
+    def status(self, service: SpoolService) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "host": HOST,
+            "pid": os.getpid(),
+            "version": __version__,
+            "state": self.state,
+            "started": self.started,
+            "lease": self.config.server.lease,
+            "printers": [w.status() for w in self.workers.values()],
+            "setups": sorted(self.config.setups),
+            "counters": vars(self.counters),
+            "spool_error": service.error,
+        }
+
+    def abandon(self, job_id: str) -> None:
+        for worker in self.workers.values():
+            cur = worker.current
+            if cur is not None and cur.job.id == job_id:
+                worker.stop(abandon=True)
+                # a fresh worker replaces it once it has handed the job back
+                self._replace_worker(worker)
+
+    def _replace_worker(self, old: PrinterWorker) -> None:
+        def replace() -> None:
+            old.join()
+            with self.lock:
+                if self.workers.get(old.name) is old:
+                    new = self._make_worker(old.name)
+                    new.mount(old.setup)
+                    self.workers[old.name] = new
+            self.wake.set()
+        threading.Thread(target=replace, daemon=True).start()
+
+    def mount(self, printer: str, setup: str) -> None:
+        """Mount a setup (form) on a printer; waiting jobs then start."""
+        if printer not in self.workers:
+            raise PrintnetError(f"no printer {printer!r} on this server")
+        if setup not in self.config.setups:
+            raise PrintnetError(f"no setup {setup!r}")
+        self.workers[printer].mount(setup)
+        self.event(f"printer {printer}: setup {setup} mounted")
+        self.wake.set()
+
+    def apply_config(self, config: Config) -> None:
+        """Take a new configuration without a restart (printers, spools, settings)."""
+        old = self.config
+        self.config = config
+        for name, printer in config.printers.items():
+            worker = self.workers.get(name)
+            if worker is None:
+                self.workers[name] = self._make_worker(name)
+            else:
+                worker.reconfigure(printer, config)
+                if printer.setup != old.printers[name].setup:
+                    worker.mount(printer.setup)
+        for name in list(self.workers):
+            if name not in config.printers and not self.workers[name].busy:
+                self.workers.pop(name).stop(abandon=False)
+        wanted = [Path(p).resolve() for p in config.server.spools]
+        current = {s.root.resolve(): s for s in self.services}
+        for root in wanted:
+            if root not in current:
+                service = SpoolService(self, root)
+                service.start()
+                self.services.append(service)
+                self._watch(service)
+        for root, service in current.items():
+            if root not in wanted and not service.printing:
+                service.stop()
+                self.services.remove(service)
+        self.wake.set()
+
+    def call(self, fn: Callable[[], Any], timeout: float = 30.0) -> Any:
+        """Run `fn` on the server's own thread (between cycles) and return its result."""
+        done = threading.Event()
+        box: list[Any] = []
+        with self.lock:
+            self._calls.append((fn, done, box))
+        self.wake.set()
+        if not done.wait(timeout):
+            raise PrintnetError("the server did not answer in time")
+        if box and isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0] if box else None
+
+    # -- life cycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        for name in self.config.printers:
+            self.workers[name] = self._make_worker(name)
+        for root in self.config.server.spools:
+            try:
+                service = SpoolService(self, Path(root))
+                service.start()
+            except PrintnetError:
+                self.shutdown(requeue=True)
+                raise
+            self.services.append(service)
+        for service in self.services:
+            self._watch(service)
+        self.state = "running"
+        self.event(f"server {self.name} started on {HOST} (pid {os.getpid()}), "
+                   f"{len(self.workers)} printers, {len(self.services)} shared disks")
+
+    def _watch(self, service: SpoolService) -> None:
+        """A change-event hint on new/ (local changes only; the scan covers the rest)."""
+        try:
+            from watchdog.events import FileSystemEventHandler
+            from watchdog.observers import Observer
+        except ImportError:
+            return
+        wake = self.wake
+
+        class Hint(FileSystemEventHandler):
+            def on_any_event(self, event: Any) -> None:
+                wake.set()
+
+        try:
+            if self._observer is None:
+                self._observer = Observer()
+                self._observer.daemon = True
+                self._observer.start()
+            self._observer.schedule(Hint(), str(service.spool.new), recursive=False)
+        except OSError:
+            pass  # e.g. out of inotify watches: the periodic scan still runs
+
+    def tick(self) -> bool:
+        """One cycle over every shared disk; returns whether work was done."""
+        self._run_calls()
+        now = time.monotonic()
+        hinted = self.wake.is_set()
+        self.wake.clear()
+        worked = False
+        for service in list(self.services):
+            scan_due = hinted or now - service.last_scan >= self.config.server.scan_interval
+            try:
+                worked |= service.cycle(now, scan_due)
+            except LockHeld:
+                pass
+            except PrintnetError as exc:
+                service._fail(f"cycle failed: {exc}")
+            service.write_status(now)
+        return worked
+
+    def _run_calls(self) -> None:
+        with self.lock:
+            calls, self._calls = self._calls, []
+        for fn, done, box in calls:
+            try:
+                box.append(fn())
+            except BaseException as exc:
+                box.append(exc)
+            done.set()
+
+    def idle(self) -> bool:
+        """Nothing left that this server can print (for --drain)."""
+        if any(w.busy for w in self.workers.values()):
+            return False
+        for service in self.services:
+            with self.lock:
+                if service.results:
+                    return False
+            if service.taken or service.controls or service.printing:
+                return False
+            try:
+                if service.intake.scan():
+                    return False
+            except SpoolError:
+                pass
+            views = self.printer_views(service)
+            decisions = decide(service.store.state, views, now_local=_local_now(),
+                               night=self.config.server.night,
+                               busy=busy_printers(service.store.state))
+            if decisions.claims:
+                return False
+        return True
+
+    def run(self) -> None:
+        """Loop until stopped (SIGTERM, SIGINT, console Q) or drained."""
+        self.start()
+        quiet = 0
+        try:
+            while not self.stopping:
+                worked = self.tick()
+                if self.drain:
+                    quiet = 0 if worked else quiet + 1
+                    if quiet >= 2 and self.idle():
+                        break
+                if not worked:
+                    self.wake.wait(self.config.server.scan_interval)
+        finally:
+            self.shutdown(requeue=True)
+
+    def request_stop(self) -> None:
+        self.stopping = True
+        self.wake.set()
+
+    def shutdown(self, *, requeue: bool) -> None:
+        """Let current jobs finish (STOP_GRACE), requeue the rest, release leases."""
+        self.stopping = True
+        self.state = "stopping"
+        for worker in self.workers.values():
+            worker.stop(abandon=False)
+        deadline = time.monotonic() + STOP_GRACE
+        for worker in self.workers.values():
+            if not worker.join(max(0.0, deadline - time.monotonic())):
+                worker.stop(abandon=True)
+                worker.join(5.0)
+        # Commit what the workers reported (finished or handed back).
+        for _ in range(20):
+            pending = [s for s in self.services if s.results or s.printing]
+            if not pending:
+                break
+            for service in pending:
+                with contextlib.suppress(PrintnetError):
+                    service.cycle(time.monotonic(), False)
+            if any(s.results for s in self.services):
+                time.sleep(0.1)
+        self.state = "stopped"
+        for service in self.services:
+            with contextlib.suppress(PrintnetError):
+                records.write_status(service.spool, self.name, self.status(service))
+            service.stop()
+        if self._observer is not None:
+            with contextlib.suppress(Exception):
+                self._observer.stop()
+        self.event(f"server {self.name} stopped")
+
+
+def install_signal_handlers(server: Server) -> None:
+    def handler(signum: int, frame: object) -> None:
+        server.request_stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+

@@ -1,0 +1,127 @@
+"""Records a server leaves on the shared disk: done/ records, the accounting log,
+the event log and its status (heartbeat) file.
+
+* ``done/<id>.json`` — a finished job: the master-file entry as it ended, the
+  request, outcome, reason, pages, bytes, sheets, started/finished times and
+  restarts.  Written (fsynced) *before* the job leaves the master file, so a
+  crash in between is resolved by the record: recovery finds it and removes
+  the job instead of printing it again.
+* ``done/<ctl id>.json`` — the outcome of a control request, per job.
+* ``log/accounting.jsonl`` — one JSON line per finished job.  Appended under
+  the master lock (O_APPEND does not serialize writers on different NFS
+  clients; the lock does).
+* ``log/events.log`` — one line per notable event (intake rejections, printer
+  trouble, lock breaks, restarts), informational.
+* ``servers/<NAME>.json`` — the server's status, rewritten atomically every
+  cycle; its age tells stations whether the server is alive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from printnet.masterfile import Job
+from printnet.model import clean_text, iso
+from printnet.spool.layout import Spool
+from printnet.spool.publish import translate, write_atomic
+
+ACCOUNTING_FIELDS = (
+    "job", "user", "station", "printer", "setup", "pages", "copies", "sheets", "bytes",
+    "submitted", "started", "finished", "outcome", "restarted",
+)
+
+
+def done_record(
+    job: Job, *, outcome: str, reason: str, pages: int, sheets: int, size: int,
+    started: datetime | None, finished: datetime, request: Mapping[str, Any] | None,
+    server: str,
+) -> dict[str, Any]:
+    record_job = job.to_json()
+    record_job.update(state=outcome, note=reason, pages=pages)
+    return {
+        "job": record_job,
+        "outcome": outcome,
+        "reason": reason,
+        "pages": pages,
+        "sheets": sheets,
+        "bytes": size,
+        "started": iso(started) if started else None,
+        "finished": iso(finished),
+        "server": server,
+        "request": dict(request) if request else None,
+    }
+
+
+def write_done(spool: Spool, job_id: str, record: Mapping[str, Any]) -> None:
+    data = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    write_atomic(spool.done / f"{job_id}.json", data)
+
+
+def accounting_line(record: Mapping[str, Any]) -> dict[str, Any]:
+    job = record["job"]
+    return {
+        "job": job["id"],
+        "user": job["user"],
+        "station": job["station"],
+        "printer": job.get("assigned") or job["printer"],
+        "setup": job.get("setup", ""),
+        "pages": record["pages"],
+        "copies": job["copies"],
+        "sheets": record["sheets"],
+        "bytes": record["bytes"],
+        "submitted": job["submitted"],
+        "started": record["started"],
+        "finished": record["finished"],
+        "outcome": record["outcome"],
+        "restarted": job.get("restarted", 0),
+    }
+
+
+def append_lines(path: os.PathLike[str], lines: Iterable[Mapping[str, Any]]) -> None:
+    """Append JSON lines in one write (call under the master lock for shared logs)."""
+    data = b"".join(
+        json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        for line in lines
+    )
+    if not data:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise translate(exc, Path(path)) from exc
+
+
+def log_event(spool: Spool, server: str, text: str) -> None:
+    """One line in log/events.log (best effort: events are informational)."""
+    line = f"{iso(datetime.now(UTC))} {server}: {clean_text(text, 2000)}\n".encode()
+    try:
+        fd = os.open(spool.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def write_status(spool: Spool, name: str, status: Mapping[str, Any]) -> None:
+    data = json.dumps(status, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    write_atomic(spool.servers / f"{name}.json", data, sync=False)
+
+
+def write_control_result(
+    spool: Spool, ctl_id: str, user: str, action: str, results: Mapping[str, str]
+) -> None:
+    record = {"kind": "control", "id": ctl_id, "user": user, "action": action,
+              "results": dict(results), "finished": iso(datetime.now(UTC))}
+    write_atomic(spool.done / f"{ctl_id}.json", json.dumps(record).encode() + b"\n")

@@ -1,0 +1,338 @@
+"""One printer's worker: a thread that prints the jobs its server assigns to it.
+
+Owns the life of a job *at the printer*: reading and verifying the spooled
+data (size and sha256 recorded at submit; opened without following links),
+rendering (header page, pagination, driver), the write loop with exact
+progress, and printer trouble.  It never touches the master file: it reports
+a `Result` and the server commits it.
+
+Printer trouble: a port that cannot be opened, or a write that makes no
+progress for the printer's STALL seconds, marks the printer offline with a
+reason.  Because the write loop knows exactly how many bytes went out, the
+job resumes from that byte when the printer answers again (policy RETRY, the
+default: the job keeps its claim and so its place at the head of its queue),
+or is handed back to be held (HOLD) or aborted (ABORT).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from printnet.config import Config, ErrorPolicy, PrinterConfig, SetupConfig
+from printnet.errors import PortError, PrinterStalled, PrintnetError
+from printnet.masterfile import Job
+from printnet.model import JobState, PrintRequest, decode_request
+from printnet.printers.drivers import get_driver
+from printnet.printers.ports import open_port
+from printnet.printers.render import Rendered, RenderJob, render
+from printnet.printers.writer import send
+from printnet.spool.layout import REQ_SUFFIX, Spool
+from printnet.spool.publish import read_bytes
+
+
+@dataclass
+class Assignment:
+    """A job this server claimed for a printer (under the master lock)."""
+
+    spool: Spool
+    job: Job
+    token: str  # the lease token the claim was made with
+
+
+@dataclass
+class Result:
+    assignment: Assignment
+    outcome: JobState  # COMPLETED, ABORTED, HELD, or PENDING (requeue)
+    reason: str = ""
+    pages: int = 0
+    sheets: int = 0
+    size: int = 0
+    started: datetime | None = None
+    finished: datetime = field(default_factory=lambda: datetime.now(UTC))
+    request: dict[str, Any] | None = None
+    interrupted: bool = False  # stopped mid-print: a reprint will follow
+
+
+class JobDataError(PrintnetError):
+    """The job's request or data is missing or changed since submit."""
+
+
+def load_job(spool: Spool, job_id: str) -> tuple[PrintRequest, list[bytes]]:
+    """The request and the verified bytes of each file of a job."""
+    try:
+        req = decode_request(read_bytes(spool.received / (job_id + REQ_SUFFIX)))
+    except FileNotFoundError:
+        raise JobDataError("the request file is missing from received/") from None
+    except (OSError, PrintnetError) as exc:
+        raise JobDataError(f"the request file cannot be read: {exc}") from None
+    if not isinstance(req, PrintRequest):
+        raise JobDataError("not a print request")
+    files = []
+    folder = spool.job_data(job_id)
+    for f in req.files:
+        path = folder / f.name
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as exc:
+            raise JobDataError(f"data file {f.name}: {exc.strerror}") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise JobDataError(f"data file {f.name} is not a regular file")
+            with os.fdopen(fd, "rb", closefd=False) as fh:
+                data = fh.read(f.size + 1)
+        finally:
+            os.close(fd)
+        if len(data) != f.size or hashlib.sha256(data).hexdigest() != f.sha256:
+            raise JobDataError(f"data file {f.name} changed since it was submitted")
+        files.append(data)
+    return req, files
+
+
+class PrinterWorker:
+    """Prints one job at a time on one printer, in its own thread."""
+
+    def __init__(
+        self,
+        printer: PrinterConfig,
+        config: Config,
+        *,
+        on_result: Callable[[Result], None],
+        on_event: Callable[[str], None],
+    ) -> None:
+        self.printer = printer
+        self.config = config
+        self.setup = printer.setup  # the mounted setup
+        self.on_result = on_result
+        self.on_event = on_event
+        self.state = "stopped" if printer.stopped else "idle"
+        self.reasons: list[str] = []
+        self.current: Assignment | None = None
+        self.sent = 0
+        self.total = 0
+        self.pages = 0
+        self.printed_jobs = 0
+        self._cond = threading.Condition()
+        self._pending: Assignment | None = None
+        self._stop = False
+        self._abandon = False
+        self._thread = threading.Thread(target=self._run, name=f"printer-{printer.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    # -- control from the server thread ----------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.printer.name
+
+    @property
+    def online(self) -> bool:
+        return self.state != "offline"
+
+    @property
+    def busy(self) -> bool:
+        with self._cond:
+            return self.current is not None or self._pending is not None
+
+    def assign(self, assignment: Assignment) -> None:
+        with self._cond:
+            if self.current is not None or self._pending is not None:
+                raise PrintnetError(f"printer {self.name} is busy")
+            self._pending = assignment
+            self._cond.notify_all()
+
+    def reconfigure(self, printer: PrinterConfig, config: Config) -> None:
+        """A new configuration for this printer (takes effect at the next job)."""
+        with self._cond:
+            if printer.setup != self.printer.setup:
+                self.setup = printer.setup
+            self.printer, self.config = printer, config
+            if printer.stopped and self.state == "idle":
+                self.state = "stopped"
+            elif not printer.stopped and self.state == "stopped":
+                self.state = "idle"
+
+    def mount(self, setup: str) -> None:
+        with self._cond:
+            self.setup = setup
+
+    def stop(self, *, abandon: bool) -> None:
+        """Ask the thread to end; with abandon, give up the current job at once."""
+        with self._cond:
+            self._stop = True
+            self._abandon = self._abandon or abandon
+            self._cond.notify_all()
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def status(self) -> dict[str, Any]:
+        with self._cond:
+            job = self.current.job if self.current else None
+            setup = self.config.setups.get(self.setup)
+            return {
+                "name": self.name,
+                "state": self.state,
+                "reasons": list(self.reasons),
+                "setup": self.setup,
+                "form": setup.form if setup else "",
+                "classes": list(self.printer.classes),
+                "accepting": self.printer.accepting,
+                "reject_reason": self.printer.reject_reason,
+                "job": job.id if job else None,
+                "progress": {"bytes": self.sent, "total": self.total, "pages": self.pages}
+                if job else None,
+                "printed": self.printed_jobs,
+            }
+
+    # -- the thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._stop:
+                    self._cond.wait()
+                if self._pending is None:
+                    return
+                self.current, self._pending = self._pending, None
+                self.sent = self.total = self.pages = 0
+                if self.state != "offline":
+                    self.state = "printing"
+            result = self._print(self.current)
+            with self._cond:
+                self.current = None
+                if self.state == "printing":
+                    self.state = "stopped" if self.printer.stopped else "idle"
+                if result.outcome is JobState.COMPLETED:
+                    self.printed_jobs += 1
+            self.on_result(result)
+            if self._stop:
+                return
+
+    def _should_stop(self) -> bool:
+        return self._abandon
+
+    def _print(self, a: Assignment) -> Result:
+        started = datetime.now(UTC)
+        try:
+            req, files = load_job(a.spool, a.job.id)
+        except JobDataError as exc:
+            return Result(a, JobState.ABORTED, str(exc), started=started)
+        request_json = req.to_json()
+        request_json.pop("password", None)
+        setup = self._setup_for(a.job)
+        rendered = self._render(a.job, files, setup)
+        data = b"".join(rendered.chunks)
+        self.total = len(data)
+        offset = 0
+        while True:
+            try:
+                offset = self._send(data, offset)
+                break
+            except (PortError, PrinterStalled) as exc:
+                if isinstance(exc, PrinterStalled):
+                    offset = max(offset, getattr(exc, "sent", offset))
+                self._trouble(str(exc))
+                policy = self.printer.error_policy
+                if self._abandon:
+                    return self._interrupted(a, offset, started, request_json)
+                if policy is ErrorPolicy.HOLD:
+                    return Result(a, JobState.HELD, f"held: printer trouble: {exc}",
+                                  started=started, request=request_json)
+                if policy is ErrorPolicy.ABORT:
+                    return Result(a, JobState.ABORTED, f"printer trouble: {exc}",
+                                  pages=self._pages_done(rendered, offset, len(data)),
+                                  started=started, request=request_json)
+                if not self._wait(self.printer.retry_interval):
+                    return self._interrupted(a, offset, started, request_json)
+        if offset < len(data):
+            return self._interrupted(a, offset, started, request_json)
+        self._recovered()
+        self.pages = rendered.pages
+        return Result(a, JobState.COMPLETED, "", pages=rendered.pages,
+                      sheets=rendered.pages, size=len(data), started=started,
+                      request=request_json)
+
+    def _interrupted(self, a: Assignment, offset: int, started: datetime,
+                     request_json: dict[str, Any]) -> Result:
+        return Result(a, JobState.PENDING, "requeued: server stopped mid-print",
+                      started=started, request=request_json, interrupted=offset > 0)
+
+    def _setup_for(self, job: Job) -> SetupConfig:
+        name = self.setup
+        setup = self.config.setups.get(name)
+        return setup if setup is not None else SetupConfig(name=name)
+
+    def _render(self, job: Job, files: list[bytes], setup: SetupConfig) -> Rendered:
+        from printnet.config import header_template
+
+        template = header_template(self.config, self.printer)
+        return render(
+            RenderJob(id=job.id, user=job.user, station=job.station, title=job.title,
+                      submitted=job.submitted, copies=job.copies, header=job.header,
+                      format=job.format, printer=self.name, setup=setup.name),
+            files, setup=setup, driver=get_driver(self.printer.driver),
+            header_template=template,
+            date=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"),
+        )
+
+    def _send(self, data: bytes, offset: int) -> int:
+        port = open_port(self.printer, self.config.etc)
+        try:
+            if self.state == "offline":
+                self._recovered()
+            def progress(n: int) -> None:
+                self.sent = n
+            sent = send(port, data, stall_timeout=self.printer.stall_timeout,
+                        on_progress=progress, should_stop=self._should_stop, start=offset)
+            self.sent = sent
+            if sent < len(data):
+                return sent  # asked to stop
+            flush = getattr(port, "flush", None)
+            if flush is not None and self.printer.port.startswith(("file:", "sim:")):
+                flush()  # our own schemes: flush returns when the bytes are printed
+            return sent
+        finally:
+            try:
+                port.close()
+            except Exception:
+                pass
+
+    def _pages_done(self, rendered: Rendered, offset: int, total: int) -> int:
+        return rendered.pages * offset // total if total else 0
+
+    def _trouble(self, reason: str) -> None:
+        with self._cond:
+            first = self.state != "offline"
+            self.state = "offline"
+            self.reasons = [reason]
+        if first:
+            self.on_event(f"printer {self.name} offline: {reason}")
+
+    def _recovered(self) -> None:
+        with self._cond:
+            was = self.state == "offline"
+            self.state = "printing" if self.current else "idle"
+            self.reasons = []
+        if was:
+            self.on_event(f"printer {self.name} back online")
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep for a retry; False if asked to stop meanwhile."""
+        deadline = time.monotonic() + seconds
+        with self._cond:
+            while not self._abandon:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return True
+                self._cond.wait(left)
+        return False
