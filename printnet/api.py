@@ -345,7 +345,8 @@ def printer_status(spool: Spool, dest: str | None = None) -> list[dict[str, Any]
     out: list[dict[str, Any]] = []
     for info in server_files(spool):
         lease = float(info.get("lease", 30) or 30)
-        alive = info["_age"] <= 3 * lease and info.get("state") != "stopped"
+        stopped = info.get("state") == "stopped"
+        alive = info["_age"] <= 3 * lease and not stopped
         for p in info.get("printers", []):
             if not isinstance(p, dict) or (dest is not None and p.get("name") != dest):
                 continue
@@ -356,7 +357,8 @@ def printer_status(spool: Spool, dest: str | None = None) -> list[dict[str, Any]
             entry["server"] = info.get("name")
             if not alive:
                 entry["state"] = "unknown"
-                entry["reasons"] = [f"server {info.get('name')} not responding"]
+                entry["reasons"] = [f"server {info.get('name')} "
+                                    + ("stopped" if stopped else "not responding")]
             out.append(entry)
     return out
 

@@ -79,6 +79,12 @@ def init(ctx: click.Context) -> None:
     spool_dir, etc = ctx.obj["spool"], ctx.obj["etc"]
     _, created = Spool.init(spool_dir)
     created += config.write_defaults(etc)
+    cfg = config.load(etc)
+    for printer in cfg.printers.values():
+        out = config.port_file(cfg, printer)  # file:// and sim:// printers write here
+        if out is not None and not out.parent.exists():
+            out.parent.mkdir(parents=True)
+            created.append(out.parent)
     for path in created:
         click.echo(f"created {path}")
     if not created:
@@ -268,6 +274,7 @@ def server(ctx: click.Context, name: str | None, drain: bool) -> None:
     source = ctx.get_parameter_source("spool")
     if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
         cfg = replace(cfg, server=replace(cfg.server, spools=(ctx.obj["spool"].resolve(),)))
+        cfg.validate()
     srv = Server(cfg, drain=drain)
     install_signal_handlers(srv)
     srv.run()

@@ -350,9 +350,9 @@ def _cross_check(config: Config, where: _Where) -> None:
         file, line = where.get((kind, name), (fallback, 0))
         return ConfigError(file, line, message)
 
-    etc = config.etc
+    etc = _resolve(config.etc)
     for spool in config.server.spools:
-        if _inside(spool, etc) or _inside(etc, spool):
+        if _inside(_resolve(spool), etc) or _inside(etc, _resolve(spool)):
             raise fail("SPOOL", str(spool), f"SPOOL {spool}: a spool and the etc folder "
                        "may not be inside one another (stations write to spools)")
     classes = config.classes
@@ -418,12 +418,13 @@ def _spool_entry_problem(path: Path, config: Config) -> tuple[bool, str | None]:
 
 def _port_problem(config: Config, path: Path) -> str | None:
     resolved = _resolve(path)
-    if _inside(resolved, config.etc):
+    etc = _resolve(config.etc)
+    if _inside(resolved, etc):
         return f"{resolved} is inside the etc folder"
     in_spool, problem = _spool_entry_problem(resolved, config)
     if problem:
         return f"{resolved} {problem}"
-    project = config.project
+    project = etc.parent
     if not in_spool and (project in SYSTEM_FOLDERS or not _inside(resolved, project)):
         where = "the spools" if project in SYSTEM_FOLDERS else f"the project folder {project}"
         return f"{resolved} is outside {where} (file ports must stay inside it or a spool)"
@@ -437,8 +438,9 @@ def _read_problem(config: Config, path: Path) -> str | None:
     in_spool, problem = _spool_entry_problem(resolved, config)
     if problem:
         return problem
-    if not in_spool and not _inside(resolved, config.project):
-        return f"resolves to {resolved}, outside the project folder {config.project}"
+    project = _resolve(config.etc).parent
+    if not in_spool and not _inside(resolved, project):
+        return f"resolves to {resolved}, outside the project folder {project}"
     return None
 
 
@@ -522,9 +524,11 @@ def _temp_name(path: Path) -> Path:
     return path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
 
 
-def _write_temp(path: Path, data: bytes, mode: int, owner: tuple[int, int] | None) -> Path:
+def _write_temp(path: Path, data: bytes, mode: int, owner: tuple[int, int] | None, *,
+                exact_mode: bool = True) -> Path:
+    """A complete, fsynced temp file beside `path`: `mode` exactly, or less the umask."""
     tmp = _temp_name(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if exact_mode else mode)
     try:
         view = memoryview(data)
         while view:
@@ -534,7 +538,8 @@ def _write_temp(path: Path, data: bytes, mode: int, owner: tuple[int, int] | Non
                 os.fchown(fd, *owner)
             except OSError:
                 pass
-        os.fchmod(fd, mode)
+        if exact_mode:
+            os.fchmod(fd, mode)
         os.fsync(fd)
     except BaseException:
         os.close(fd)
@@ -559,9 +564,7 @@ def _fsync_dir(folder: Path) -> None:
 
 def _create_new(path: Path, data: bytes, mode: int) -> bool:
     """Publish complete `data` at `path` only if nothing is there (link, put-if-absent)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp = _write_temp(path, data, mode & ~umask, None)
+    tmp = _write_temp(path, data, mode, None, exact_mode=False)
     try:
         os.link(tmp, path)
     except FileExistsError:

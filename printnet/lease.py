@@ -53,7 +53,7 @@ ORPHAN_LEASES: Final = 2  # a lock without its owner file: wait a second full le
 _TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PID_RE: Final = re.compile(r"[0-9]{1,10}")
 _FLOAT_RE: Final = re.compile(r"[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
-_TEXT_RE: Final = re.compile(r"[^\x00-\x20\x7f-\x9f=][^\x00-\x1f\x7f-\x9f]{0,254}")
+_TEXT_RE: Final = re.compile(r"[^\x00-\x20\x7f-\x9f][^\x00-\x1f\x7f-\x9f]{0,254}")
 _FIELDS: Final = ("token", "host", "pid", "holder", "lease", "acquired")
 
 

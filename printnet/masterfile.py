@@ -165,6 +165,7 @@ def op_remove(job_id: str, token_was: str | None = None) -> Op:
 
 
 _SETTABLE: Final = frozenset({"priority", "rank", "printer", "pages", "restarted", "copies"})
+_PRIORITY_VALUES: Final = frozenset(p.value for p in Priority)
 
 
 def job_from_json(obj: dict[str, Any]) -> Job:
@@ -173,9 +174,23 @@ def job_from_json(obj: dict[str, Any]) -> Job:
         values["priority"] = Priority(values["priority"])
         values["state"] = JobState(values["state"])
         values["format"] = Format(values["format"])
+        for name, value in values.items():
+            if not _valid_value(name, value):
+                raise ValueError(f"{name}={value!r}")
         return Job(**values)
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise SpoolError(f"master journal: bad job record: {exc}") from None
+
+
+def _valid_value(name: str, value: object) -> bool:
+    """Whether `value` has the type `Job.<name>` needs (a corrupt entry must not get in)."""
+    if name in _INT_FIELDS:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if name == "header":
+        return isinstance(value, bool)
+    if name in ("priority", "state", "format"):
+        return isinstance(value, Priority | JobState | Format)
+    return isinstance(value, str)
 
 
 # ---------------------------------------------------------------------------
@@ -253,9 +268,18 @@ class MasterState:
 
     def check(self, op: Op) -> None:
         """Raise `InvalidTransition` if `op` cannot apply to the current state."""
+        # Ops come from journal files: every value is checked here, so that `apply`
+        # either changes nothing (InvalidTransition) or completes.
         if op.kind == "add":
             if op.id in self.jobs:
                 raise InvalidTransition(f"job {op.id} is already in the master file")
+            record = op.args.get("job")
+            try:
+                job = job_from_json(record) if isinstance(record, dict) else None
+            except SpoolError as exc:
+                raise InvalidTransition(f"job {op.id}: {exc}") from None
+            if job is None or job.id != op.id:
+                raise InvalidTransition(f"job {op.id}: bad job record")
             return
         job = self.jobs.get(op.id)
         if job is None:
@@ -264,14 +288,32 @@ class MasterState:
         if token_was is not None and job.token != token_was:
             raise InvalidTransition(f"job {op.id}: lease token mismatch (fenced)")
         if op.kind == "state":
-            check_transition(op.id, job.state, JobState(op.args["state"]))
-            if op.args["state"] == JobState.PRINTING and not op.args.get("holder"):
+            try:
+                new = JobState(op.args.get("state", ""))
+            except ValueError:
+                bad_state = op.args.get("state")
+                raise InvalidTransition(f"job {op.id}: bad state {bad_state!r}") from None
+            check_transition(op.id, job.state, new)
+            if new is JobState.PRINTING and not op.args.get("holder"):
                 raise InvalidTransition(f"job {op.id}: printing needs a holder")
+            for name in ("note", "holder", "token", "assigned"):
+                if not isinstance(op.args.get(name, ""), str):
+                    raise InvalidTransition(f"job {op.id}: {name} must be a string")
+        elif op.kind == "note":
+            if not isinstance(op.args.get("note"), str):
+                raise InvalidTransition(f"job {op.id}: note must be a string")
         elif op.kind == "set":
             bad = set(op.args) - _SETTABLE
             if bad:
                 raise InvalidTransition(f"job {op.id}: cannot set {sorted(bad)}")
-        elif op.kind not in ("note", "remove"):
+            for name, value in op.args.items():
+                if name == "priority":
+                    ok = isinstance(value, str) and value in _PRIORITY_VALUES
+                else:
+                    ok = _valid_value(name, value)
+                if not ok:
+                    raise InvalidTransition(f"job {op.id}: bad value {name}={value!r}")
+        elif op.kind != "remove":
             raise InvalidTransition(f"unknown op {op.kind!r}")
 
     def apply(self, op: Op) -> None:
@@ -422,6 +464,8 @@ def decode_snapshot(data: bytes) -> tuple[int, MasterState]:
             ))
     except (KeyError, ValueError) as exc:
         raise SpoolError(f"master snapshot: bad value ({exc})") from None
+    if len({job.id for job in jobs}) != len(jobs):
+        raise SpoolError("master snapshot: a job id appears twice")
     return generation, MasterState(jobs)
 
 
@@ -442,10 +486,12 @@ def decode_ops(data: bytes) -> list[Op]:
             if not line:
                 continue
             obj = json.loads(line)
+            if not isinstance(obj, dict):
+                raise ValueError("an op must be a JSON object")
             kind, job_id = obj.pop("op"), obj.pop("id")
             if not isinstance(kind, str) or not isinstance(job_id, str):
                 raise ValueError("op and id must be strings")
             ops.append(Op(kind, job_id, obj))
-    except (ValueError, KeyError, AttributeError, UnicodeDecodeError) as exc:
+    except (ValueError, KeyError, AttributeError, UnicodeDecodeError, RecursionError) as exc:
         raise SpoolError(f"master journal: corrupt entry ({exc})") from None
     return ops

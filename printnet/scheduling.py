@@ -28,11 +28,12 @@ change, so nothing can start outside the wall-clock window on either day.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from printnet.masterfile import Job, MasterState
+from printnet.masterfile import Job, MasterState, SortKey
 from printnet.model import JobState, Priority
 
 NOTE_OFFLINE = "Printer offline"
@@ -76,6 +77,10 @@ def in_night(now_local: datetime, night: tuple[int, int]) -> bool:
     return hour >= start or hour < end
 
 
+def _job_key(job: Job) -> SortKey:
+    return job.key
+
+
 def busy_printers(state: MasterState) -> set[str]:
     """Printers with a job printing, by anyone (the master file is global)."""
     return {j.assigned for j in state.jobs.values() if j.state is JobState.PRINTING}
@@ -94,8 +99,8 @@ def decide(
     `busy` is the set of printers already printing (computed from `state` when
     None).  Claimed jobs' notes are cleared by the claim itself.
     """
-    if busy is None:
-        busy = busy_printers(state)
+    # A copy: the caller's set is not ours to change.
+    busy = busy_printers(state) if busy is None else set(busy)
     night_open = in_night(now_local, night)
     decisions = Decisions()
     taken: set[str] = set()
@@ -111,35 +116,39 @@ def decide(
         if job.note != text:
             decisions.notes[job.id] = text
 
-    for dest, serving in members.items():
-        head = True
-        for job in state.queue(dest):
-            if job.id in taken or job.state is not JobState.PENDING:
-                continue
-            if job.priority is Priority.OVERNIGHT and not night_open:
-                note(job, NOTE_NIGHT)
-                continue
-            with_form = [p for p in serving if not job.setup or job.setup == p.setup]
-            if not with_form:
-                note(job, needs_note(job.setup))
-                continue
-            usable = [p for p in with_form if p.online and not p.stopped]
-            if not usable:
-                # Only the first waiting job carries the printer's trouble as its note;
-                # the printer's own status says the rest.
-                if head:
-                    stopped = all(p.stopped for p in with_form)
-                    note(job, NOTE_STOPPED if stopped else NOTE_OFFLINE)
-                    head = False
-                continue
-            head = False
-            idle = [p for p in usable if p.name not in busy]
-            if not idle:
-                if _scheduler_note(job.note):
-                    note(job, "")  # the reason it waited is gone; it waits its turn
-                continue
-            printer = idle[0]
-            decisions.claims.append((job.id, printer.name))
-            taken.add(job.id)
-            busy.add(printer.name)
+    # One walk over all the queues these printers serve, merged in queue order, so
+    # that a printer takes the first job over its own queue *and* its classes'.
+    heads: set[str] = set()  # destinations whose first waiting job was seen
+    queues = [state.queue(dest) for dest in members]
+    for job in heapq.merge(*queues, key=_job_key):
+        if job.id in taken or job.state is not JobState.PENDING:
+            continue
+        dest = job.printer
+        serving = members[dest]
+        if job.priority is Priority.OVERNIGHT and not night_open:
+            note(job, NOTE_NIGHT)
+            continue
+        with_form = [p for p in serving if not job.setup or job.setup == p.setup]
+        if not with_form:
+            note(job, needs_note(job.setup))
+            continue
+        usable = [p for p in with_form if p.online and not p.stopped]
+        if not usable:
+            # Only the first waiting job carries the printer's trouble as its note;
+            # the printer's own status says the rest.
+            if dest not in heads:
+                stopped = all(p.stopped for p in with_form)
+                note(job, NOTE_STOPPED if stopped else NOTE_OFFLINE)
+                heads.add(dest)
+            continue
+        heads.add(dest)
+        idle = [p for p in usable if p.name not in busy]
+        if not idle:
+            if _scheduler_note(job.note):
+                note(job, "")  # the reason it waited is gone; it waits its turn
+            continue
+        printer = idle[0]
+        decisions.claims.append((job.id, printer.name))
+        taken.add(job.id)
+        busy.add(printer.name)
     return decisions

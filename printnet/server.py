@@ -328,6 +328,7 @@ class SpoolService:
             return []
         if result.outcome in (JobState.COMPLETED, JobState.ABORTED):
             job = _copy_job(current)
+            job.setup = result.setup or job.setup
             record = records.done_record(
                 job, outcome=result.outcome.value, reason=result.reason, pages=result.pages,
                 sheets=result.sheets, size=result.size, started=result.started,
@@ -834,7 +835,9 @@ class Server:
             service.stop()
         if self._observer is not None:
             with contextlib.suppress(Exception):
+                self._observer.unschedule_all()
                 self._observer.stop()
+                self._observer.join(2.0)
         self.event(f"server {self.name} stopped")
 
 

@@ -59,6 +59,7 @@ class Result:
     finished: datetime = field(default_factory=lambda: datetime.now(UTC))
     request: dict[str, Any] | None = None
     interrupted: bool = False  # stopped mid-print: a reprint will follow
+    setup: str = ""  # the setup it was printed with
 
 
 class JobDataError(PrintnetError):
@@ -239,8 +240,8 @@ class PrinterWorker:
                 offset = self._send(data, offset)
                 break
             except (PortError, PrinterStalled) as exc:
-                if isinstance(exc, PrinterStalled):
-                    offset = max(offset, getattr(exc, "sent", offset))
+                # Both SendStalled and SendFailed carry the exact offset reached.
+                offset = max(offset, int(getattr(exc, "sent", offset)))
                 self._trouble(str(exc))
                 policy = self.printer.error_policy
                 if self._abandon:
@@ -260,7 +261,7 @@ class PrinterWorker:
         self.pages = rendered.pages
         return Result(a, JobState.COMPLETED, "", pages=rendered.pages,
                       sheets=rendered.pages, size=len(data), started=started,
-                      request=request_json)
+                      request=request_json, setup=setup.name)
 
     def _interrupted(self, a: Assignment, offset: int, started: datetime,
                      request_json: dict[str, Any]) -> Result:
@@ -275,10 +276,15 @@ class PrinterWorker:
     def _render(self, job: Job, files: list[bytes], setup: SetupConfig) -> Rendered:
         from printnet.config import header_template
 
-        template = header_template(self.config, self.printer)
+        try:
+            template = header_template(self.config, self.printer)
+        except PrintnetError as exc:  # the template vanished since the config was loaded
+            self.on_event(f"printer {self.name}: {exc}; using the built-in header page")
+            template = None
         return render(
             RenderJob(id=job.id, user=job.user, station=job.station, title=job.title,
-                      submitted=job.submitted, copies=job.copies, header=job.header,
+                      submitted=job.submitted, copies=job.copies,
+                      header=job.header and self.printer.header_pages,
                       format=job.format, printer=self.name, setup=setup.name),
             files, setup=setup, driver=get_driver(self.printer.driver),
             header_template=template,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from printnet.masterfile import Job
 from printnet.spool.layout import Spool
 
 
@@ -67,3 +68,41 @@ def tree(folder: Path) -> list[str]:
 
 def names(folder: Path, skip_dot: bool = False) -> Sequence[str]:
     return sorted(n for n in os.listdir(folder) if not (skip_dot and n.startswith(".")))
+
+
+def make_ids(n: int, start_ms: int = 1_770_000_000_000) -> list[str]:
+    """`n` valid job ids in submission order."""
+    from printnet.model import JobIdGenerator
+
+    gen = JobIdGenerator()
+    return [gen.next(start_ms + i, i) for i in range(n)]
+
+
+def make_job(job_id: str, **fields: object) -> Job:
+    """A pending standard job for printer LOCAL, with `fields` changed."""
+    from printnet.masterfile import Job
+    from printnet.model import Format, JobState, Priority
+
+    values: dict[str, object] = {
+        "id": job_id, "user": "alice", "station": "ws1",
+        "submitted": "2026-03-01T12:00:00.000000Z", "printer": "LOCAL",
+        "priority": Priority.STANDARD, "copies": 1, "title": "t", "setup": "",
+        "header": True, "format": Format.TEXT, "state": JobState.PENDING,
+    }
+    values.update(fields)
+    return Job(**values)  # type: ignore[arg-type]
+
+
+class FakeFence:
+    """A lock stand-in for MasterStore.commit: `check()` fails once `lost` is set."""
+
+    def __init__(self) -> None:
+        self.lost = False
+        self.checks = 0
+
+    def check(self) -> None:
+        from printnet.errors import LockLost
+
+        self.checks += 1
+        if self.lost:
+            raise LockLost("fake fence: lost")

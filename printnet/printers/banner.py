@@ -202,7 +202,7 @@ def header_page(
             continue
         for i, piece in enumerate(pieces):
             if piece.strip():
-                out.append(_substitute(piece, values))
+                out.append(_substitute(piece.lstrip() if i > 0 else piece, values))
             if i < len(pieces) - 1:
                 out.extend(letters)
     return [ln[:width].rstrip() for ln in out[:length]]

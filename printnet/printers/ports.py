@@ -17,16 +17,19 @@ is ``loop://``, whose pyserial handler refuses every non-blocking write: it is
 opened with blocking writes (a write blocks while its 4 KiB queue is full, so
 something must read it); it is a toy for in-process tests.
 
-A relative ``file://`` path is taken relative to the etc/ folder and must stay
-inside the project folder that holds etc/ (etc/'s parent); ``..`` that leaves
-it, or a symlink that points out of it, is refused.  An absolute path is the
-operator's choice and is used as given.
+A relative ``file://`` path, and a relative ``out=`` of a ``sim://`` port, is
+taken relative to the etc/ folder and must stay inside the project folder that
+holds etc/ (etc/'s parent) and outside etc/ itself; ``..`` that leaves it, or
+a symlink that points out of it, is refused.  An absolute path is the
+operator's choice (`printnet.config.load` has checked it against the path
+rules) and is used as given.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Final
+from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 import serial
 from serial.serialutil import SerialBase
@@ -50,14 +53,13 @@ def scheme(port: str) -> str:
     return port.split("://", 1)[0].lower()
 
 
-def resolve_file_url(printer: PrinterConfig, etc_dir: Path) -> str:
-    """The ``file://`` URL with its path made absolute (relative: against etc_dir)."""
-    raw = printer.port[len("file://") :]
+def _local_path(printer: PrinterConfig, raw: str, etc_dir: Path) -> Path:
+    """`raw` as an absolute path: relative ones against etc_dir, kept inside the project."""
     if not raw or "\x00" in raw:
-        raise PortError(f"printer {printer.name}: file:// port without a path")
+        raise PortError(f"printer {printer.name}: port {printer.port} has no usable path")
     path = Path(raw)
     if path.is_absolute():
-        return "file://" + str(path)
+        return path
     etc = etc_dir.resolve()
     root = etc.parent
     target = (etc / path).resolve()
@@ -65,7 +67,33 @@ def resolve_file_url(printer: PrinterConfig, etc_dir: Path) -> str:
         raise PortError(
             f"printer {printer.name}: port {printer.port} leaves the project folder {root}"
         )
-    return "file://" + str(target)
+    if target.is_relative_to(etc):
+        raise PortError(
+            f"printer {printer.name}: port {printer.port} writes inside the etc folder {etc}"
+        )
+    return target
+
+
+def resolve_file_url(printer: PrinterConfig, etc_dir: Path) -> str:
+    """The ``file://`` URL with its path made absolute (relative: against etc_dir)."""
+    raw = printer.port.strip()[len("file://") :]
+    return "file://" + str(_local_path(printer, raw, etc_dir))
+
+
+def resolve_sim_url(printer: PrinterConfig, etc_dir: Path) -> str:
+    """The ``sim://`` URL with its ``out=`` made absolute (relative: against etc_dir)."""
+    url = printer.port.strip()
+    parts = urlsplit(url)
+    try:
+        options = parse_qs(parts.query, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        return url  # malformed: the handler says what is wrong
+    outs = options.get("out", [])
+    if len(outs) != 1:
+        return url
+    options["out"] = [str(_local_path(printer, outs[0], etc_dir))]
+    query = urlencode(options, doseq=True, quote_via=quote, safe="/:@")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
 def port_url(printer: PrinterConfig, etc_dir: Path) -> str:
@@ -73,8 +101,11 @@ def port_url(printer: PrinterConfig, etc_dir: Path) -> str:
     port = printer.port.strip()
     if not port:
         raise PortError(f"printer {printer.name}: no port configured")
-    if scheme(port) == "file":
+    kind = scheme(port)
+    if kind == "file":
         return resolve_file_url(printer, etc_dir)
+    if kind == "sim":
+        return resolve_sim_url(printer, etc_dir)
     return port
 
 

@@ -149,12 +149,12 @@ def render(
         chunks.append(driver.page(lines))
 
     copy_chunks: list[bytes] = []
-    if job.format == Format.RAW:
+    if copies and job.format == Format.RAW:
         for data in files:
             out = driver.raw(data)
             if out:
                 copy_chunks.append(out)
-    else:
+    elif copies:
         title = clean_text(job.title) or job.id
         pages = add_headings(bodies, title=title, date=date, width=setup.width)
         copy_chunks = [driver.page(lines) for lines in pages]

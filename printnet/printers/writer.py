@@ -14,6 +14,11 @@ when the port takes nothing it waits efficiently:
 * any other port (``sim://``, ``loop://``, ``rfc2217://``): sleeps that start at
   `MIN_SLEEP` and double up to `MAX_SLEEP` while nothing moves.
 
+Ports without a descriptor get at most `SMALL_CHUNK` bytes per call: pyserial's
+``rfc2217://`` client writes with a blocking ``sendall`` (5 s socket timeout)
+whatever ``write_timeout`` says, so a connection that dies mid-write can
+leave the count uncertain by at most that one chunk.
+
 On a native POSIX serial port the bytes go out with ``os.write`` on its file
 descriptor: pyserial's own ``write`` retries EAGAIN in a busy loop (it would
 spin, without a count, for as long as the printer holds XOFF; its socket
@@ -43,7 +48,8 @@ from printnet.errors import PortError, PrinterStalled
 if sys.platform != "win32":
     from serial.serialposix import Serial as _PosixSerial
 
-CHUNK: Final = 64 * 1024  # bytes offered per write call
+CHUNK: Final = 64 * 1024  # bytes offered per write call to a port with a descriptor
+SMALL_CHUNK: Final = 4096  # ... to any other port (a blocking write risks at most this)
 POLL: Final = 0.1  # longest single wait, so should_stop is heard
 MIN_SLEEP: Final = 0.002
 MAX_SLEEP: Final = 0.05
@@ -145,13 +151,14 @@ def send(
     view = memoryview(data).cast("B")
     sent = start
     fd = _fileno(port)
+    step = CHUNK if fd is not None else SMALL_CHUNK
     last_progress = time.monotonic()
     sleep = MIN_SLEEP
     while sent < total:
         if should_stop is not None and should_stop():
             return sent
         try:
-            n = _write_once(port, fd, view[sent : sent + CHUNK])
+            n = _write_once(port, fd, view[sent : sent + step])
         except (SerialException, OSError) as exc:
             raise SendFailed(f"{_label(port)}: write failed after {sent} bytes: {exc}",
                              sent=sent) from exc

@@ -146,11 +146,16 @@ class Intake:
         return Taken(path, request, owner)
 
     def _check_data(self, req: PrintRequest, uid: int) -> None:
-        folder = self.spool.job_data(req.id)
         try:
-            st = os.lstat(folder)
+            self._check_folder(req, uid)
         except FileNotFoundError:
             raise RequestInvalid("files", "the job's data folder is missing") from None
+        except OSError as exc:  # e.g. EACCES: a job we cannot read cannot be printed
+            raise RequestInvalid("files", f"cannot read the job's data: {exc.strerror}") from None
+
+    def _check_folder(self, req: PrintRequest, uid: int) -> None:
+        folder = self.spool.job_data(req.id)
+        st = os.lstat(folder)
         if not stat.S_ISDIR(st.st_mode):
             raise RequestInvalid("files", "the job's data folder is not a folder")
         if st.st_uid != uid and user_name(uid) not in self.trusted:
@@ -191,13 +196,21 @@ class Intake:
         taken: list[Taken] = []
         rejected: list[tuple[str, str]] = []
         for name in (self.scan() if names is None else names)[:limit]:
-            path = self.claim(name)
+            # One bad name must not lose the requests already taken in this batch:
+            # they are in received/ now, and only our return value enters them.
+            try:
+                path = self.claim(name)
+            except SpoolError:
+                continue  # left where it is; the next scan (or reconcile) retries
             if path is None:
                 continue
             try:
                 taken.append(self.inspect(path))
             except PrintnetError as exc:
-                self.reject(path, str(exc))
+                try:
+                    self.reject(path, str(exc))
+                except SpoolError:
+                    pass  # stays in received/; reconcile reports it again
                 rejected.append((name, str(exc)))
         return taken, rejected
 

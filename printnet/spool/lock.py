@@ -687,6 +687,7 @@ class ExpiringLock:
             os.fsync(fd)
             inode = os.fstat(fd).st_ino
             started = self.table.clock()
+            won = True
             try:
                 # RACE: link() is the acquisition: create-if-absent with complete content.
                 link_new(owner, self.names.lock)

@@ -181,10 +181,18 @@ class MasterStore:
             return 0
         data = encode_ops(ops)
         fence.check()
-        self._put(_entry_name(self.generation, self.seq + 1), data)
-        if (self.dir / _snap_name(self.generation + 1)).exists():
+        name = _entry_name(self.generation, self.seq + 1)
+        self._put(name, data)
+        newest = self._newest_snapshot()
+        if newest is not None and newest > self.generation:
             # RACE: we stalled so long that our generation was closed and cleaned
             # up, so the put-if-absent found the name free.  Our entry is garbage.
+            # (A generation is only cleaned up after a newer snapshot exists, and
+            # snapshots are only deleted after a still newer one exists.)
+            try:
+                os.unlink(self.dir / name)
+            except OSError:
+                pass
             raise Fenced(f"master generation {self.generation} was closed under us")
         self.seq += 1
         self.journal_bytes += len(data)
@@ -192,7 +200,12 @@ class MasterStore:
         if self.seq >= COMPACT_ENTRIES or self.journal_bytes > max(
             COMPACT_MIN_BYTES, self.snapshot_bytes // 4
         ):
-            self.compact(fence)
+            try:
+                self.compact(fence)
+            except SpoolError:
+                # The commit is durable; compaction is housekeeping that the next
+                # writer retries.  Raising here would make the caller redo the ops.
+                pass
         return applied
 
     def _put(self, name: str, data: bytes) -> None:

@@ -34,6 +34,7 @@ from typing import BinaryIO
 from printnet.errors import SpoolError, SpoolFull, UsageError
 from printnet.model import (
     MAX_FILES,
+    MAX_TITLE,
     ControlAction,
     ControlRequest,
     JobIdGenerator,
@@ -124,7 +125,9 @@ class Submitter:
                 req = replace(
                     template, id=job_id, user=self.user, station=self.station,
                     submitted=now, files=tuple(files),
-                    title=clean_text(template.title or (files[0].original if files else "")),
+                    title=clean_text(
+                        template.title or (files[0].original if files else ""), MAX_TITLE
+                    ),
                     password=None if password is None else queue_proof(password, job_id),
                 )
                 tmp = self._write_tmp(req.encode(), written)
