@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from serial import SerialBase
+
 from printnet.config import Config, ErrorPolicy, PrinterConfig, SetupConfig
 from printnet.errors import PortError, PrinterStalled, PrintnetError
 from printnet.masterfile import Job
@@ -33,7 +35,7 @@ from printnet.model import JobState, PrintRequest, decode_request
 from printnet.printers.drivers import get_driver
 from printnet.printers.ports import open_port
 from printnet.printers.render import Rendered, RenderJob, render
-from printnet.printers.writer import send
+from printnet.printers.writer import SendFailed, send
 from printnet.spool.layout import REQ_SUFFIX, Spool
 from printnet.spool.publish import read_bytes
 
@@ -120,6 +122,7 @@ class PrinterWorker:
         self.total = 0
         self.pages = 0
         self.printed_jobs = 0
+        self._port: SerialBase | None = None
         self._cond = threading.Condition()
         self._pending: Assignment | None = None
         self._stop = False
@@ -208,7 +211,10 @@ class PrinterWorker:
                 self.sent = self.total = self.pages = 0
                 if self.state != "offline":
                     self.state = "printing"
-            result = self._print(self.current)
+            try:
+                result = self._print(self.current)
+            finally:
+                self._close_port()
             with self._cond:
                 self.current = None
                 if self.state == "printing":
@@ -292,22 +298,30 @@ class PrinterWorker:
         )
 
     def _send(self, data: bytes, offset: int) -> int:
-        port = open_port(self.printer, self.config.etc)
-        try:
+        """Send from `offset`; the port stays open across a stall (closing a real
+        serial port can discard bytes the kernel took and we counted as sent)."""
+        if self._port is None:
+            self._port = open_port(self.printer, self.config.etc)
+
+        def progress(n: int) -> None:
+            self.sent = n
             if self.state == "offline":
                 self._recovered()
-            def progress(n: int) -> None:
-                self.sent = n
-            sent = send(port, data, stall_timeout=self.printer.stall_timeout,
+
+        try:
+            sent = send(self._port, data, stall_timeout=self.printer.stall_timeout,
                         on_progress=progress, should_stop=self._should_stop, start=offset)
-            self.sent = sent
-            if sent < len(data):
-                return sent  # asked to stop
-            flush = getattr(port, "flush", None)
-            if flush is not None and self.printer.port.startswith(("file:", "sim:")):
-                flush()  # our own schemes: flush returns when the bytes are printed
-            return sent
-        finally:
+        except SendFailed:
+            self._close_port()  # the port itself failed: reopen on the next attempt
+            raise
+        self.sent = sent
+        if sent == len(data) and self.printer.port.startswith(("file:", "sim:")):
+            self._port.flush()  # our own schemes: flush returns when the bytes are printed
+        return sent
+
+    def _close_port(self) -> None:
+        port, self._port = self._port, None
+        if port is not None:
             try:
                 port.close()
             except Exception:

@@ -8,16 +8,19 @@ clock with a fake one (`FakeClock`) instead of sleeping.
 from __future__ import annotations
 
 import errno
+import logging
 import multiprocessing
 import os
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
@@ -620,6 +623,7 @@ def _mutex_worker(
     start: Barrier,
     results: multiprocessing.Queue[tuple[int, int, int, str]],
 ) -> None:
+    logging.getLogger("printnet").setLevel(logging.ERROR)
     table = LockTable(Path(lock_dir))
     lock = ExpiringLock(table, "master", lease=lease, holder=f"w{index}")
     log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND)
@@ -702,92 +706,160 @@ def test_mutual_exclusion_between_processes(lock_dir: Path, tmp_path: Path) -> N
 
 
 RACE_ROUNDS = 8
-RACE_LOCKS = 125  # per round: 8 x 125 = 1,000 trials
+RACE_LOCKS = 125  # per round: 8 x 125 = 1,000 trials per race test
 RACE_ORPHAN_EVERY = 5  # every 5th dead lock is also orphaned (its breaker died halfway)
 RACE_CONTENDERS = 6
-RACE_LEASE = 0.05
+
+RaceReport = tuple[int, int, list[tuple[str, str]], int, int, str]
 
 
 def _race_names(round_no: int) -> list[str]:
     return [f"r{round_no}.k{k}" for k in range(RACE_LOCKS)]
 
 
+def _race_orphans(names: list[str]) -> list[str]:
+    return names[::RACE_ORPHAN_EVERY]
+
+
+class _Aborted(Exception):
+    pass
+
+
+def _wait(barrier: Barrier) -> None:
+    try:
+        barrier.wait(timeout=120)
+    except threading.BrokenBarrierError as exc:
+        raise _Aborted from exc
+
+
+def _contend(
+    table: LockTable,
+    locks: dict[str, ExpiringLock],
+    names: list[str],
+    dead: dict[str, str],
+    won: list[tuple[str, str]],
+) -> int:
+    """Race for every lock in `names` until each has a new generation; return how
+    often this process saw a lock stale and still did not get it (a lost race)."""
+    lost = 0
+    pending = list(names)
+    deadline = time.monotonic() + 60
+    while pending:
+        for name in list(pending):
+            status = table.observe(name)
+            if status.record is not None and status.record.token != dead[name]:
+                pending.remove(name)  # a new generation: somebody won
+                continue
+            if locks[name].try_acquire():
+                won.append((name, locks[name].token or ""))
+                pending.remove(name)
+            elif status.stale:
+                lost += 1
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(pending)} locks never resolved")
+    return lost
+
+
 def _race_contender(
     lock_dir: str,
     index: int,
-    rounds: int,
+    synced_clock: Synchronized[float] | None,
     barrier: Barrier,
-    results: multiprocessing.Queue[tuple[int, int, list[tuple[str, str]], int, int, str]],
+    results: multiprocessing.Queue[RaceReport],
 ) -> None:
-    table = LockTable(Path(lock_dir))
-    for round_no in range(rounds):
-        barrier.wait(timeout=120)
-        won: list[tuple[str, str]] = []
-        lost_races = 0
-        error = ""
-        locks: dict[str, ExpiringLock] = {}
-        try:
-            names = _race_names(round_no)
-            dead: dict[str, str] = {}
-            for name in names:
-                record = table.observe(name).record
-                assert record is not None
-                dead[name] = record.token
-                locks[name] = ExpiringLock(table, name, lease=RACE_LEASE, holder=f"c{index}")
-            pending = set(names)
-            deadline = time.monotonic() + 60
-            while pending:
-                for name in sorted(pending):
-                    status = table.observe(name)
-                    if status.record is not None and status.record.token != dead[name]:
-                        pending.discard(name)  # a new generation: somebody won
-                        continue
-                    if locks[name].try_acquire():
-                        won.append((name, locks[name].token or ""))
-                        pending.discard(name)
-                    elif status.stale:
-                        lost_races += 1
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{len(pending)} locks never resolved")
-        except Exception as exc:
-            error = repr(exc)
-        breaks = sum(lock.breaks for lock in locks.values())
-        results.put((index, round_no, won, breaks, lost_races, error))
-        for lock in locks.values():
-            lock.abandon()  # keep the winners' locks on disk for the parent to check
+    """One contender.  Real clock: race as soon as each lock looks stale.  Synced
+    clock: every contender first sights every lock at the same fake instant, then
+    the test moves the shared clock past the lease and all race at once."""
+    logging.getLogger("printnet").setLevel(logging.ERROR)  # 1,000 "broke lock" warnings
+    clock: Callable[[], float] = time.monotonic
+    if synced_clock is not None:
+        shared = synced_clock
 
+        def clock() -> float:
+            return shared.value
 
-@pytest.mark.slow
-def test_stale_break_race_has_exactly_one_winner(lock_dir: Path) -> None:
-    """1,000 dead locks (200 of them also orphaned), each raced by 6 processes that
-    start together: every lock is broken exactly once and acquired exactly once."""
-    barrier = CTX.Barrier(RACE_CONTENDERS + 1)
-    results: multiprocessing.Queue[tuple[int, int, list[tuple[str, str]], int, int, str]] = (
-        CTX.Queue()
+    table = LockTable(Path(lock_dir), clock)
+    dead = dict(
+        line.split()
+        for line in (Path(lock_dir).parent / "dead-tokens").read_text().splitlines()
     )
+    try:
+        for round_no in range(RACE_ROUNDS):
+            _wait(barrier)
+            won: list[tuple[str, str]] = []
+            lost = 0
+            error = ""
+            names = _race_names(round_no)
+            locks = {
+                name: ExpiringLock(table, name, lease=1.0, holder=f"c{index}") for name in names
+            }
+            try:
+                if synced_clock is None:
+                    lost += _contend(table, locks, names, dead, won)
+                else:
+                    orphans = _race_orphans(names)
+                    for name in names:
+                        table.observe(name)  # first sighting, at the same fake instant
+                    _wait(barrier)  # the test moves the clock 1.3 leases on
+                    _wait(barrier)
+                    others = [name for name in names if name not in orphans]
+                    lost += _contend(table, locks, others, dead, won)
+                    for name in orphans:  # stale, but orphaned: the second lease starts
+                        if locks[name].try_acquire():
+                            raise AssertionError(f"{name}: orphan taken after one lease")
+                    _wait(barrier)  # the test moves the clock another 1.3 leases on
+                    _wait(barrier)
+                    lost += _contend(table, locks, orphans, dead, won)
+            except _Aborted:
+                raise
+            except Exception as exc:
+                error = repr(exc)
+                barrier.abort()
+            breaks = sum(lock.breaks for lock in locks.values())
+            results.put((index, round_no, won, breaks, lost, error))
+            for lock in locks.values():
+                lock.abandon()  # keep the winners' locks on disk for the test to check
+    except _Aborted:
+        return
+
+
+def _run_race(lock_dir: Path, *, lease: float, synced: bool) -> tuple[int, int, int]:
+    """Create 1,000 dead locks (200 also orphaned) with one holder that is then
+    SIGKILLed, race 6 contenders for them, check every outcome; return
+    (trials, orphan trials, lost races)."""
+    all_names = [name for r in range(RACE_ROUNDS) for name in _race_names(r)]
+    orphans = frozenset(n for r in range(RACE_ROUNDS) for n in _race_orphans(_race_names(r)))
+    doomed = Holder(lock_dir, all_names, lease=lease, orphans=orphans)
+    doomed.kill()
+    (lock_dir.parent / "dead-tokens").write_text(
+        "".join(f"{name} {doomed.tokens[name]}\n" for name in all_names)
+    )
+    shared = CTX.Value("d", 0.0) if synced else None
+    barrier = CTX.Barrier(RACE_CONTENDERS + 1)
+    results: multiprocessing.Queue[RaceReport] = CTX.Queue()
     procs = [
-        CTX.Process(
-            target=_race_contender,
-            args=(str(lock_dir), i, RACE_ROUNDS, barrier, results),
-            daemon=True,
-        )
+        CTX.Process(target=_race_contender, args=(str(lock_dir), i, shared, barrier, results))
         for i in range(RACE_CONTENDERS)
     ]
     for proc in procs:
         proc.start()
-    trials = orphan_trials = contended = 0
+    trials = orphan_trials = lost = 0
     try:
         for round_no in range(RACE_ROUNDS):
             names = _race_names(round_no)
-            orphans = frozenset(names[::RACE_ORPHAN_EVERY])
-            doomed = Holder(lock_dir, names, lease=RACE_LEASE, orphans=orphans)
-            doomed.kill()
             barrier.wait(timeout=120)
+            if shared is not None:
+                barrier.wait(timeout=120)  # everybody has sighted every lock
+                shared.value += 1.3 * lease
+                barrier.wait(timeout=120)
+                barrier.wait(timeout=120)  # everybody has started the orphan clocks
+                shared.value += 1.3 * lease
+                barrier.wait(timeout=120)
             reports = [results.get(timeout=120) for _ in procs]
             assert [r[5] for r in reports] == [""] * RACE_CONTENDERS
             winners: dict[str, list[str]] = {name: [] for name in names}
-            for _, _, won, _, _, _ in reports:
-                for name, token in won:
+            for report in reports:
+                for name, token in report[2]:
                     winners[name].append(token)
             on_disk = LockTable(lock_dir).records()
             for name in names:
@@ -796,17 +868,37 @@ def test_stale_break_race_has_exactly_one_winner(lock_dir: Path) -> None:
                 assert on_disk[name].token != doomed.tokens[name]
             assert sum(r[3] for r in reports) == len(names)  # each generation ended once
             trials += len(names)
-            orphan_trials += len(orphans)
-            contended += sum(r[4] for r in reports)
+            orphan_trials += len(_race_orphans(names))
+            lost += sum(r[4] for r in reports)
     finally:
+        barrier.abort()  # on failure, release contenders waiting at the barrier
         for proc in procs:
-            proc.join(timeout=30)
+            proc.join(timeout=10)
             if proc.is_alive():
                 proc.kill()
-    assert trials >= 1000
-    assert orphan_trials == 200
-    # the race was real: contenders saw locks stale and lost the break to another
-    assert contended > trials
+                proc.join()
+    assert [p.exitcode for p in procs] == [0] * RACE_CONTENDERS
+    return trials, orphan_trials, lost
+
+
+@pytest.mark.slow
+def test_stale_break_race_on_the_real_clock_has_exactly_one_winner(lock_dir: Path) -> None:
+    """1,000 dead locks (lease 0.05 s; 200 also orphaned) raced by 6 processes that
+    start together: every lock is broken exactly once and acquired exactly once."""
+    trials, orphan_trials, lost = _run_race(lock_dir, lease=0.05, synced=False)
+    print(f"real-clock race: {trials} trials ({orphan_trials} orphans), {lost} lost races")
+    assert (trials, orphan_trials) == (1000, 200)
+    assert lost > 0  # contenders did see locks stale and lose them to another
+
+
+@pytest.mark.slow
+def test_stale_break_race_all_at_once_has_exactly_one_winner(lock_dir: Path) -> None:
+    """The same 1,000 trials, but the 6 contenders share one fake monotonic clock:
+    all of them judge every lock stale at the same instant and attack it together."""
+    trials, orphan_trials, lost = _run_race(lock_dir, lease=1.0, synced=True)
+    print(f"synced race: {trials} trials ({orphan_trials} orphans), {lost} lost races")
+    assert (trials, orphan_trials) == (1000, 200)
+    assert lost >= 2 * trials  # on average at least two losers at every lock
 
 
 def _paused_holder(lock_dir: str, lease: float, conn: Connection) -> None:
