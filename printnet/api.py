@@ -35,7 +35,7 @@ from printnet.model import (
     valid_user,
 )
 from printnet.spool import master as master_io
-from printnet.spool.intake import user_name
+from printnet.spool.intake import read_regular, user_name
 from printnet.spool.layout import REQ_SUFFIX, Spool
 from printnet.spool.publish import read_bytes
 from printnet.spool.submit import Source, Submitter, check_sources
@@ -236,7 +236,8 @@ class Station:
             if not name.endswith(REQ_SUFFIX) or name[:-4] in skip:
                 continue
             try:
-                req = decode_request(read_bytes(self.spool.new / name, 1 << 18))
+                # Never a plain open(): anyone may drop a FIFO or symlink into new/.
+                req = decode_request(read_regular(self.spool.new / name)[0])
             except (OSError, PrintnetError):
                 continue
             if isinstance(req, PrintRequest):

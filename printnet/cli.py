@@ -163,6 +163,9 @@ def status(
     write = sys.stdout.write
     for p in view.printers:
         reasons = "; ".join(p.get("reasons") or [])
+        if p.get("accepting") is False:  # the operator's CP REJECT reason
+            rejecting = f"rejecting new jobs: {p.get('reject_reason') or 'not accepting'}"
+            reasons = f"{reasons}; {rejecting}" if reasons else rejecting
         job = f" printing {p['job']}" if p.get("job") else ""
         write(f"printer {p['name']}: {p['state']}{job}, setup {p.get('setup')}"
               f"{' (' + reasons + ')' if reasons else ''} [server {p.get('server')}]\n")
@@ -257,27 +260,99 @@ def purge(ctx: click.Context, days: float, temp_hours: float) -> None:
 @click.option("--name", help="Server name (default: SERVER NAME= in server.cmd, else the host).")
 @click.option("--drain", is_flag=True,
               help="Exit once nothing is left that this server can print.")
+@click.option("--no-console", is_flag=True,
+              help="No operator console on this terminal (`printnet console` still works).")
 @click.pass_context
-def server(ctx: click.Context, name: str | None, drain: bool) -> None:
+def server(ctx: click.Context, name: str | None, drain: bool, no_console: bool) -> None:
     """Run a print server: take requests in, schedule and print them.
 
     Reads etc/server.cmd and etc/printers.cmd.  --spool, when given, replaces
     the SPOOL lines.  Stops on SIGTERM/SIGINT after finishing or requeueing the
-    current jobs.
+    current jobs.  On a terminal it offers the operator console (CS CP CH I P F
+    Q; Ctrl-C there abandons the line, Q stops the server); `printnet console`
+    reaches it from elsewhere on this host.
     """
     from dataclasses import replace
 
     from printnet import config as config_mod
     from printnet.server import Server, install_signal_handlers
 
-    cfg = config_mod.load(ctx.obj["etc"], server_name=name)
     source = ctx.get_parameter_source("spool")
-    if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
-        cfg = replace(cfg, server=replace(cfg.server, spools=(ctx.obj["spool"].resolve(),)))
-        cfg.validate()
-    srv = Server(cfg, drain=drain)
+    spool_given = source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+    def load() -> config_mod.Config:
+        # Also how the running server reloads a changed etc/*.cmd (same overrides).
+        cfg = config_mod.load(ctx.obj["etc"], server_name=name)
+        if spool_given:
+            cfg = replace(cfg, server=replace(cfg.server, spools=(ctx.obj["spool"].resolve(),)))
+            cfg.validate()
+        return cfg
+
+    srv = Server(load(), drain=drain, loader=load)
     install_signal_handlers(srv)
-    srv.run()
+    if not no_console and _on_own_terminal():
+        from printnet.console import serve_with_console
+
+        serve_with_console(srv)  # the operator console on this terminal
+    else:
+        srv.run()
+
+
+def _on_own_terminal() -> bool:
+    """Standard input and output are a terminal and we are its foreground job."""
+    try:
+        return (sys.stdin.isatty() and sys.stdout.isatty()
+                and os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp())
+    except (OSError, ValueError):
+        return False
+
+
+@cli.command(context_settings={"ignore_unknown_options": True,
+                               "allow_interspersed_args": False})
+@click.option("--server", "server_name", metavar="NAME",
+              help="The server (default: the only one running on this host).")
+@click.option("--password-env", metavar="VAR",
+              help="Read the console password from this environment variable.")
+@click.option("--new-password-env", metavar="VAR",
+              help="For CS PASSWORD: read the new password from this variable.")
+@click.option("-y", "--yes", is_flag=True, help="Answer yes to confirmations (F BREAK...).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def console(ctx: click.Context, server_name: str | None, password_env: str | None,
+            new_password_env: str | None, yes: bool, as_json: bool,
+            command: tuple[str, ...]) -> None:
+    """Run one console COMMAND on a running print server of this host, or, without
+    COMMAND, open the interactive console attached to it.
+
+    Commands: CS CP CH I P F Q, the job verbs HOLD RELEASE CANCEL MOVE TOP
+    REPRINT, and HELP (`printnet console HELP CP`).  Output is the same as at
+    the server's terminal; --json gives it machine-readable.  Exit status: 0
+    done, 1 refused or failed, 2 bad command, 3 password wrong or missing.
+    """
+    from printnet.console import attach, pick_server, remote_session
+
+    def secret(var: str | None) -> str | None:
+        if not var:
+            return None
+        value = os.environ.get(var)
+        if value is None:
+            fail(f"environment variable {var} is not set", 2)
+        return value
+
+    name = pick_server(server_name, ctx.obj["etc"])
+    interactive = sys.stdin.isatty()
+    session = remote_session(name, interactive=interactive, password=secret(password_env),
+                             new_password=secret(new_password_env), yes=yes)
+    if not command:
+        if not interactive:
+            fail("no COMMAND given and standard input is not a terminal", 2)
+        attach(name, session)
+        return
+    argv = [*command, "--json"] if as_json else list(command)
+    code = session.run(argv)
+    if code:
+        sys.exit(code)
 
 
 def main() -> None:

@@ -307,17 +307,26 @@ class Names(Value):
         return tuple(names)
 
 
+def _user_or_group(text: str) -> bool:
+    return valid_user(text[1:] if text.startswith("@") else text)
+
+
 @dataclass(frozen=True)
 class Users(Value):
+    groups: bool = True  # also accept @group (the members of a Unix group)
+
     @property
     def describe(self) -> str:
-        return "a comma-separated list of user names"
+        groups = " or @groups" if self.groups else ""
+        return f"a comma-separated list of user names{groups}"
 
     def convert(self, raw: str) -> tuple[str, ...]:
         users = [part.strip() for part in raw.split(",")]
         for user in users:
-            if not valid_user(user):
-                raise ValueError(f"{_show(user)} is not a valid user name")
+            ok = _user_or_group(user) if self.groups else valid_user(user)
+            if not ok:
+                what = "user name or @group" if self.groups else "user name"
+                raise ValueError(f"{_show(user)} is not a valid {what}")
         dup = {u for u in users if users.count(u) > 1}
         if dup:
             raise ValueError(f"{min(dup)} is listed twice")
@@ -487,6 +496,20 @@ class Hours(Value):
 
 
 @dataclass(frozen=True)
+class Who(Value):
+    """Whom a QUOTA line is for: `*` (everyone), a user name, or `@group`."""
+
+    @property
+    def describe(self) -> str:
+        return "* (everyone), a user name, or @group"
+
+    def convert(self, raw: str) -> str:
+        if raw != "*" and not _user_or_group(raw):
+            raise ValueError(f"must be {self.describe}")
+        return raw
+
+
+@dataclass(frozen=True)
 class Check(Value):
     """A string accepted by a predicate (password hashes)."""
 
@@ -510,7 +533,7 @@ class Check(Value):
 class Repeat(StrEnum):
     SINGLE = "single"  # at most once per file (NIGHT, SERVER, DEFAULT)
     NAMED = "named"  # once per name (PRINTER R&D, SETUP CHECKS)
-    MANY = "many"  # any number of lines, each value once (SPOOL)
+    MANY = "many"  # any number of lines, each line once (SPOOL, QUOTA)
 
 
 @dataclass(frozen=True)
@@ -563,8 +586,23 @@ SERVER_SCHEMA: Final = Schema("server.cmd", {
         "LEASE 30", Number(0.5, 3600), True,
     ),
     "OPERATORS": Keyword(
-        "OPERATORS", Repeat.SINGLE, "users allowed to act on any job",
-        "OPERATORS root,alice", Users(), True,
+        "OPERATORS", Repeat.SINGLE, "users (or @groups) allowed to act on any job",
+        "OPERATORS root,alice,@lpadmin", Users(), True,
+    ),
+    "QUOTA": Keyword(
+        "QUOTA", Repeat.MANY, "pages a user (*, name or @group) may print per period",
+        "QUOTA * PAGES=100 PER=WEEK", Who(), True,
+        {"PAGES": Int(0, 100_000_000, "pages"), "PER": Choice(("DAY", "WEEK", "MONTH")),
+         "PRINTER": Name(), "ACTION": Choice(("HOLD", "REJECT"))},
+        frozenset({"PAGES"}),
+    ),
+    "HELDEXPIRY": Keyword(
+        "HELDEXPIRY", Repeat.SINGLE, "hours after which a held job is canceled",
+        "HELDEXPIRY 72", Number(0.0001, 87600, "hours"), True,
+    ),
+    "MINFREE": Keyword(
+        "MINFREE", Repeat.SINGLE, "MiB that must stay free on a spool's disk",
+        "MINFREE 100", Int(0, 1 << 30, "MiB"), True,
     ),
 })
 
@@ -589,6 +627,8 @@ PRINTER_KEYS: Final[Mapping[str, Value]] = {
     "MAXCOPIES": Int(1, 999),
     "MAXBYTES": Int(1, 1 << 50, "bytes", sizes=True),
     "MAXPAGES": Int(1, 10_000_000, "pages"),
+    "MAXFILE": Int(1, 1 << 50, "bytes", sizes=True),
+    "OVERLIMIT": Choice(("REJECT", "HOLD")),
 }
 
 SETUP_KEYS: Final[Mapping[str, Value]] = {
@@ -737,8 +777,8 @@ def parse(text: str, filename: str, schema: Schema | None = None) -> list[Comman
         elif spec.repeat is Repeat.NAMED:
             ident = (command.keyword, command.name)
             what = f"{command.keyword} {command.name} is defined twice"
-        else:
-            ident = (command.keyword, repr(command.value))
+        else:  # the same line twice (value and keys); QUOTA lines differ by their keys
+            ident = (command.keyword, repr((command.value, sorted(command.values.items()))))
             what = f"{command.keyword} {command.name} is listed twice"
         if ident in first:
             raise ConfigError(filename, lineno, f"{what} (first on line {first[ident]})")

@@ -44,6 +44,7 @@ from typing import Final
 
 from printnet import cmdfile
 from printnet.errors import ConfigError
+from printnet.quota import OverAction, Period, QuotaRule
 
 
 class Flow(StrEnum):
@@ -100,6 +101,8 @@ class PrinterConfig:
     max_copies: int | None = None
     max_bytes: int | None = None
     max_pages: int | None = None
+    max_file: int | None = None  # bytes of one file of a job
+    over_limit: OverAction = OverAction.REJECT  # OVERLIMIT=: a job over a MAX... limit
     header_pages: bool = True  # HEADER=NONE: never print header pages
 
 
@@ -111,7 +114,10 @@ class ServerConfig:
     night: tuple[int, int] = (0, 6)  # start hour, end hour (local time), end exclusive
     scan_interval: float = 1.0  # seconds between names-only scans of new/
     lease: float = 30.0  # seconds: lock and job lease length
-    operators: tuple[str, ...] = ("root",)
+    operators: tuple[str, ...] = ("root",)  # user names and @groups
+    quotas: tuple[QuotaRule, ...] = ()
+    held_expiry: float | None = None  # seconds a job may stay held (HELDEXPIRY, hours)
+    min_free: int = 0  # bytes that must stay free on a spool's disk (MINFREE, MiB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +241,9 @@ def _server(cmds: list[cmdfile.Command], project: Path, server_name: str | None,
     night: tuple[int, int] = (0, 6)
     scan, lease = 1.0, 30.0
     operators: tuple[str, ...] = ("root",)
+    quotas: list[QuotaRule] = []
+    held_expiry: float | None = None
+    min_free = 0
     for cmd in cmds:
         if cmd.keyword == "SERVER":
             name = cmd.get_opt_str("NAME") or name
@@ -262,6 +271,25 @@ def _server(cmds: list[cmdfile.Command], project: Path, server_name: str | None,
         elif cmd.keyword == "OPERATORS":
             assert isinstance(cmd.value, tuple)
             operators = tuple(str(u) for u in cmd.value)
+        elif cmd.keyword == "QUOTA":
+            rule = QuotaRule(
+                who=str(cmd.value), pages=cmd.get_int("PAGES", 0),
+                period=Period(cmd.get_str("PER", "WEEK").lower()),
+                printer=cmd.get_opt_str("PRINTER"),
+                action=OverAction(cmd.get_str("ACTION", "HOLD").lower()),
+            )
+            key = ("QUOTA", f"{rule.who} {rule.period} {rule.printer}")
+            if key in where:
+                raise cmd.error(f"QUOTA {rule.who}: a second rule for the same period and "
+                                f"printer (first on line {where[key][1]})")
+            where[key] = (cmd.filename, cmd.line)
+            quotas.append(rule)
+        elif cmd.keyword == "HELDEXPIRY":
+            assert isinstance(cmd.value, float)
+            held_expiry = cmd.value * 3600.0
+        elif cmd.keyword == "MINFREE":
+            assert isinstance(cmd.value, int)
+            min_free = cmd.value * 1024 * 1024
     if server_name is not None:
         try:
             name = cmdfile.convert_name(server_name)
@@ -277,6 +305,9 @@ def _server(cmds: list[cmdfile.Command], project: Path, server_name: str | None,
         scan_interval=scan,
         lease=lease,
         operators=operators,
+        quotas=tuple(quotas),
+        held_expiry=held_expiry,
+        min_free=min_free,
     )
 
 
@@ -329,6 +360,8 @@ def _printers(
                 max_copies=cmd.get_opt_int("MAXCOPIES"),
                 max_bytes=cmd.get_opt_int("MAXBYTES"),
                 max_pages=cmd.get_opt_int("MAXPAGES"),
+                max_file=cmd.get_opt_int("MAXFILE"),
+                over_limit=OverAction(cmd.get_str("OVERLIMIT", "REJECT").lower()),
             )
         elif cmd.keyword == "DEFAULT":
             default = name

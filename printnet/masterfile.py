@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import json
 import sys
-from bisect import bisect_left, insort
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import MISSING, dataclass, fields, replace
+from operator import attrgetter
 from typing import Any, Final
 
 from printnet.errors import InvalidTransition, SpoolError
@@ -80,7 +81,8 @@ class Job:
     token: str = ""  # the holder's lease token (its server lock generation)
     restarted: int = 0  # times it was requeued after its holder failed mid-print
     size: int = 0  # bytes of data
-    pages: int = 0  # pages printed (or counted) so far
+    pages: int = 0  # pages the job prints, as counted at intake (0: not counted)
+    held_at: str = ""  # ISO 8601 UTC: when it entered `held` ("" if not held or unknown)
 
     @property
     def key(self) -> SortKey:
@@ -102,14 +104,25 @@ class Job:
             format=req.format,
             state=JobState.HELD if req.hold else JobState.PENDING,
             size=req.size,
+            held_at=iso(req.submitted) if req.hold else "",
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {f: _plain(getattr(self, f)) for f in FIELDS}
+        # One C-level attrgetter call instead of a getattr per field: status --json
+        # turns 100,000 jobs into dicts.
+        out = dict(zip(FIELDS, _GET_FIELDS(self), strict=True))
+        for name in _ENUM_FIELDS:
+            out[name] = out[name].value
+        return out
 
 
 FIELDS: Final = tuple(f.name for f in fields(Job))
 _INT_FIELDS: Final = frozenset({"copies", "rank", "restarted", "size", "pages"})
+_GET_FIELDS: Final = attrgetter(*FIELDS)
+_ENUM_FIELDS: Final = tuple(
+    f.name for f in fields(Job) if f.type in ("Priority", "JobState", "Format")
+)
+_BOOL_AT: Final = tuple(i for i, f in enumerate(fields(Job)) if f.type == "bool")
 
 
 def _plain(value: object) -> object:
@@ -126,8 +139,9 @@ class Op:
 
     kinds:
       add     job=<Job>                      enter a new job
-      state   id, state, note, [holder, token, assigned, token_was]
-                                              change state (TRANSITIONS applies);
+      state   id, state, note, [holder, token, assigned, token_was, at]
+                                              change state (TRANSITIONS applies;
+                                              `at`, ISO time, stamps entering held);
                                               `token_was` fences a printing job's
                                               holder: the op is void unless the job's
                                               current token equals it
@@ -221,10 +235,18 @@ class MasterState:
         self.jobs: dict[str, Job] = {}
         self._by_dest: dict[str, _SortedKeys] = {}
         self._order: list[Job] | None = None
+        # Ids of printing jobs: the scheduler and lease checks look at these every
+        # cycle, and must not walk 100,000 pending jobs to find them.
+        self._printing: set[str] = set()
+        # Ids of jobs added or changed since the owner last cleared this (the
+        # scheduler's incremental notes; see `scheduling.decide`).
+        self.changed: set[str] = set()
         batch: dict[str, list[SortKey]] = {}
         for job in jobs:
             self.jobs[job.id] = job
             batch.setdefault(job.printer, []).append(job.key)
+            if job.state is JobState.PRINTING:
+                self._printing.add(job.id)
         for dest, keys in batch.items():
             index = _SortedKeys()
             index.keys = sorted(keys)
@@ -238,6 +260,37 @@ class MasterState:
 
     def get(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id)
+
+    def printing_jobs(self) -> list[Job]:
+        """The jobs in state printing (from an index: no walk over the others)."""
+        jobs = self.jobs
+        return [jobs[i] for i in self._printing if i in jobs]
+
+    def preview(self, ops: Iterable[Op]) -> MasterState:
+        """A copy with `ops` applied (invalid ones skipped); this state is unchanged.
+
+        Copy-on-write: the dict and indexes are copied (C speed), but only the jobs
+        the ops touch are copied as objects.
+        """
+        new = MasterState()
+        new.jobs = dict(self.jobs)
+        for dest, index in self._by_dest.items():
+            copied = _SortedKeys()
+            copied.keys = list(index.keys)
+            new._by_dest[dest] = copied
+        new._printing = set(self._printing)
+        new.changed = set(self.changed)
+        mine: set[str] = set()
+        for op in ops:
+            job = new.jobs.get(op.id)
+            if job is not None and op.id not in mine:
+                new.jobs[op.id] = replace(job)
+                mine.add(op.id)
+            try:
+                new.apply(op)
+            except InvalidTransition:
+                pass
+        return new
 
     def ordered(self) -> list[Job]:
         """All live jobs in queue order: priority, operator rank, submission."""
@@ -296,7 +349,7 @@ class MasterState:
             check_transition(op.id, job.state, new)
             if new is JobState.PRINTING and not op.args.get("holder"):
                 raise InvalidTransition(f"job {op.id}: printing needs a holder")
-            for name in ("note", "holder", "token", "assigned"):
+            for name in ("note", "holder", "token", "assigned", "at"):
                 if not isinstance(op.args.get(name, ""), str):
                     raise InvalidTransition(f"job {op.id}: {name} must be a string")
         elif op.kind == "note":
@@ -327,11 +380,11 @@ class MasterState:
             state = JobState(op.args["state"])
             job.state = state
             job.note = op.args.get("note", "")
+            job.held_at = op.args.get("at", "") if state is JobState.HELD else ""
             if state is JobState.PRINTING:
                 job.holder = op.args["holder"]
                 job.token = op.args.get("token", "")
                 job.assigned = op.args.get("assigned", job.assigned)
-                job.pages = 0
             else:
                 job.holder = job.token = ""
                 if op.args.get("restarted"):
@@ -349,6 +402,11 @@ class MasterState:
         elif op.kind == "remove":
             self._unindex(job)
             del self.jobs[op.id]
+        if op.kind == "remove" or job.state is not JobState.PRINTING:
+            self._printing.discard(op.id)
+        else:
+            self._printing.add(op.id)
+        self.changed.add(op.id)
 
     def apply_all(self, ops: Iterable[Op], *, strict: bool = True) -> int:
         """Apply ops in order; with strict=False skip invalid ones (replay). Returns applied."""
@@ -364,6 +422,9 @@ class MasterState:
 
     def _insert(self, job: Job) -> None:
         self.jobs[job.id] = job
+        if job.state is JobState.PRINTING:
+            self._printing.add(job.id)
+        self.changed.add(job.id)
         self._index(job)
 
     def _index(self, job: Job) -> None:
@@ -399,18 +460,33 @@ def _field_text(value: object) -> str:
     return text
 
 
+def _job_line(job: Job) -> str:
+    """One snapshot line (fast path: str() of each field; enums are StrEnums)."""
+    values: list[Any] = list(_GET_FIELDS(job))
+    for i in _BOOL_AT:
+        values[i] = "1" if values[i] else "0"
+    line = "\t".join(map(str, values))
+    if line.count("\t") != len(FIELDS) - 1 or "\n" in line:
+        line = "\t".join(_field_text(getattr(job, f)) for f in FIELDS)
+    return line
+
+
 def encode_snapshot(state: MasterState, generation: int) -> bytes:
     jobs = state.ordered()
     head = f"{SNAPSHOT_MAGIC}\t{SNAPSHOT_VERSION}\t{generation}\t{len(jobs)}\t"
     lines = [head + ",".join(FIELDS)]
-    for job in jobs:
-        lines.append("\t".join(_field_text(getattr(job, f)) for f in FIELDS))
+    lines += map(_job_line, jobs)
     lines.append(f"end\t{len(jobs)}\n")
     return "\n".join(lines).encode()
 
 
-def decode_snapshot(data: bytes) -> tuple[int, MasterState]:
-    """Return (generation, state); raise SpoolError if the snapshot is corrupt."""
+def _split_snapshot(data: bytes) -> tuple[int, list[str], list[str], list[str]]:
+    """Check a snapshot's frame; return (generation, columns, job lines, pad).
+
+    The columns are the snapshot's own fields, then any `Job` field it lacks (a
+    snapshot written before that field existed); `pad` holds those fields'
+    defaults, to append to each line's fields.
+    """
     try:
         text = data.decode()
     except UnicodeDecodeError:
@@ -428,45 +504,179 @@ def decode_snapshot(data: bytes) -> tuple[int, MasterState]:
         raise SpoolError("master snapshot: bad header numbers") from None
     if len(lines) != count + 3 or lines[-2] != f"end\t{count}" or lines[-1] != "":
         raise SpoolError("master snapshot: truncated")
+    pad: list[str] = []
+    columns = list(names)
+    for f in fields(Job):
+        if f.name not in names:
+            if f.default is MISSING:
+                raise SpoolError(f"master snapshot: field {f.name} is missing")
+            pad.append(_field_text(f.default))
+            columns.append(f.name)
+    del lines[-2:]
+    del lines[0]
+    tabs = len(names) - 1
+    if text.count("\t") != tabs * count + 4 + 1:  # + header's 4 + trailer's 1
+        raise SpoolError("master snapshot: a line has the wrong number of fields")
+    return generation, columns, lines, pad
+
+
+_DECODED: Final = frozenset({
+    "id", "user", "station", "submitted", "printer", "priority", "copies", "title", "setup",
+    "header", "format", "state", "note", "rank", "assigned", "holder", "token", "restarted",
+    "size", "pages",
+})
+
+
+def _row_decoder(columns: list[str]) -> Callable[[list[str]], Job]:
+    """A function turning one snapshot row into a `Job` (KeyError/ValueError if bad).
+
+    Field positions are closure constants: decoding 100,000 rows is the cost of a
+    status listing and of a server's start.
+    """
+    ix = {name: i for i, name in enumerate(columns)}
+    (i_id, i_user, i_station, i_submitted, i_printer, i_priority, i_copies, i_title,
+     i_setup, i_header, i_format, i_state, i_note, i_rank, i_assigned, i_holder, i_token,
+     i_restarted, i_size, i_pages) = (ix[name] for name in (
+        "id", "user", "station", "submitted", "printer", "priority", "copies", "title",
+        "setup", "header", "format", "state", "note", "rank", "assigned", "holder", "token",
+        "restarted", "size", "pages"))
+    bools = {FIELDS[i] for i in _BOOL_AT}
+    extra = [(name, ix[name], int if name in _INT_FIELDS else _BOOL.__getitem__
+              if name in bools else str) for name in FIELDS if name not in _DECODED]
     intern = sys.intern
-    jobs = []
-    n_fields = len(names)
     priority_of = {p.value: p for p in Priority}
     state_of = {s.value: s for s in JobState}
     format_of = {f.value: f for f in Format}
+    as_bool = _BOOL
+
+    def decode(p: list[str]) -> Job:
+        job = Job(
+            id=p[i_id], user=intern(p[i_user]), station=intern(p[i_station]),
+            submitted=p[i_submitted], printer=intern(p[i_printer]),
+            priority=priority_of[p[i_priority]], copies=int(p[i_copies]), title=p[i_title],
+            setup=intern(p[i_setup]), header=as_bool[p[i_header]],
+            format=format_of[p[i_format]], state=state_of[p[i_state]],
+            note=intern(p[i_note]), rank=int(p[i_rank]), assigned=intern(p[i_assigned]),
+            holder=intern(p[i_holder]), token=p[i_token], restarted=int(p[i_restarted]),
+            size=int(p[i_size]), pages=int(p[i_pages]),
+        )
+        for name, i, convert in extra:  # fields added since this decoder was written
+            setattr(job, name, convert(p[i]))
+        return job
+
+    return decode
+
+
+def decode_snapshot(data: bytes) -> tuple[int, MasterState]:
+    """Return (generation, state); raise SpoolError if the snapshot is corrupt."""
+    generation, columns, lines, pad = _split_snapshot(data)
+    decode = _row_decoder(columns)
+    n_fields = len(columns) - len(pad)
+    jobs: list[Job] = []
+    append = jobs.append
     try:
-        for line in lines[1:-2]:
+        for line in lines:
             parts = line.split("\t")
             if len(parts) != n_fields:
                 raise SpoolError("master snapshot: a line has the wrong number of fields")
-            rec = dict(zip(names, parts, strict=True))
-            jobs.append(Job(
-                id=rec["id"],
-                user=intern(rec["user"]),
-                station=intern(rec["station"]),
-                submitted=rec["submitted"],
-                printer=intern(rec["printer"]),
-                priority=priority_of[rec["priority"]],
-                copies=int(rec["copies"]),
-                title=rec["title"],
-                setup=intern(rec["setup"]),
-                header=_BOOL[rec["header"]],
-                format=format_of[rec["format"]],
-                state=state_of[rec["state"]],
-                note=intern(rec["note"]),
-                rank=int(rec["rank"]),
-                assigned=intern(rec["assigned"]),
-                holder=intern(rec["holder"]),
-                token=rec["token"],
-                restarted=int(rec["restarted"]),
-                size=int(rec["size"]),
-                pages=int(rec["pages"]),
-            ))
+            append(decode(parts + pad if pad else parts))
     except (KeyError, ValueError) as exc:
         raise SpoolError(f"master snapshot: bad value ({exc})") from None
     if len({job.id for job in jobs}) != len(jobs):
         raise SpoolError("master snapshot: a job id appears twice")
     return generation, MasterState(jobs)
+
+
+def decode_snapshot_lazy(data: bytes) -> tuple[int, MasterState]:
+    """Like `decode_snapshot`, but a `LazyState`: for listings that read every job once."""
+    generation, columns, lines, pad = _split_snapshot(data)
+    return generation, LazyState(columns, lines, pad)
+
+
+class LazyState(MasterState):
+    """The master state for a listing: snapshot lines stay text until an op touches them.
+
+    A status listing of 100,000 jobs needs their fields as text, in queue order;
+    building 100,000 `Job` objects only to format them again would be most of its
+    time and memory.  Journal ops are applied exactly as `MasterState` applies
+    them, to jobs decoded from their lines on first touch.  Only `rows()` and
+    `len()` see the untouched lines: this state is for reading a listing.
+    """
+
+    def __init__(self, columns: list[str], lines: list[str], pad: list[str]) -> None:
+        super().__init__()
+        self.columns = columns
+        self._lines = lines
+        self._pad = pad
+        self._decode = _row_decoder(columns)
+        self._id_first = columns[0] == "id"
+        self._where: dict[str, int] | None = None
+        self._superseded: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self._lines) - len(self._superseded) + len(self.jobs)
+
+    def _fields(self, line: str) -> list[str]:
+        parts = line.split("\t")
+        if len(parts) + len(self._pad) != len(self.columns):
+            raise SpoolError("master snapshot: a line has the wrong number of fields")
+        return parts + self._pad if self._pad else parts
+
+    def apply(self, op: Op) -> None:
+        if self._where is None:
+            i_id = self.columns.index("id")
+            self._where = (
+                {line[:line.index("\t")]: k for k, line in enumerate(self._lines)}
+                if self._id_first else
+                {self._fields(line)[i_id]: k for k, line in enumerate(self._lines)}
+            )
+        k = self._where.pop(op.id, None)
+        if k is not None:  # first touch: the job leaves the lines for the decoded jobs
+            self._superseded.add(k)
+            try:
+                self._insert(self._decode(self._fields(self._lines[k])))
+            except (KeyError, ValueError) as exc:
+                raise SpoolError(f"master snapshot: bad value ({exc})") from None
+        super().apply(op)
+
+    def adopt(self, jobs: Iterable[Job]) -> None:
+        """Add decoded jobs (a master file without a snapshot yet)."""
+        for job in jobs:
+            self._insert(job)
+
+    def rows(self) -> Iterator[list[str]]:
+        """Every live job's fields (in `columns` order, as text), in queue order."""
+        lines = self._lines
+        if self._superseded:
+            gone = self._superseded
+            lines = [line for k, line in enumerate(lines) if k not in gone]
+        touched = [[_field_text(getattr(job, c)) for c in self.columns]
+                   for job in self.ordered()]
+        fields_of = self._fields
+        if not touched:
+            for line in lines:
+                yield fields_of(line)
+            return
+        ix = {name: i for i, name in enumerate(self.columns)}
+        i_priority, i_rank, i_id = ix["priority"], ix["rank"], ix["id"]
+        rank_of = {p.value: p.rank for p in Priority}
+
+        def key(p: list[str]) -> SortKey:
+            return (rank_of[p[i_priority]], int(p[i_rank]), p[i_id])
+
+        def line_key(line: str) -> SortKey:
+            return key(fields_of(line))
+
+        # The snapshot is in queue order: place the few touched jobs by binary search.
+        lo = 0
+        for row in touched:
+            at = bisect_right(lines, key(row), lo=lo, key=line_key)
+            for line in lines[lo:at]:
+                yield fields_of(line)
+            yield row
+            lo = at
+        for line in lines[lo:]:
+            yield fields_of(line)
 
 
 SEAL: Final = b"SEAL\n"  # a journal entry that closes its generation (see spool.master)

@@ -48,13 +48,22 @@ from pathlib import Path
 from typing import Any
 
 from printnet import __version__
+from printnet import config as config_mod
 from printnet.config import Config
-from printnet.errors import Fenced, LockHeld, LockLost, PrintnetError, RequestInvalid, SpoolError
+from printnet.errors import (
+    Fenced,
+    LockHeld,
+    LockLost,
+    PrintnetError,
+    RequestInvalid,
+    SpoolError,
+)
 from printnet.masterfile import (
     RESTARTED_NOTE,
     Job,
     MasterState,
     Op,
+    SortKey,
     op_add,
     op_note,
     op_remove,
@@ -68,7 +77,7 @@ from printnet.model import (
     Request,
     clean_text,
 )
-from printnet.scheduling import PrinterView, busy_printers, decide
+from printnet.scheduling import Decisions, PrinterView, busy_printers, decide, in_night
 from printnet.spool import master as master_io
 from printnet.spool import records
 from printnet.spool.intake import Intake, Taken
@@ -80,6 +89,9 @@ from printnet.worker import Assignment, PrinterWorker, Result
 MASTER_LOCK = "master"
 INTAKE_BATCH = 2000  # requests taken in per cycle and shared disk
 STOP_GRACE = 10.0  # seconds a stopping server lets current jobs finish
+CONFIG_CHECK = 1.0  # seconds between looks at etc/*.cmd for changes (at most)
+LOCK_RETRY = 0.02  # seconds before trying a master lock again that was briefly busy
+LOCK_PASS_OVER = 0.5  # seconds a master lock may stay busy before its disk is passed over
 
 
 def server_lock_name(server: str) -> str:
@@ -122,6 +134,11 @@ class SpoolService:
         self.error: str | None = None
         self.reconciled = False
         self.claimed_any = False
+        # Since when the master lock has been held by others at every try (None: it
+        # was ours at the last try).  Brief contention is normal; a long one is not.
+        self.lock_busy_since: float | None = None
+        self.sched_key: tuple[object, ...] | None = None  # see `_decide`
+        self.unsynced: list[Path] = []  # records of this cycle awaiting `make_durable`
 
     @property
     def root(self) -> Path:
@@ -160,6 +177,29 @@ class SpoolService:
         self.server_lock.stop_heartbeat()
         self.server_lock.release()
 
+    def operator_ops(self, plan: Callable[[MasterState], list[Op]], *,
+                     wait: float = 5.0) -> list[Op]:
+        """An operator's change to the master file (console job verbs); server thread only.
+
+        Takes the master lock (waiting up to `wait` s: an operator is waiting),
+        refreshes, commits the ops `plan(state)` returns (it may write done/
+        records first: it runs under the lock), releases.  Returns the ops.
+        """
+        deadline = time.monotonic() + wait
+        while not self.master_lock.try_acquire():
+            if time.monotonic() >= deadline:
+                raise LockHeld("the master lock is busy (another server is committing); "
+                               "try again")
+            time.sleep(0.05)
+        try:
+            self.store.refresh()
+            ops = plan(self.store.state)
+            if ops:
+                self.store.commit(ops, self.master_lock)
+            return ops
+        finally:
+            self.master_lock.release()
+
     # -- the cycle ----------------------------------------------------------------------
 
     def cycle(self, now: float, scan_due: bool) -> bool:
@@ -169,26 +209,31 @@ class SpoolService:
         if scan_due or not self.reconciled:
             self._take_in()
             self.last_scan = now
-        with self.server.lock:
-            results, self.results = self.results, []
         try:
             self.store.refresh()
         except SpoolError as exc:
             self.log(f"master file unreadable ({exc}); rebuilding from request files")
             self._rebuild()
+        # Taken only now: a refresh or rebuild that raises must not drop results.
+        with self.server.lock:
+            results, self.results = self.results, []
+        self._stop_lost_jobs()
         orphans = self._orphans()
         views = self.server.printer_views(self)
-        busy = busy_printers(self.store.state) | self.server.busy_printers()
-        decisions = decide(self.store.state, views, now_local=_local_now(),
-                           night=self.server.config.server.night, busy=set(busy))
+        busy = busy_printers(self.store.state) | self.server.busy_printers(self)
+        decisions, sched_key = self._decide(self.store.state, views, busy)
         if not (self.taken or self.controls or results or orphans or decisions.claims
                 or decisions.notes or not self.reconciled):
+            self._decided(sched_key)
             return False
         if not self.master_lock.try_acquire():
             self.server.counters.lock_busy += 1
+            if self.lock_busy_since is None:  # move on to the next disk; come back soon
+                self.lock_busy_since = time.monotonic()
             with self.server.lock:
                 self.results[:0] = results  # try again next cycle
             return False
+        self.lock_busy_since = None
         try:
             return self._locked_cycle(results)
         except (Fenced, LockLost) as exc:
@@ -222,12 +267,16 @@ class SpoolService:
                 ops.append(op_add(Job.from_request(taken.request)))
         added = list(self.taken)
 
-        # Results from the printers.
+        # Results from the printers.  Their done/ records and accounting lines are
+        # written unsynced, then made durable in one pass, before the commit.
         accounting: list[dict[str, Any]] = []
+        self.unsynced = []
         for result in results:
             ops += self._finish_ops(result, accounting, after)
         if accounting:
-            records.append_lines(self.spool.accounting, accounting)
+            records.append_lines(self.spool.accounting, accounting, sync=False)
+            self.unsynced.append(self.spool.accounting)
+        records.make_durable(self.spool, self.unsynced)
 
         # Orphaned printing jobs (holder's lease expired).
         for job in self._orphans():
@@ -256,11 +305,11 @@ class SpoolService:
 
         # Schedule.
         claims: list[tuple[str, str]] = []
+        sched_key: tuple[object, ...] | None = None
         if not self.server.stopping and not self.server_lock.lost:
             views = self.server.printer_views(self)
-            busy = busy_printers(preview.state) | self.server.busy_printers()
-            decisions = decide(preview.state, views, now_local=_local_now(),
-                               night=self.server.config.server.night, busy=set(busy))
+            busy = busy_printers(preview.state) | self.server.busy_printers(self)
+            decisions, sched_key = self._decide(preview.state, views, busy)
             token = self.server_lock.token or ""
             for job_id, printer in decisions.claims:
                 ops.append(op_state(job_id, JobState.PRINTING, "", holder=self.server.name,
@@ -272,12 +321,12 @@ class SpoolService:
         if ops:
             self.server_lock.check()
             store.commit(ops, self.master_lock)
+        if sched_key is not None:
+            self._decided(sched_key)
         self.reconciled = True
         for job_id in added:
             self.taken.pop(job_id, None)
         self.controls.clear()
-        for fn in after:
-            fn()
         token = self.server_lock.token or ""
         for job_id, printer in claims:
             claimed = store.state.get(job_id)
@@ -286,9 +335,51 @@ class SpoolService:
                 continue
             assignment = Assignment(self.spool, _copy_job(claimed), token)
             self.printing[job_id] = assignment
-            self.server.workers[printer].assign(assignment)
+            worker = self.server.workers.get(printer)
+            try:
+                if worker is None:
+                    raise PrintnetError(f"printer {printer} is no longer configured")
+                worker.assign(assignment)
+            except PrintnetError as exc:
+                # Claimed but not started: hand it back (the next cycle requeues it);
+                # left as it is, our live lease would keep it "printing" for ever.
+                self.log(f"job {job_id}: cannot start on {printer} ({exc}); requeued")
+                with self.server.lock:
+                    self.results.append(Result(assignment, JobState.PENDING, ""))
+                self.server.wake.set()
+                continue
             self.claimed_any = True
+        for fn in after:
+            try:
+                fn()
+            except (OSError, PrintnetError) as exc:  # cleanup after a commit: never fatal
+                self.log(f"after commit: {exc}")
         return bool(ops)
+
+    # -- scheduling ---------------------------------------------------------------------
+
+    def _decide(self, state: MasterState, views: list[PrinterView],
+                busy: set[str]) -> tuple[Decisions, tuple[object, ...]]:
+        """`decide`, incremental when the printers and NIGHT are as at the last full walk.
+
+        The full walk over every waiting job (O(jobs)) runs at start and whenever a
+        printer's setup, online or stopped state, or the NIGHT window changed;
+        otherwise only jobs changed since the last cycle are looked at (see
+        `scheduling.decide`).  Returns the decisions and the key to pass to
+        `_decided` once they are committed.
+        """
+        now_local = self.server.clock()
+        night = self.server.config.server.night
+        key = (tuple((v.name, v.setup, v.classes, v.online, v.stopped) for v in views),
+               in_night(now_local, night), self.store.loads)
+        changed = state.changed if key == self.sched_key else None
+        return decide(state, views, now_local=now_local, night=night, busy=set(busy),
+                      changed=changed), key
+
+    def _decided(self, key: tuple[object, ...]) -> None:
+        """The last decisions are in the master file: later walks may be incremental."""
+        self.sched_key = key
+        self.store.state.changed.clear()
 
     # -- pieces of the locked cycle ----------------------------------------------------
 
@@ -333,7 +424,7 @@ class SpoolService:
                 job, outcome=result.outcome.value, reason=result.reason, pages=result.pages,
                 sheets=result.sheets, size=result.size, started=result.started,
                 finished=result.finished, request=result.request, server=self.server.name)
-            records.write_done(self.spool, job_id, record)
+            self.unsynced.append(records.write_done(self.spool, job_id, record, sync=False))
             accounting.append(records.accounting_line(record))
             after.append(partial(self._unlink_received, job_id))
             if result.outcome is JobState.COMPLETED:
@@ -382,12 +473,21 @@ class SpoolService:
             outcomes[job_id] = "applied"
         return outcomes
 
+    def _stop_lost_jobs(self) -> None:
+        """Stop printing jobs the master file no longer gives us: canceled through
+        another server, or requeued by another server after our lease lapsed."""
+        state = self.store.state
+        for job_id, a in list(self.printing.items()):
+            job = state.get(job_id)
+            if job is None or job.state is not JobState.PRINTING or job.token != a.token:
+                self.server.abandon(job_id)
+
     def _orphans(self) -> list[Job]:
         """Printing jobs whose holder's lease is gone (observed on our own clock)."""
         out = []
         seen: dict[str, tuple[bool, str | None]] = {}
-        for job in self.store.state.jobs.values():
-            if job.state is not JobState.PRINTING or job.holder == self.server.name:
+        for job in self.store.state.printing_jobs():
+            if job.holder == self.server.name:
                 continue
             if job.holder not in seen:
                 status = self.table.observe(server_lock_name(job.holder))
@@ -469,8 +569,8 @@ class _Preview:
         if not self.ops:
             return self.base
         if self._state is None:
-            self._state = MasterState(_copy_job(j) for j in self.base.jobs.values())
-            self._state.apply_all(self.ops, strict=False)
+            # Copies only the jobs the ops touch: O(ops), not O(jobs), per cycle.
+            self._state = self.base.preview(self.ops)
         return self._state
 
     def get(self, job_id: str) -> Job | None:
@@ -479,6 +579,9 @@ class _Preview:
     def add(self, op: Op) -> None:
         self.ops.append(op)
         if self._state is not None:
+            job = self._state.jobs.get(op.id)
+            if job is not None and job is self.base.jobs.get(op.id):
+                self._state.jobs[op.id] = _copy_job(job)  # copy before the first change
             self._state.apply_all([op], strict=False)
 
 
@@ -513,10 +616,30 @@ def _pid_alive(pid: int) -> bool:
 class Server:
     """A `printnet server` process: its printers and the shared disks it serves."""
 
-    def __init__(self, config: Config, *, drain: bool = False) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        drain: bool = False,
+        clock: Callable[[], datetime] = _local_now,
+        loader: Callable[[], Config] | None = None,
+        stop_grace: float = STOP_GRACE,
+    ) -> None:
+        """`clock` gives the local wall-clock time (NIGHT window; tests inject one).
+
+        `loader` reads the configuration again when an etc/*.cmd file changes
+        (default: `config.load(etc, server_name=<this name>)`); `stop_grace` is
+        how long a stopping server lets current jobs finish before requeueing.
+        """
         self.config = config
         self.name = config.server.name
         self.drain = drain
+        self.clock = clock
+        self.loader = loader or self._load_config
+        self.stop_grace = stop_grace
+        self._config_stamp = config_mod.stamp(config.etc)
+        self._config_checked = time.monotonic()
+        self._config_problem: str | None = None
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.counters = Counters()
@@ -527,6 +650,8 @@ class Server:
         self.services: list[SpoolService] = []
         self._observer: Any = None
         self._calls: list[tuple[Callable[[], Any], threading.Event, list[Any]]] = []
+        self.control: Any = None  # the console's control socket (printnet.control), in run()
+        self._reserved: dict[str, SpoolService | None] = {}  # printer -> disk it waits for
 
     # -- configuration and printers -----------------------------------------------------
 
@@ -564,8 +689,58 @@ class Server:
             ))
         return views
 
-    def busy_printers(self) -> set[str]:
-        return {name for name, w in self.workers.items() if w.busy}
+    def busy_printers(self, service: SpoolService | None = None) -> set[str]:
+        """Our printers that take no job now; for `service`, also those reserved
+        for a job of another shared disk that comes first (`_reserve_printers`)."""
+        busy = {name for name, w in self.workers.items() if w.busy}
+        if service is not None:
+            busy |= {p for p, s in self._reserved.items() if s is not service}
+        return busy
+
+    def _reserve_printers(self) -> None:
+        """Across shared disks, an idle printer takes the job that comes first of all.
+
+        Each shared disk has its own master file and lock, and no lock covers two.
+        So before the cycles every disk's queue is looked at (refreshed, no lock),
+        and each idle printer is reserved for the disk whose next job for it comes
+        first (priority, then submission order); the other disks' cycles leave it
+        alone.  A disk whose master lock has been held by others for LOCK_PASS_OVER
+        seconds is passed over: a held lock never makes a printer wait for long.
+        # RACE: another server may take the reserved job in the meantime (a class
+        # with members on several servers); the disk then gives its next job, which
+        # may come after another disk's.  Across disks the order is best effort
+        # there; on one disk it is exact (decided under that disk's lock).
+        """
+        self._reserved = {}
+        if len(self.services) < 2 or self.stopping:
+            return
+        now = time.monotonic()
+        # A printer busy now is reserved for no disk in this tick: if it finishes
+        # during the tick, the next tick (its result wakes one) compares the disks.
+        busy = self.busy_printers()
+        reserved: dict[str, SpoolService | None] = dict.fromkeys(busy)
+        best: dict[str, tuple[SortKey, SpoolService]] = {}
+        for service in self.services:
+            since = service.lock_busy_since
+            if since is not None and now - since >= LOCK_PASS_OVER:
+                continue
+            try:
+                service.store.refresh()
+            except PrintnetError:
+                continue  # its own cycle reports (or rebuilds) it
+            state = service.store.state
+            # Our printers' workers say whether they are free: a disk's master file
+            # still shows a finished job printing until its result is committed.
+            # Claims only (changed=(): no notes wanted; the walk stops once every
+            # idle printer has its job).
+            decisions = decide(state, self.printer_views(service), now_local=self.clock(),
+                               night=self.config.server.night, busy=busy, changed=())
+            for job_id, printer in decisions.claims:
+                job = state.get(job_id)
+                if job is not None and (printer not in best or job.key < best[printer][0]):
+                    best[printer] = (job.key, service)
+        reserved.update((p, s) for p, (_, s) in best.items())
+        self._reserved = reserved
 
     def check_request(self, req: Request) -> None:
         """The server's own checks of a print request at intake."""
@@ -625,9 +800,9 @@ class Server:
         }
 
     def abandon(self, job_id: str) -> None:
-        for worker in self.workers.values():
-            cur = worker.current
-            if cur is not None and cur.job.id == job_id:
+        """Stop printing `job_id` at once (started or only assigned); idempotent."""
+        for worker in list(self.workers.values()):
+            if worker.has_job(job_id) and not worker.abandoning:
                 worker.stop(abandon=True)
                 # a fresh worker replaces it once it has handed the job back
                 self._replace_worker(worker)
@@ -636,7 +811,8 @@ class Server:
         def replace() -> None:
             old.join()
             with self.lock:
-                if self.workers.get(old.name) is old:
+                if self.workers.get(old.name) is old and old.name in self.config.printers \
+                        and not self.stopping:
                     new = self._make_worker(old.name)
                     new.mount(old.setup)
                     self.workers[old.name] = new
@@ -656,15 +832,23 @@ class Server:
     def apply_config(self, config: Config) -> None:
         """Take a new configuration without a restart (printers, spools, settings)."""
         old = self.config
+        if config.server.name != self.name:
+            # Locks, leases and the status file carry the name: renaming needs a restart.
+            self.event(f"server name {config.server.name} takes effect at the next start")
+            config = replace(config, server=replace(config.server, name=self.name))
         self.config = config
         for name, printer in config.printers.items():
             worker = self.workers.get(name)
             if worker is None:
                 self.workers[name] = self._make_worker(name)
-            else:
-                worker.reconfigure(printer, config)
-                if printer.setup != old.printers[name].setup:
-                    worker.mount(printer.setup)
+                continue
+            was = old.printers.get(name)
+            worker.reconfigure(printer, config)
+            if was is None or printer.setup != was.setup:
+                # SETUP= changed: the operator mounted another form (until the
+                # console's CP does it, editing printers.cmd is how a form is mounted).
+                worker.mount(printer.setup)
+                self.event(f"printer {name}: setup {printer.setup} mounted")
         for name in list(self.workers):
             if name not in config.printers and not self.workers[name].busy:
                 self.workers.pop(name).stop(abandon=False)
@@ -681,6 +865,43 @@ class Server:
                 service.stop()
                 self.services.remove(service)
         self.wake.set()
+
+    def _load_config(self) -> Config:
+        return config_mod.load(self.config.etc, server_name=self.name)
+
+    def reload_config(self, *, force: bool = False) -> bool:
+        """Take etc/*.cmd again when they changed (looked at every CONFIG_CHECK s at most).
+
+        A cheap fingerprint (`config.stamp`) decides; a file that does not load is
+        logged once and the last good configuration stays.  Returns whether a new
+        configuration was applied.
+        """
+        now = time.monotonic()
+        if not force and now - self._config_checked < min(CONFIG_CHECK,
+                                                          self.config.server.scan_interval):
+            return False
+        self._config_checked = now
+        stamp = config_mod.stamp(self.config.etc)
+        if stamp == self._config_stamp:
+            return False
+        # RACE: an edit during the load changes the stamp again: the next look reloads.
+        self._config_stamp = stamp
+        try:
+            config = self.loader()
+        except PrintnetError as exc:
+            problem = str(exc)
+            if problem != self._config_problem:
+                self._config_problem = problem
+                self.event(f"configuration not reloaded, keeping the last good one: {problem}")
+            return False
+        self._config_problem = None
+        try:
+            self.apply_config(config)
+        except PrintnetError as exc:
+            self.event(f"configuration reloaded with a problem: {exc}")
+            return True
+        self.event("configuration reloaded")
+        return True
 
     def call(self, fn: Callable[[], Any], timeout: float = 30.0) -> Any:
         """Run `fn` on the server's own thread (between cycles) and return its result."""
@@ -739,10 +960,13 @@ class Server:
     def tick(self) -> bool:
         """One cycle over every shared disk; returns whether work was done."""
         self._run_calls()
+        if not self.stopping:
+            self.reload_config()
         now = time.monotonic()
         hinted = self.wake.is_set()
         self.wake.clear()
         worked = False
+        self._reserve_printers()
         for service in list(self.services):
             scan_due = hinted or now - service.last_scan >= self.config.server.scan_interval
             try:
@@ -780,7 +1004,7 @@ class Server:
             except SpoolError:
                 pass
             views = self.printer_views(service)
-            decisions = decide(service.store.state, views, now_local=_local_now(),
+            decisions = decide(service.store.state, views, now_local=self.clock(),
                                night=self.config.server.night,
                                busy=busy_printers(service.store.state))
             if decisions.claims:
@@ -792,6 +1016,9 @@ class Server:
         self.start()
         quiet = 0
         try:
+            from printnet.console import start_control
+
+            self.control = start_control(self)
             while not self.stopping:
                 worked = self.tick()
                 if self.drain:
@@ -799,35 +1026,52 @@ class Server:
                     if quiet >= 2 and self.idle():
                         break
                 if not worked:
-                    self.wake.wait(self.config.server.scan_interval)
+                    self.wake.wait(self.pause())
         finally:
             self.shutdown(requeue=True)
+
+    def pause(self) -> float:
+        """How long an idle loop waits: the scan interval, or LOCK_RETRY while a
+        master lock we have work for was only briefly busy (another server is
+        committing; it will be free in milliseconds)."""
+        now = time.monotonic()
+        for service in self.services:
+            since = service.lock_busy_since
+            if since is not None and now - since < LOCK_PASS_OVER:
+                return min(LOCK_RETRY, self.config.server.scan_interval)
+        return self.config.server.scan_interval
 
     def request_stop(self) -> None:
         self.stopping = True
         self.wake.set()
 
     def shutdown(self, *, requeue: bool) -> None:
-        """Let current jobs finish (STOP_GRACE), requeue the rest, release leases."""
+        """Let current jobs finish (`stop_grace`), requeue the rest, release leases."""
         self.stopping = True
         self.state = "stopping"
+        if self.control is not None:
+            self.control.stop()  # no console commands while stopping (no cycles answer them)
+            self.control = None
         for worker in self.workers.values():
             worker.stop(abandon=False)
-        deadline = time.monotonic() + STOP_GRACE
+        deadline = time.monotonic() + self.stop_grace
         for worker in self.workers.values():
             if not worker.join(max(0.0, deadline - time.monotonic())):
                 worker.stop(abandon=True)
                 worker.join(5.0)
-        # Commit what the workers reported (finished or handed back).
-        for _ in range(20):
+        # Commit what the workers reported (finished or handed back).  Keep trying
+        # while other servers hold the master lock: an uncommitted finish would be
+        # requeued as an orphan once our lease is gone, and printed twice.
+        deadline = time.monotonic() + max(5.0, 2 * self.config.server.lease)
+        while time.monotonic() < deadline:
             pending = [s for s in self.services if s.results or s.printing]
             if not pending:
                 break
             for service in pending:
                 with contextlib.suppress(PrintnetError):
                     service.cycle(time.monotonic(), False)
-            if any(s.results for s in self.services):
-                time.sleep(0.1)
+            if any(s.results or s.printing for s in self.services):
+                time.sleep(0.05)
         self.state = "stopped"
         for service in self.services:
             with contextlib.suppress(PrintnetError):

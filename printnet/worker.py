@@ -26,18 +26,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from serial import SerialBase
+from serial import SerialBase, SerialException
 
-from printnet.config import Config, ErrorPolicy, PrinterConfig, SetupConfig
+from printnet.config import Config, ErrorPolicy, Flow, PrinterConfig, SetupConfig
 from printnet.errors import PortError, PrinterStalled, PrintnetError
 from printnet.masterfile import Job
 from printnet.model import JobState, PrintRequest, decode_request
 from printnet.printers.drivers import get_driver
-from printnet.printers.ports import open_port
+from printnet.printers.ports import open_port, scheme
 from printnet.printers.render import Rendered, RenderJob, render
-from printnet.printers.writer import SendFailed, send
+from printnet.printers.writer import SendFailed, SendStalled, send
 from printnet.spool.layout import REQ_SUFFIX, Spool
 from printnet.spool.publish import read_bytes
+
+DRAIN_POLL = 0.1  # seconds between looks at a printer's buffer while it prints it
 
 
 @dataclass
@@ -121,6 +123,7 @@ class PrinterWorker:
         self.sent = 0
         self.total = 0
         self.pages = 0
+        self.page_total = 0  # pages of the current job, once rendered (console progress)
         self.printed_jobs = 0
         self._port: SerialBase | None = None
         self._cond = threading.Condition()
@@ -143,11 +146,25 @@ class PrinterWorker:
 
     @property
     def busy(self) -> bool:
+        """Printing, or holding an assigned job, or stopping (takes no new job)."""
         with self._cond:
-            return self.current is not None or self._pending is not None
+            return self.current is not None or self._pending is not None or self._stop
+
+    @property
+    def abandoning(self) -> bool:
+        """Told to give up its job at once (a replacement worker will follow)."""
+        return self._abandon
+
+    def has_job(self, job_id: str) -> bool:
+        """Whether `job_id` is this printer's current or assigned job."""
+        with self._cond:
+            return any(a is not None and a.job.id == job_id
+                       for a in (self.current, self._pending))
 
     def assign(self, assignment: Assignment) -> None:
         with self._cond:
+            if self._stop:
+                raise PrintnetError(f"printer {self.name} is stopping")
             if self.current is not None or self._pending is not None:
                 raise PrintnetError(f"printer {self.name} is busy")
             self._pending = assignment
@@ -193,7 +210,8 @@ class PrinterWorker:
                 "accepting": self.printer.accepting,
                 "reject_reason": self.printer.reject_reason,
                 "job": job.id if job else None,
-                "progress": {"bytes": self.sent, "total": self.total, "pages": self.pages}
+                "progress": {"bytes": self.sent, "total": self.total, "pages": self.pages,
+                             "page_total": self.page_total}
                 if job else None,
                 "printed": self.printed_jobs,
             }
@@ -203,8 +221,20 @@ class PrinterWorker:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while self._pending is None and not self._stop:
+                while self._pending is None and not self._stop and self.state != "offline":
                     self._cond.wait()
+                idle_offline = False
+                if self._pending is None and not self._stop:
+                    # Idle, but left offline by printer trouble (policy HOLD or ABORT
+                    # gave its job back): look again every RETRY seconds, or no job
+                    # would ever be scheduled here again.
+                    self._cond.wait(self.printer.retry_interval)
+                    idle_offline = self._pending is None and not self._stop
+            if idle_offline:
+                if self._probe():
+                    self._recovered()
+                continue
+            with self._cond:
                 if self._pending is None:
                     return
                 self.current, self._pending = self._pending, None
@@ -230,6 +260,7 @@ class PrinterWorker:
 
     def _print(self, a: Assignment) -> Result:
         started = datetime.now(UTC)
+        self.page_total = 0
         try:
             req, files = load_job(a.spool, a.job.id)
         except JobDataError as exc:
@@ -240,6 +271,7 @@ class PrinterWorker:
         rendered = self._render(a.job, files, setup)
         data = b"".join(rendered.chunks)
         self.total = len(data)
+        self.page_total = rendered.pages
         offset = 0
         while True:
             try:
@@ -316,8 +348,35 @@ class PrinterWorker:
             raise
         self.sent = sent
         if sent == len(data) and self.printer.port.startswith(("file:", "sim:")):
-            self._port.flush()  # our own schemes: flush returns when the bytes are printed
+            self._drain(self._port, sent)  # our own schemes: wait until it is printed
         return sent
+
+    def _drain(self, port: SerialBase, sent: int) -> None:
+        """Wait until the printer has printed its buffer.
+
+        A printer that stops printing with bytes in its buffer (offline, paper
+        out) raises `SendStalled` after STALL seconds without progress: a plain
+        ``flush()`` would wait for ever.  All bytes were taken (``sent``), so a
+        retry only waits here again.
+        """
+        drain = getattr(port, "drain", None)
+        if drain is None:
+            port.flush()
+            return
+        line: Any = port  # out_waiting: a property of every concrete port class
+        last = int(line.out_waiting)
+        since = time.monotonic()
+        while not drain(DRAIN_POLL):
+            if self._abandon:
+                return
+            waiting = int(line.out_waiting)
+            now = time.monotonic()
+            if waiting < last:
+                last, since = waiting, now
+            elif now - since >= self.printer.stall_timeout:
+                raise SendStalled(
+                    f"printer {self.name} printed nothing for {now - since:.1f} s "
+                    f"({waiting} bytes still in its buffer)", sent=sent)
 
     def _close_port(self) -> None:
         port, self._port = self._port, None
@@ -341,10 +400,39 @@ class PrinterWorker:
     def _recovered(self) -> None:
         with self._cond:
             was = self.state == "offline"
-            self.state = "printing" if self.current else "idle"
+            if self.current:
+                self.state = "printing"
+            else:
+                self.state = "stopped" if self.printer.stopped else "idle"
             self.reasons = []
         if was:
             self.on_event(f"printer {self.name} back online")
+
+    def _probe(self) -> bool:
+        """Whether an idle offline printer answers again, sending it nothing.
+
+        The port must open; where the line reports DSR (FLOW=DSRDTR, and the
+        simulated printer, whose DSR is off while it is offline or out of paper)
+        DSR must be on.  Other ports cannot tell more than that they open: the
+        next job then finds out (and stalls again if the printer is still away).
+        """
+        try:
+            port = open_port(self.printer, self.config.etc)
+        except PrintnetError:
+            return False
+        try:
+            if self.printer.flow is Flow.DSRDTR or scheme(self.printer.port) == "sim":
+                line: Any = port  # dsr: a property of every concrete port class
+                try:
+                    return bool(line.dsr)
+                except (OSError, SerialException):
+                    return True  # no modem lines here (a pty): opening is all we know
+            return True
+        finally:
+            try:
+                port.close()
+            except Exception:
+                pass
 
     def _wait(self, seconds: float) -> bool:
         """Sleep for a retry; False if asked to stop meanwhile."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -222,7 +223,7 @@ def _replace_field(blob: bytes, field: str, value: str) -> bytes:
     return "\n".join(lines).encode()
 
 
-CORRUPTIONS = {
+CORRUPTIONS: dict[str, Callable[[bytes], bytes]] = {
     "not-utf8": lambda b: b[:20] + b"\xff\xfe" + b[22:],
     "bad-magic": lambda b: b.replace(b"printnet-master", b"printnet-mastex", 1),
     "newer-version": lambda b: b.replace(b"printnet-master\t1\t", b"printnet-master\t2\t", 1),

@@ -20,7 +20,6 @@ from conftest import make_ids, tree
 
 from printnet.errors import SpoolError, UsageError
 from printnet.model import ControlAction, ControlRequest, PrintRequest
-from printnet.spool import intake as intake_mod
 from printnet.spool import submit as submit_mod
 from printnet.spool.intake import Intake
 from printnet.spool.layout import Spool
@@ -49,6 +48,11 @@ def submit(spool: Spool, tmp_path: Path, data: bytes = b"hello\n", user: str = "
     src = write(tmp_path / f"src-{random.random()}.txt", data)
     return Submitter(spool, user=user, station="ws1").submit(
         template(**changes), [Source("report.txt", path=src)])
+
+
+def fresh_name() -> str:
+    """A request file name no other call returns (made from this process's id generator)."""
+    return submit_mod.new_id() + ".req"
 
 
 def visible(folder: Path) -> list[str]:
@@ -96,12 +100,13 @@ def test_request_appears_only_after_its_data_is_complete(
         events.append("fsync")
         real_fsync(fd)
 
-    monkeypatch.setattr(submit_mod.os, "rename", spy_rename)
-    monkeypatch.setattr(submit_mod.os, "fsync", spy_fsync)
+    monkeypatch.setattr(os, "rename", spy_rename)
+    monkeypatch.setattr(os, "fsync", spy_fsync)
     submit(spool, tmp_path, payload)
     assert events.index("data") < events.index("publish")
     assert "fsync" in events[events.index("data"):events.index("publish")]
-    assert events[-1] == "publish"
+    after = events[events.index("publish") + 1:]
+    assert set(after) == {"fsync"}  # only new/ itself is synced after publishing
 
 
 def test_submit_many_keeps_order_and_ids_increase(spool: Spool, tmp_path: Path) -> None:
@@ -150,7 +155,7 @@ def test_failed_publish_leaves_no_visible_request(
             raise OSError(28, "No space left on device")
         real_rename(src, dst)
 
-    monkeypatch.setattr(submit_mod.os, "rename", failing)
+    monkeypatch.setattr(os, "rename", failing)
     with pytest.raises(SpoolError):
         submit(spool, tmp_path)
     assert os.listdir(spool.new) == []
@@ -226,7 +231,8 @@ def test_two_intakes_claim_each_request_exactly_once(spool: Spool, tmp_path: Pat
     reqs = [submit(spool, tmp_path) for _ in range(10)]
     names = [f"{r.id}.req" for r in reqs]
     a, b = Intake(spool), Intake(spool)
-    won_a, won_b = [], []
+    won_a: list[str] = []
+    won_b: list[str] = []
     for name in names:
         first, second = (a, b) if random.random() < 0.5 else (b, a)
         pa = first.claim(name)
@@ -313,6 +319,7 @@ def test_a_claim_error_does_not_lose_the_batch(
 
     monkeypatch.setattr(intake, "claim", claim)
     taken, rejected = intake.take()
+    assert rejected == []
     assert sorted(t.request.id for t in taken) == sorted([reqs[0].id, reqs[2].id])
     assert visible(spool.new) == [f"{reqs[1].id}.req"]  # left for the next scan
 
@@ -380,19 +387,19 @@ def _symlink(spool: Spool, tmp_path: Path) -> str:
 
 
 def _fifo(spool: Spool, tmp_path: Path) -> str:
-    name = make_ids(1)[0] + ".req"
+    name = fresh_name()
     os.mkfifo(spool.new / name)
     return name
 
 
 def _directory(spool: Spool, tmp_path: Path) -> str:
-    name = make_ids(1)[0] + ".req"
+    name = fresh_name()
     (spool.new / name).mkdir()
     return name
 
 
 def _empty(spool: Spool, tmp_path: Path) -> str:
-    name = make_ids(1)[0] + ".req"
+    name = fresh_name()
     write(spool.new / name, b"")
     return name
 
@@ -403,7 +410,7 @@ def _bad_name(spool: Spool, tmp_path: Path) -> str:
 
 
 def _huge(spool: Spool, tmp_path: Path) -> str:
-    name = make_ids(1)[0] + ".req"
+    name = fresh_name()
     write(spool.new / name, b" " * (300 * 1024))
     return name
 
@@ -473,6 +480,7 @@ def test_data_belonging_to_someone_else_is_rejected(spool: Spool, tmp_path: Path
     os.chown(spool.new / f"{req.id}.req", 65534, 65534)  # data stays root's
     taken, [(name, reason)] = Intake(spool).take()
     assert taken == [] and "belongs to someone else" in reason
+    assert name == f"{req.id}.req"
 
 
 def test_unreadable_data_is_rejected_not_raised(
@@ -486,7 +494,7 @@ def test_unreadable_data_is_rejected_not_raised(
             raise PermissionError(13, "Permission denied")
         return real_listdir(path)
 
-    monkeypatch.setattr(intake_mod.os, "listdir", listdir)
+    monkeypatch.setattr(os, "listdir", listdir)
     taken, [(_, reason)] = Intake(spool).take()
     assert taken == [] and "Permission denied" in reason
 

@@ -19,7 +19,8 @@
 ;   CLASS=A,B           classes (printer pools) this printer serves
 ;   ERRORS=RETRY|HOLD|ABORT  STALL=30  RETRY=5   (seconds)
 ;   ACCEPT=YES|NO REASON="text"  STOPPED=YES|NO  PASSWORD=qscrypt$...
-;   MAXCOPIES=n MAXBYTES=n[K|M|G] MAXPAGES=n
+;   MAXCOPIES=n MAXBYTES=n[K|M|G] MAXFILE=n[K|M|G] MAXPAGES=n   (per job)
+;   OVERLIMIT=REJECT|HOLD  a job over a MAX... limit is rejected (default) or held
 ;
 ; The embedded default printer appends to <project>/output/LOCAL.prn.
 PRINTER LOCAL PORT=file://../output/LOCAL.prn SETUP=STANDARD HEADER=LOCAL

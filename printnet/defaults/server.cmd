@@ -36,6 +36,22 @@ SCAN 1
 ;   server may take it over (0.5..3600 seconds).
 LEASE 30
 
-; OPERATORS user,user
-;   Users who may cancel, hold and release anyone's jobs.
+; OPERATORS user,user,@group
+;   Users who may cancel, hold and release anyone's jobs; @group names the
+;   members of a Unix group.
 OPERATORS root
+
+; QUOTA who PAGES=n [PER=DAY|WEEK|MONTH] [PRINTER=name] [ACTION=HOLD|REJECT]
+;   Pages a user may print per period (default WEEK); who is * (everyone), a
+;   user name or @group.  One line per rule.  A job over the quota is held with
+;   a note (an operator may release it) or, with ACTION=REJECT, rejected.
+;QUOTA * PAGES=500 PER=WEEK
+;QUOTA @students PAGES=50 PER=DAY PRINTER=LASER ACTION=REJECT
+
+; HELDEXPIRY hours
+;   Held jobs are canceled (with a note) after this many hours held.
+;HELDEXPIRY 72
+
+; MINFREE MiB
+;   Below this much free space on a spool's disk, new requests are refused.
+;MINFREE 100

@@ -127,7 +127,7 @@ class Intake:
         m = _NAME_RE.fullmatch(name)
         if m is None:
             raise RequestInvalid("name", "not a request file name (<job id>.req or .ctl)")
-        data, st = _read_regular(path)
+        data, st = read_regular(path)
         request = decode_request(data)
         if request.id != m.group(1):
             raise RequestInvalid("id", f"{request.id} does not match the file name")
@@ -215,10 +215,18 @@ class Intake:
         return taken, rejected
 
 
-def _read_regular(path: Path) -> tuple[bytes, os.stat_result]:
-    """Open without following symlinks or blocking on FIFOs; regular files only."""
+def read_regular(path: Path) -> tuple[bytes, os.stat_result]:
+    """Open without following symlinks or blocking on FIFOs; regular files only.
+
+    For every read of a file a station could have put there (new/, and received/,
+    which holds whatever a claim moved before it was inspected): a FIFO named
+    ``<id>.req`` must not hang a reader, nor a symlink make it read another file.
+    Raises `RequestInvalid` (FileNotFoundError if the file is gone).
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.EMLINK):
             raise RequestInvalid("request", "is a symbolic link") from None

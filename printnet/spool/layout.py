@@ -15,16 +15,26 @@ On-disk layout of one shared disk (DESIGN.md)::
       rejected/   request files that failed validation, <name> + <name>.reason
       log/        accounting.jsonl (one line per finished job) and events.log
 
-Permissions set by `init` (see docs/SECURITY.md for the multi-user story):
-tmp/, new/ and data/ are 1733 (anyone may drop in, nobody may list or touch
-what others dropped); everything else is 0755 with files 0644, writable only
-by the service account that runs the servers.  `init` is idempotent and never
-clobbers an existing file.
+Permissions set by `init` (docs/SECURITY.md tells the multi-user story; the
+checks a server makes at start are `printnet.security.check_spool`):
+
+* every folder belongs to the **service account** (the user the servers run
+  as) and the **spool group** (of which only the service account is a member);
+* tmp/, new/ and data/ are 3733 (setgid, sticky, rwx-wx-wx): anyone may drop
+  in, nobody may list them or touch what others dropped, and what stations
+  create there belongs to the spool group, so the servers can read it (a
+  station makes its files 0640 and its job folder 2770) and nobody else can;
+* everything else is 0755 with files 0644: readable by all (the queue is
+  public; documents are not in it), writable only by the service account.
+
+`init` is idempotent, never clobbers an existing file, and (re)applies the
+modes, and with `owner`/`group` the owners, of the spool's own folders.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -35,8 +45,9 @@ from printnet.spool.publish import write_new
 SPOOL_VERSION: Final = 1
 VERSION_TEXT: Final = f"printnet-spool {SPOOL_VERSION}\n"
 
-DROP_MODE: Final = 0o1733  # stations drop in; sticky; not listable by others
-PRIVATE_MODE: Final = 0o755
+DROP_MODE: Final = 0o3733  # stations drop in; setgid, sticky; not listable by others
+PRIVATE_MODE: Final = 0o755  # the service account writes; everyone reads
+FILE_MODE: Final = 0o644  # VERSION and the servers' records
 DIRS: Final[dict[str, int]] = {
     "tmp": DROP_MODE,
     "new": DROP_MODE,
@@ -112,8 +123,14 @@ class Spool:
         return self.data / job_id
 
     @classmethod
-    def init(cls, root: Path) -> tuple[Spool, list[Path]]:
-        """Create the layout (idempotent, never clobbers).  Returns what was created."""
+    def init(cls, root: Path, *, owner: int | None = None,
+             group: int | None = None) -> tuple[Spool, list[Path]]:
+        """Create the layout (idempotent, never clobbers).  Returns what was created.
+
+        The modes of the spool's own folders are (re)applied each time (where
+        this user may: its own folders, or any as root); `owner` and `group`
+        (uid, gid; root only) give them to the service account and spool group.
+        """
         created: list[Path] = []
         try:
             if not root.exists():
@@ -122,18 +139,20 @@ class Spool:
             version = root / "VERSION"
             if version.exists():
                 cls._check_version(root)
+            _own(root, PRIVATE_MODE, owner, group)
             for name, mode in DIRS.items():
                 path = root / name
                 if not path.exists():
                     path.mkdir(mode=mode)
-                    os.chmod(path, mode)  # mkdir's mode is masked by the umask
                     created.append(path)
+                _own(path, mode, owner, group)  # mkdir's mode is masked by the umask
             if not version.exists():
                 try:
-                    write_new(version, VERSION_TEXT.encode())
+                    write_new(version, VERSION_TEXT.encode(), mode=FILE_MODE)
                     created.append(version)
                 except FileExistsError:
                     pass
+            _own(version, FILE_MODE, owner, group)
         except OSError as exc:
             raise SpoolError(f"cannot create spool {root}: {exc.strerror or exc}") from exc
         return cls(root), created
@@ -156,6 +175,21 @@ class Spool:
             raise SpoolError(
                 f"{root}: spool layout {text.strip()!r} is not {VERSION_TEXT.strip()!r}"
             )
+
+
+def _own(path: Path, mode: int, owner: int | None, group: int | None) -> None:
+    """Give `path` (never through a symlink) its owner, group and exact mode."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise SpoolError(f"{path} is a symbolic link, not part of a spool")
+    if owner is not None or group is not None:
+        os.lchown(path, -1 if owner is None else owner, -1 if group is None else group)
+        st = os.lstat(path)
+    euid = os.geteuid()
+    if euid != 0 and st.st_uid != euid:
+        return  # not ours to change (check_spool reports it if it is unsafe)
+    if stat.S_IMODE(st.st_mode) != mode:
+        os.chmod(path, mode)
 
 
 def is_visible(name: str) -> bool:

@@ -253,7 +253,10 @@ def _inode(path: Path) -> int | None:
         finally:
             os.close(fd)
 
-    return _retry(op)
+    try:
+        return _retry(op)
+    except OSError as exc:
+        raise translate(exc, path) from exc
 
 
 def _rename_won(src: Path, dest: Path) -> bool:
@@ -335,7 +338,9 @@ class LockStatus:
 
 
 @dataclass
-class _Names:
+class LockPaths:
+    """The file names of lock `name` in `lock_dir` (see the module docstring)."""
+
     lock_dir: Path
     name: str
     lock: Path = field(init=False)
@@ -367,8 +372,9 @@ class LockTable:
         self._observations: dict[str, Observation] = {}
         self._mutex = threading.Lock()
 
-    def names(self, name: str) -> _Names:
-        return _Names(self.lock_dir, validate_name(name))
+    def paths(self, name: str) -> LockPaths:
+        """The file names of lock `name` (validated)."""
+        return LockPaths(self.lock_dir, validate_name(name))
 
     # -- observing ---------------------------------------------------------------
 
@@ -377,15 +383,15 @@ class LockTable:
 
         `lease` judges a lock whose record is unreadable (default `FALLBACK_LEASE`).
         """
-        return self._observe(self.names(name), lease or FALLBACK_LEASE)
+        return self._observe(self.paths(name), lease or FALLBACK_LEASE)
 
-    def _observe(self, names: _Names, fallback_lease: float) -> LockStatus:
-        got = _read(names.lock)
+    def _observe(self, paths: LockPaths, fallback_lease: float) -> LockStatus:
+        got = _read(paths.lock)
         now = self.clock()
         if got is None:
             with self._mutex:
-                self._observations[names.name] = observe(
-                    self._observations.get(names.name), None, now
+                self._observations[paths.name] = observe(
+                    self._observations.get(paths.name), None, now
                 )
             return LockStatus(record=None, present=False, unchanged_for=0.0, stale=False)
         signature, data = got
@@ -396,15 +402,15 @@ class LockTable:
         token = record.token if record is not None else None
         lease = record.lease if record is not None else fallback_lease
         with self._mutex:
-            obs = observe(self._observations.get(names.name), signature, now, token)
-            self._observations[names.name] = obs
+            obs = observe(self._observations.get(paths.name), signature, now, token)
+            self._observations[paths.name] = obs
         orphan = stale = False
         if is_stale(obs, lease, now, stale_margin(lease)):
-            orphan = record is None or _inode(names.owner(record.token)) != signature.inode
+            orphan = record is None or _inode(paths.owner(record.token)) != signature.inode
             with self._mutex:
                 obs = mark_orphan(obs, orphan, now)
-                if self._observations.get(names.name, obs).since == obs.since:
-                    self._observations[names.name] = obs
+                if self._observations.get(paths.name, obs).since == obs.since:
+                    self._observations[paths.name] = obs
             stale = not orphan or orphan_stale(obs, lease, now, stale_margin(lease))
         return LockStatus(
             record=record,
@@ -434,7 +440,7 @@ class LockTable:
             try:
                 out[filename] = LockRecord.decode(got[1])
             except SpoolError:
-                log.warning("lock %s: unreadable record", self.lock_dir / filename)
+                log.debug("lock %s: unreadable record", self.lock_dir / filename)
         return out
 
     def _listdir(self) -> list[str]:
@@ -445,28 +451,28 @@ class LockTable:
 
     # -- ending generations --------------------------------------------------------
 
-    def _end_generation(self, names: _Names, token: str) -> bool:
+    def _end_generation(self, paths: LockPaths, token: str) -> bool:
         """Steps 1-3 of "end a generation"; True if we won (and so ended it)."""
-        ended = names.aside("ended")
+        ended = paths.aside("ended")
         # RACE: exactly one process wins this rename; everyone else gets ENOENT.
-        if not _rename_won(names.owner(token), ended):
+        if not _rename_won(paths.owner(token), ended):
             return False
         try:
             ended_inode = _inode(ended)
             # RACE: only the winner of the rename above may remove <name>, and nobody can
             # link a new <name> while it exists: if <name> is that inode now, it stays
             # that inode until our unlink.
-            if ended_inode is not None and _inode(names.lock) == ended_inode:
-                _unlink_quiet(names.lock)
+            if ended_inode is not None and _inode(paths.lock) == ended_inode:
+                _unlink_quiet(paths.lock)
         except OSError as exc:
-            raise translate(exc, names.lock) from exc
+            raise translate(exc, paths.lock) from exc
         finally:
             _unlink_quiet(ended)
             _fsync_dir_quiet(self.lock_dir)
-        self.forget(names.name)
+        self.forget(paths.name)
         return True
 
-    def _recover_orphan(self, names: _Names, status: LockStatus, claimer: LockRecord) -> bool:
+    def _recover_orphan(self, paths: LockPaths, status: LockStatus, claimer: LockRecord) -> bool:
         """Remove an orphaned <name> (no owner file, or no readable record)."""
         signature = status.signature
         if signature is None:
@@ -475,48 +481,48 @@ class LockTable:
         key = record.token if record is not None else f"x{signature.inode}-{signature.ctime_ns}"
         try:
             # RACE: one recoverer per orphaned generation: the claim is put-if-absent.
-            write_new(names.orphan(key), claimer.encode())
+            write_new(paths.orphan(key), claimer.encode())
         except FileExistsError:
             return False
         try:
-            got = _read(names.lock)
+            got = _read(paths.lock)
             if got is None or got[0].inode != signature.inode:
                 return False  # somebody else dealt with it
-            if record is not None and _inode(names.owner(record.token)) == signature.inode:
+            if record is not None and _inode(paths.owner(record.token)) == signature.inode:
                 return False  # not an orphan after all
-            stolen = names.aside("stolen")
+            stolen = paths.aside("stolen")
             # RACE: rename <name> itself aside; between the check above and this rename
             # a new holder may have slipped in, so check what we took.
-            if not _rename_won(names.lock, stolen):
+            if not _rename_won(paths.lock, stolen):
                 return False
             try:
                 taken = _inode(stolen)
                 if taken != signature.inode:
                     # RACE: we took a newer generation's lock: put it back, put-if-absent.
                     try:
-                        link_new(stolen, names.lock)
+                        link_new(stolen, paths.lock)
                     except FileExistsError:
                         log.error(
                             "lock %s: recovering an orphan displaced a newer lock, and "
                             "another holder took the name before it could be put back",
-                            names.lock,
+                            paths.lock,
                         )
                     return False
             finally:
                 _unlink_quiet(stolen)
                 _fsync_dir_quiet(self.lock_dir)
         except OSError as exc:
-            raise translate(exc, names.lock) from exc
-        self.forget(names.name)
+            raise translate(exc, paths.lock) from exc
+        self.forget(paths.name)
         return True
 
-    def _break(self, names: _Names, status: LockStatus, claimer: LockRecord) -> bool:
+    def _break(self, paths: LockPaths, status: LockStatus, claimer: LockRecord) -> bool:
         """End the generation `status` saw (normal or orphan); True if we did."""
         record = status.record
         if record is not None and not status.orphan:
-            won = self._end_generation(names, record.token)
+            won = self._end_generation(paths, record.token)
         else:
-            won = self._recover_orphan(names, status, claimer)
+            won = self._recover_orphan(paths, status, claimer)
         if won:
             who = (
                 f"{record.holder} on {record.host} pid {record.pid}"
@@ -525,7 +531,7 @@ class LockTable:
             )
             log.warning(
                 "broke lock %s (%s%s; unchanged for %.3fs)",
-                names.lock,
+                paths.lock,
                 who,
                 ", orphaned" if status.orphan else "",
                 status.unchanged_for,
@@ -574,7 +580,7 @@ class LockTable:
             if fs_now - signature.mtime_ns <= max_age_leases * lease * 1e9:
                 continue
             if what == "owner":
-                removed += self._purge_owner(self.names(name), key, path)
+                removed += self._purge_owner(self.paths(name), key, path)
             else:
                 _unlink_quiet(path)
                 removed += 1
@@ -582,19 +588,22 @@ class LockTable:
             _fsync_dir_quiet(self.lock_dir)
         return removed
 
-    def _purge_owner(self, names: _Names, token: str, path: Path) -> int:
-        aside = names.aside("purged")
+    def _purge_owner(self, paths: LockPaths, token: str, path: Path) -> int:
+        aside = paths.aside("purged")
         # RACE: renaming the owner file aside is winning "end generation <token>"; if
         # <name> turns out to be that generation after all, hand it back.
         if not _rename_won(path, aside):
             return 0
-        got = _read(names.lock)
+        got = _read(paths.lock)
         try:
             live = got is not None and LockRecord.decode(got[1]).token == token
         except SpoolError:
             live = False
         if live:
-            os.rename(aside, path)
+            try:
+                os.rename(aside, path)
+            except OSError as exc:
+                raise translate(exc, path) from exc
             return 0
         _unlink_quiet(aside)
         return 1
@@ -623,7 +632,7 @@ class ExpiringLock:
     """
 
     def __init__(self, table: LockTable, name: str, *, lease: float, holder: str) -> None:
-        self.names = table.names(name)
+        self.paths = table.paths(name)
         if isinstance(lease, bool) or not (
             isinstance(lease, int | float) and math.isfinite(lease) and 0 < lease <= MAX_LEASE
         ):
@@ -665,17 +674,17 @@ class ExpiringLock:
                 raise UsageError(f"lock {self.name}: already held by this handle")
             self.release()
         with self._mutex:
-            status = self.table._observe(self.names, self.lease)
+            status = self.table._observe(self.paths, self.lease)
             if status.present:
                 if not status.stale:
                     return False
-                if self.table._break(self.names, status, self._record(_new_token())):
+                if self.table._break(self.paths, status, self._record(_new_token())):
                     self.breaks += 1
             return self._link()
 
     def _link(self) -> bool:
         token = _new_token()
-        owner = self.names.owner(token)
+        owner = self.paths.owner(token)
         try:
             fd = os.open(owner, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         except OSError as exc:
@@ -690,7 +699,7 @@ class ExpiringLock:
             won = True
             try:
                 # RACE: link() is the acquisition: create-if-absent with complete content.
-                link_new(owner, self.names.lock)
+                link_new(owner, self.paths.lock)
             except FileExistsError:
                 won = False
             except SpoolError:
@@ -755,8 +764,8 @@ class ExpiringLock:
         """Both <name> and our owner file are still our inode (open()+fstat() each)."""
         assert self.token is not None
         return (
-            _inode(self.names.lock) == self._inode
-            and _inode(self.names.owner(self.token)) == self._inode
+            _inode(self.paths.lock) == self._inode
+            and _inode(self.paths.owner(self.token)) == self._inode
         )
 
     def renew(self) -> None:
@@ -774,10 +783,9 @@ class ExpiringLock:
                 # RACE: if a breaker already won our owner file, this touches an inode
                 # that is about to be (or already is) unlinked: harmless, we check next.
                 _retry(lambda: os.utime(fd))
-                ours = self._still_ours()
             except OSError as exc:
-                raise translate(exc, self.names.lock) from exc
-            if not ours:
+                raise translate(exc, self.paths.lock) from exc
+            if not self._still_ours():
                 self.lost = True
                 raise LockLost(f"lock {self.name}: broken by someone else")
             if self.table.clock() - now <= renew_interval(self.lease):
@@ -791,7 +799,7 @@ class ExpiringLock:
                 raise LockLost(f"lock {self.name}: lease ran out on our clock")
             try:
                 ours = self._still_ours()
-            except OSError as exc:
+            except SpoolError as exc:
                 raise LockLost(f"lock {self.name}: cannot verify: {exc}") from exc
             if not ours:
                 self.lost = True
@@ -815,7 +823,7 @@ class ExpiringLock:
             if token is None:
                 return
             try:
-                self.table._end_generation(self.names, token)
+                self.table._end_generation(self.paths, token)
             finally:
                 if fd is not None:
                     os.close(fd)
@@ -896,11 +904,11 @@ def break_lock(
     With `force`, the current generation is ended whatever its state: its
     holder's next `check()` fails.
     """
-    names = table.names(name)
+    paths = table.paths(name)
     claimer = LockRecord(_new_token(), HOST, os.getpid(), "break", FALLBACK_LEASE, _wall_iso())
     deadline = time.monotonic() + wait
     while True:
-        status = table._observe(names, FALLBACK_LEASE)
+        status = table._observe(paths, FALLBACK_LEASE)
         if not status.present:
             return False
         if force or status.stale:
@@ -910,7 +918,7 @@ def break_lock(
             return False
         time.sleep(min(left, max(status.lease / 8, 0.001)))
     if force and status.record is not None:
-        orphan = _inode(names.owner(status.record.token)) != (
+        orphan = _inode(paths.owner(status.record.token)) != (
             status.signature.inode if status.signature else None
         )
         status = LockStatus(
@@ -924,7 +932,7 @@ def break_lock(
         )
     elif force:
         status = LockStatus(None, True, status.unchanged_for, True, True, status.signature)
-    return table._break(names, status, claimer)
+    return table._break(paths, status, claimer)
 
 
 def selftest(lock_dir: Path) -> None:

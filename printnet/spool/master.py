@@ -44,16 +44,20 @@ from typing import Final, Protocol
 from printnet.errors import Fenced, PrintnetError, SpoolError
 from printnet.masterfile import (
     COMPACT_ENTRIES,
+    FIELDS,
     SEAL,
     Job,
+    LazyState,
     MasterState,
     Op,
     decode_ops,
     decode_snapshot,
+    decode_snapshot_lazy,
     encode_ops,
     encode_snapshot,
 )
 from printnet.model import JobState, PrintRequest, decode_request
+from printnet.spool.intake import read_regular
 from printnet.spool.layout import REQ_SUFFIX, Spool
 from printnet.spool.publish import read_bytes, write_new
 
@@ -89,6 +93,8 @@ class MasterStore:
         self.snapshot_bytes = 0
         self.journal_bytes = 0
         self.loaded = False
+        self.decode: Callable[[bytes], tuple[int, MasterState]] = decode_snapshot
+        self.loads = 0  # times `state` was replaced by a full load (its `changed` restarts)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -113,13 +119,14 @@ class MasterStore:
                     self.state, self.generation, self.snapshot_bytes = MasterState(), 0, 0
                 else:
                     data = read_bytes(self.dir / _snap_name(gen))
-                    self.generation, self.state = decode_snapshot(data)
+                    self.generation, self.state = self.decode(data)
                     self.snapshot_bytes = len(data)
                     if self.generation != gen:
                         raise SpoolError(f"{_snap_name(gen)} claims generation {self.generation}")
                 self.seq = 0
                 self.journal_bytes = 0
                 self.loaded = True
+                self.loads += 1
                 self._replay()
                 return
             except (FileNotFoundError, _Overtaken):
@@ -257,6 +264,7 @@ class MasterStore:
         self.snapshot_bytes = len(data)
         self.state = state
         self.loaded = True
+        self.loads += 1
         self._collect(self.generation)
 
     def _scan_entries(self) -> tuple[set[int], dict[int, int]]:
@@ -283,6 +291,22 @@ def load(spool: Spool) -> MasterState:
     return store.state
 
 
+def load_listing(spool: Spool) -> LazyState:
+    """The current live jobs as text rows in queue order (`LazyState.rows`), no lock.
+
+    What `printnet status` reads: the same master file as `load`, without decoding
+    the jobs no journal entry touched.
+    """
+    store = MasterStore(spool)
+    store.decode = decode_snapshot_lazy
+    store.refresh()
+    if isinstance(store.state, LazyState):
+        return store.state
+    listing = LazyState(list(FIELDS), [], [])  # no snapshot yet: journal entries only
+    listing.adopt(store.state.jobs.values())
+    return listing
+
+
 def finished_ids(spool: Spool) -> set[str]:
     """Ids with a record in done/ (finished jobs and applied control requests)."""
     try:
@@ -300,7 +324,7 @@ def received_requests(
         if not name.endswith(REQ_SUFFIX) or name.startswith("."):
             continue
         try:
-            req = decode_request(read_bytes(spool.received / name))
+            req = decode_request(read_regular(spool.received / name)[0])
         except FileNotFoundError:
             continue  # RACE: finished and moved to done/ while we listed
         except (PrintnetError, OSError) as exc:
