@@ -60,7 +60,7 @@ def run_timed(argv: Sequence[str], *, repeat: int, env: dict[str, str] | None = 
                               stderr=subprocess.PIPE, check=False)
         times.append(time.perf_counter() - t0)
         if check and proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed: {proc.stderr.decode()[-500:]}")
+            raise RuntimeError(f"{' '.join(argv)[:200]} failed: {proc.stderr.decode()[-500:]}")
     return times
 
 

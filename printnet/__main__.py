@@ -1,5 +1,5 @@
-"""`python -m printnet` runs the CLI."""
+"""`python -m printnet` runs the CLI (as the console script does)."""
 
-from printnet.cli import main
+from printnet.launch import main
 
 main()

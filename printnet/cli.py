@@ -8,7 +8,6 @@ inside the commands so that start-up stays fast.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -70,14 +69,23 @@ def _station(ctx: click.Context) -> Station:
 
 
 @cli.command()
+@click.option("--owner", metavar="USER",
+              help="Service account the servers run as (root only; default: you).")
+@click.option("--group", metavar="GROUP",
+              help="Spool group: only the service account may be a member (root only).")
 @click.pass_context
-def init(ctx: click.Context) -> None:
-    """Create the spool and default etc/ files (idempotent; never overwrites)."""
-    from printnet import config
+def init(ctx: click.Context, owner: str | None, group: str | None) -> None:
+    """Create the spool and default etc/ files (idempotent; never overwrites).
+
+    Sets the modes (and with --owner/--group the owners) that keep users apart
+    on a shared spool (docs/SECURITY.md); running it again repairs them.
+    """
+    from printnet import config, security
     from printnet.spool.layout import Spool
 
     spool_dir, etc = ctx.obj["spool"], ctx.obj["etc"]
-    _, created = Spool.init(spool_dir)
+    uid, gid = security.account_ids(owner, group)
+    spool, created = Spool.init(spool_dir, owner=uid, group=gid)
     created += config.write_defaults(etc)
     cfg = config.load(etc)
     for printer in cfg.printers.values():
@@ -85,10 +93,16 @@ def init(ctx: click.Context) -> None:
         if out is not None and not out.parent.exists():
             out.parent.mkdir(parents=True)
             created.append(out.parent)
+        if out is not None and (uid is not None or gid is not None):
+            security.give(out.parent, uid, gid)
+    if uid is not None or gid is not None:
+        security.give(etc, uid, gid, recursive=True)
     for path in created:
         click.echo(f"created {path}")
     if not created:
         click.echo(f"{spool_dir} and {etc} are already set up")
+    for problem in security.check_spool(spool, euid=uid if uid is not None else os.geteuid()):
+        click.echo(f"{'unsafe' if problem.fatal else 'warning'}: {problem}", err=True)
 
 
 # -- request ---------------------------------------------------------------------
@@ -123,23 +137,14 @@ def request(
 
     Prints each job id on its own line.
     """
+    from printnet.launch import run_request  # shared with the console script's fast path
+
     password = None
-    if password_env:
-        password = os.environ.get(password_env)
-        if password is None:
-            fail(f"environment variable {password_env} is not set", 2)
-    elif ask_password:
+    if ask_password and not password_env:
         password = click.prompt("Queue password", hide_input=True, err=True)
-    if files.count("-") > 1:
-        fail("standard input (-) can be named only once", 2)
-    station = _station(ctx)
-    requests = station.submit(
-        list(files), each=each, stdin=sys.stdin.buffer if "-" in files else None,
-        password=password, printer=printer, priority=priority, copies=copies, title=title,
-        setup=setup, header=not no_header, raw=raw, hold=hold,
-    )
-    for req in requests:
-        click.echo(req.id)
+    run_request(ctx.obj["spool"], ctx.obj["etc"], files, printer=printer, priority=priority,
+                copies=copies, title=title, setup=setup, header=not no_header, raw=raw,
+                hold=hold, each=each, password_env=password_env, password=password)
 
 
 # -- status ----------------------------------------------------------------------
@@ -156,33 +161,10 @@ def status(
     jobs: tuple[str, ...],
 ) -> None:
     """Show the queues: printers, then jobs in the order they will print."""
-    view = _station(ctx).status(printer=printer, user=user, jobs=jobs)
-    if as_json:
-        sys.stdout.write(json.dumps(view.to_json(), ensure_ascii=False) + "\n")
-        return
-    write = sys.stdout.write
-    for p in view.printers:
-        reasons = "; ".join(p.get("reasons") or [])
-        if p.get("accepting") is False:  # the operator's CP REJECT reason
-            rejecting = f"rejecting new jobs: {p.get('reject_reason') or 'not accepting'}"
-            reasons = f"{reasons}; {rejecting}" if reasons else rejecting
-        job = f" printing {p['job']}" if p.get("job") else ""
-        write(f"printer {p['name']}: {p['state']}{job}, setup {p.get('setup')}"
-              f"{' (' + reasons + ')' if reasons else ''} [server {p.get('server')}]\n")
-    if not view.jobs:
-        write("no jobs\n")
-        return
-    write(f"{'POS':>4} {'ID':18} {'USER':10} {'PRINTER':10} {'PRIORITY':9} "
-          f"{'STATE':9} {'SUBMITTED':19} TITLE / NOTE\n")
-    lines = []
-    for j in view.jobs:
-        note = f" [{j['note']}]" if j.get("note") else ""
-        lines.append(
-            f"{j['position']:>4} {j['id']:18} {j['user'][:10]:10} {j['printer'][:10]:10} "
-            f"{j['priority']:9} {j['state']:9} {j['submitted'][:19]:19} "
-            f"{j['title'][:40]}{note}\n"
-        )
-    write("".join(lines))
+    from printnet.launch import write_status  # shared with the console script's fast path
+
+    write_status(ctx.obj["spool"], ctx.obj["etc"], printer=printer, user=user, jobs=jobs,
+                 as_json=as_json)
 
 
 # -- cancel / hold / release -------------------------------------------------------
@@ -253,6 +235,34 @@ def purge(ctx: click.Context, days: float, temp_hours: float) -> None:
     click.echo(", ".join(f"{n} {what}" for what, n in counts.items()))
 
 
+# -- report ----------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--since", metavar="DATE",
+              help="Only jobs finished since DATE (2026-03-01: local midnight; or an ISO time).")
+@click.option("--by", type=click.Choice(["user", "printer"]), help="Totals per user or printer.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object {rows, total, ...}.")
+@click.pass_context
+def report(ctx: click.Context, since: str | None, by: str | None, as_json: bool) -> None:
+    """Total the accounting log: jobs, pages, sheets, copies and bytes printed."""
+    import json
+    from datetime import datetime
+
+    from printnet import report as report_mod
+    from printnet.spool.layout import Spool
+    from printnet.spool.records import read_accounting
+
+    spool = Spool.open(ctx.obj["spool"])
+    lines, _, _ = read_accounting(spool.accounting, 0, limit=1 << 62)
+    start = report_mod.parse_since(since, datetime.now().astimezone()) if since else None
+    result = report_mod.totals(lines, since=start, by=by)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write("".join(line + "\n" for line in result.lines()))
+
+
 # -- server ----------------------------------------------------------------------
 
 
@@ -277,7 +287,8 @@ def server(ctx: click.Context, name: str | None, drain: bool, no_console: bool) 
     from printnet import config as config_mod
     from printnet.server import Server, install_signal_handlers
 
-    source = ctx.get_parameter_source("spool")
+    # --spool belongs to the group: its source is recorded in the parent context.
+    source = (ctx.parent or ctx).get_parameter_source("spool")
     spool_given = source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
 
     def load() -> config_mod.Config:

@@ -76,7 +76,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, Protocol, TextIO, cast
 
 from printnet import __version__, cmdfile
 from printnet import config as config_mod
@@ -475,25 +475,27 @@ def _reconfigure(server: Server, filename: str, change: Callable[[str], str],
                  *, keep_spools: bool = True) -> config_mod.Config:
     """Edit etc/<filename> (validated, atomic) and apply it to the running server.
 
-    If the running server cannot take the new configuration, the file is put back
-    and the server keeps its old one.  Server thread only.
+    The server's own `loader` reads the result, so options given on its command
+    line (--spool, --name) stay in force.  If the running server cannot take the
+    new configuration, the file is put back and the server keeps its old one.
+    Server thread only.
     """
     running = server.config
     etc = running.etc
-    try:
-        on_file = config_mod.load(etc, server_name=server.name)
-        overridden = [_resolved(p) for p in on_file.server.spools] != [
-            _resolved(p) for p in running.server.spools]
-    except ConfigError:
-        overridden = False
-    if overridden and not keep_spools:
-        raise UsageError("this server was started with --spool, which replaces the SPOOL "
-                         "lines: restart it without --spool to manage shared disks here")
+    if not keep_spools:
+        try:
+            on_file = config_mod.load(etc, server_name=server.name).server.spools
+            used = server.loader().server.spools
+        except ConfigError:
+            on_file = used = ()
+        if [_resolved(p) for p in on_file] != [_resolved(p) for p in used]:
+            raise UsageError("this server was started with --spool, which replaces the "
+                             "SPOOL lines: restart it without --spool to manage shared "
+                             "disks here")
     old_text = _file_text(etc / filename)
-    new = config_mod.edit(etc, filename, change, server_name=server.name)
-    if overridden:
-        new = replace(new, server=replace(new.server, spools=running.server.spools))
+    config_mod.edit(etc, filename, change, server_name=server.name)
     try:
+        new = server.loader()
         server.apply_config(new)
     except PrintnetError as exc:
         if old_text is not None:
@@ -1555,6 +1557,12 @@ COMMANDS: Final[tuple[Command, ...]] = (
 Transport = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+class Output(Protocol):
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
 def ask_secret(prompt: str, stream: TextIO | None = None) -> str:
     """Read a line without echo (a terminal) or plainly (anything else)."""
     stream = stream or sys.stdin
@@ -1596,13 +1604,14 @@ class Session:
     password: str | None = None
     new_password: str | None = None
     yes: bool = False
-    out: TextIO = field(default_factory=lambda: sys.stdout)
-    err: TextIO = field(default_factory=lambda: sys.stderr)
+    out: Output = field(default_factory=lambda: sys.stdout)
+    err: Output = field(default_factory=lambda: sys.stderr)
     ask: Callable[[str], str] = input
     secret: Callable[[str], str] = ask_secret
 
     def exchange(self, argv: list[str]) -> Reply:
-        password, new_password, confirm = self.password, self.new_password, self.yes
+        password, confirm = self.password, self.yes
+        new_password: str | None = None  # sent only once the server asks for it
         reply = Reply.failure("no answer")
         for _ in range(4):
             payload = {"argv": argv, "password": password, "new_password": new_password,
@@ -1611,12 +1620,16 @@ class Session:
             if reply.needs == "password" and password is None and self.interactive:
                 password = self.secret("Console password: ")
                 continue
-            if reply.needs == "new_password" and new_password is None and self.interactive:
-                first = self.secret(f"{reply.question or 'New password'}: ")
-                if first != self.secret("Again: "):
-                    return Reply.failure("the two entries differ: nothing was changed", 2)
-                new_password = first
-                continue
+            if reply.needs == "new_password" and new_password is None:
+                if self.new_password is not None:
+                    new_password = self.new_password
+                    continue
+                if self.interactive:
+                    first = self.secret(f"{reply.question or 'New password'}: ")
+                    if first != self.secret("Again: "):
+                        return Reply.failure("the two entries differ: nothing was changed", 2)
+                    new_password = first
+                    continue
             if reply.needs == "confirm" and not confirm and self.interactive:
                 answer = self.ask(f"{reply.question} [y/N] ").strip().lower()
                 if answer not in ("y", "yes"):
@@ -1630,7 +1643,9 @@ class Session:
             reply.error += " (give it with --new-password-env VAR, or run on a terminal)"
         elif reply.needs == "confirm":
             reply.error = f"{reply.question} Not confirmed (add --yes): nothing was done"
-        if reply.ok and password is not None:
+        if reply.ok and new_password is not None:
+            self.password = new_password  # just set here: this session knows it
+        elif reply.ok and password is not None:
             self.password = password  # accepted: ask no more in this session
         elif reply.code == 3 and "wrong" in reply.error:
             self.password = None
@@ -1705,6 +1720,66 @@ def _enable_readline() -> None:
 # -- at the server's terminal ---------------------------------------------------------
 
 
+class _Terminal:
+    """`sys.stdout` while the console runs at the server's terminal.
+
+    The console's own (main) thread writes straight through.  Other threads -- the
+    server's event lines -- write whole lines only, each starting on a fresh line;
+    while the console waits for a command, the prompt and what was typed so far are
+    shown again after the event, so the operator keeps typing where they were.
+    """
+
+    def __init__(self, real: TextIO) -> None:
+        self.real = real
+        self.encoding = real.encoding  # what input() asks of sys.stdout
+        self.errors = real.errors or "strict"
+        self.prompt: str | None = None  # set while the console waits for a line
+        self._pending = ""
+        self._lock = threading.Lock()
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+    def isatty(self) -> bool:
+        return self.real.isatty()
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        with self._lock:
+            self.real.flush()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            if threading.current_thread() is threading.main_thread():
+                return self.real.write(text)
+            self._pending += text
+            while "\n" in self._pending:
+                line, self._pending = self._pending.split("\n", 1)
+                if self.prompt is None:
+                    self.real.write(line + "\n")
+                else:
+                    self.real.write(f"\r\x1b[K{line}\n{self.prompt}{_typed_so_far()}")
+            self.real.flush()
+        return len(text)
+
+    def ask(self, prompt: str) -> str:
+        self.prompt = prompt
+        try:
+            return input(prompt)
+        finally:
+            self.prompt = None
+
+
+def _typed_so_far() -> str:
+    try:
+        import readline
+    except ImportError:  # pragma: no cover
+        return ""
+    return readline.get_line_buffer()
+
+
 def serve_with_console(server: Server) -> None:
     """Run `server` with the interactive console on this terminal (main thread).
 
@@ -1737,13 +1812,26 @@ def serve_with_console(server: Server) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, on_term)
     thread = threading.Thread(target=serve, name="server", daemon=True)
-    thread.start()
+    # The server thread, and every thread it starts, inherit these signals blocked:
+    # the kernel then delivers Ctrl-C and SIGTERM to this thread, whose blocking
+    # read in readline they interrupt.  (Delivered to another thread, they would
+    # wait for the next keystroke.)
+    stoppers = {signal.SIGINT, signal.SIGTERM}
+    real_stdout = sys.stdout
+    terminal = _Terminal(real_stdout)
+    sys.stdout = cast(TextIO, terminal)  # duck-typed: write, flush, fileno, isatty
+    signal.pthread_sigmask(signal.SIG_BLOCK, stoppers)
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stoppers)
     try:
         while server.state == "starting" and not finished.is_set():
             finished.wait(0.05)
         if not finished.is_set():
             console = Console(server)
-            session = Session(lambda p: console.handle(p, None), interactive=True)
+            session = Session(lambda p: console.handle(p, None), interactive=True,
+                              out=terminal, ask=terminal.ask)
             console_on.set()
             try:
                 _offer_password(server, session)
@@ -1761,6 +1849,7 @@ def serve_with_console(server: Server) -> None:
         install_signal_handlers(server)
         while thread.is_alive():
             thread.join(0.2)
+        sys.stdout = real_stdout
     if failure:
         raise failure[0]
     if server.stopping:
@@ -1778,12 +1867,13 @@ def _offer_password(server: Server, session: Session) -> None:
     while True:
         try:
             first = session.secret("Choose a console password (empty: not now): ")
-        except (KeyboardInterrupt, EOFError):
+            again = session.secret("Again: ") if first else ""
+        except (KeyboardInterrupt, EOFError):  # Ctrl-C, Ctrl-D: not now
             first = ""
         if not first:
             out.write("No password set; set one later with CS PASSWORD.\n")
             return
-        if first == session.secret("Again: "):
+        if first == again:
             break
         out.write("The two entries differ; try again.\n")
     saved, session.new_password = session.new_password, first
@@ -1791,7 +1881,6 @@ def _offer_password(server: Server, session: Session) -> None:
         session.run(["CS", "PASSWORD"])
     finally:
         session.new_password = saved
-    session.password = first
 
 
 # -- `printnet console` ----------------------------------------------------------------

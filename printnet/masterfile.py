@@ -324,15 +324,7 @@ class MasterState:
         # Ops come from journal files: every value is checked here, so that `apply`
         # either changes nothing (InvalidTransition) or completes.
         if op.kind == "add":
-            if op.id in self.jobs:
-                raise InvalidTransition(f"job {op.id} is already in the master file")
-            record = op.args.get("job")
-            try:
-                job = job_from_json(record) if isinstance(record, dict) else None
-            except SpoolError as exc:
-                raise InvalidTransition(f"job {op.id}: {exc}") from None
-            if job is None or job.id != op.id:
-                raise InvalidTransition(f"job {op.id}: bad job record")
+            self._added_job(op)
             return
         job = self.jobs.get(op.id)
         if job is None:
@@ -369,12 +361,25 @@ class MasterState:
         elif op.kind != "remove":
             raise InvalidTransition(f"unknown op {op.kind!r}")
 
+    def _added_job(self, op: Op) -> Job:
+        """The job an "add" op enters, checked (InvalidTransition if it cannot)."""
+        if op.id in self.jobs:
+            raise InvalidTransition(f"job {op.id} is already in the master file")
+        record = op.args.get("job")
+        try:
+            job = job_from_json(record) if isinstance(record, dict) else None
+        except SpoolError as exc:
+            raise InvalidTransition(f"job {op.id}: {exc}") from None
+        if job is None or job.id != op.id:
+            raise InvalidTransition(f"job {op.id}: bad job record")
+        return job
+
     def apply(self, op: Op) -> None:
         """Apply one checked op.  Raises `InvalidTransition` (state unchanged) if invalid."""
-        self.check(op)
         if op.kind == "add":
-            self._insert(job_from_json(op.args["job"]))
+            self._insert(self._added_job(op))  # checked and decoded once
             return
+        self.check(op)
         job = self.jobs[op.id]
         if op.kind == "state":
             state = JobState(op.args["state"])
@@ -608,6 +613,7 @@ class LazyState(MasterState):
         self.columns = columns
         self._lines = lines
         self._pad = pad
+        self._width = len(columns) - len(pad)  # fields on each line
         self._decode = _row_decoder(columns)
         self._id_first = columns[0] == "id"
         self._where: dict[str, int] | None = None
@@ -618,7 +624,7 @@ class LazyState(MasterState):
 
     def _fields(self, line: str) -> list[str]:
         parts = line.split("\t")
-        if len(parts) + len(self._pad) != len(self.columns):
+        if len(parts) != self._width:
             raise SpoolError("master snapshot: a line has the wrong number of fields")
         return parts + self._pad if self._pad else parts
 

@@ -129,6 +129,7 @@ def oldest_start(now_local: datetime) -> datetime:
 
 @dataclass(slots=True)
 class _Entry:
+    job: str
     finished: datetime
     user: str
     printer: str
@@ -166,14 +167,15 @@ class UsageBook:
                     and isinstance(printer, str) and type(pages) is int and pages >= 0):
                 continue
             self.ids.add(job)
-            self.entries.append(_Entry(finished, user, printer, pages))
+            self.entries.append(_Entry(job, finished, user, printer, pages))
             taken += 1
         return taken
 
     def prune(self, before: datetime) -> None:
         """Forget lines finished before `before` (no period reaches back that far)."""
-        if self.entries and self.entries[0].finished < before:
+        if any(e.finished < before for e in self.entries):
             self.entries = [e for e in self.entries if e.finished >= before]
+            self.ids = {e.job for e in self.entries}
 
     def used(self, user: str, since: datetime, printer: str | None = None) -> int:
         """Pages `user` printed since `since` (on `printer`, when given)."""

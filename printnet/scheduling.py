@@ -11,8 +11,11 @@ Owns the scheduling rules of DESIGN.md:
   offline or stopped, or if it is an overnight job outside the NIGHT window.
 * One job per printer at a time; a job waiting for a form never blocks jobs
   for other printers, nor later jobs for the same printer that need no form.
+  (A server may claim a few jobs ahead for a printer that is printing, in
+  queue order, given as `slots`: they show as printing and start the moment
+  the one before ends.  See `printnet.server.Server.slots`.)
 * A class job goes to the first idle member (in configuration order) that has
-  its setup mounted.
+  its setup mounted (with jobs ahead: the member with the most room).
 
 The NIGHT window ``start,end`` is in the server's local wall-clock hours,
 start inclusive, end exclusive, wrapping midnight when start > end.  An
@@ -186,8 +189,16 @@ def decide(
 
     if changed is not None:
         # Changed jobs the walk did not reach: every printer that could take them
-        # is busy (or cannot), so only their notes can change.
-        for job_id in sorted(set(changed) - visited - taken):
+        # is busy (or cannot), so only their notes can change.  Plus the head of
+        # each queue whose printers are all offline or stopped: a change elsewhere
+        # (a job held, a new one ahead) can make another job the one that says so.
+        extra = set(changed)
+        for dest, serving in members.items():
+            if not any(p.online and not p.stopped for p in serving):
+                head = _head(state, dest, serving, night_open, taken)
+                if head is not None:
+                    extra.add(head.id)
+        for job_id in sorted(extra - visited - taken):
             found = state.get(job_id)
             if found is None or found.state is not JobState.PENDING:
                 continue

@@ -23,7 +23,15 @@ One cycle on one shared disk (`SpoolService.cycle`):
    jobs for idle printers (state printing, holder = this server, token = our
    server lock's generation), update notes.  Commit (fenced), release.
 5. After the commit: hand claims to the printer workers, write control
-   results, remove finished requests from received/.
+   results, remove finished requests from received/ (in a clean-up thread).
+
+Throughput (see docs/BENCHMARKS.md): the done/ records and accounting lines
+of a cycle are made durable in one pass (one syncfs on a local disk) before
+its commit; a printer that is printing may be given jobs ahead (`Server.slots`:
+about AHEAD_SECONDS of its recent speed, one for a slow printer), which it
+starts the moment the job before ends (`Server._on_result`), so a slow line
+has no gap between jobs and a fast one shares each cycle's fixed cost among
+many jobs; and the scheduler's walk is incremental (`SpoolService._decide`).
 
 Leases: every server holds ``locks/server.<NAME>`` on each shared disk for
 its whole life, heartbeating it.  A printing job records its holder and that
@@ -31,23 +39,33 @@ lock's token; when another server observes the holder's lock stale (unchanged
 for a full lease on its own clock), missing, or of another generation, the
 job goes back to pending.  A job whose done/ record exists is removed instead
 of reprinted (its holder died after printing it, before committing).
+
+Several shared disks: before the cycles, `Server._share_printers` gives each
+printer's free slots to the jobs that come first over all the disks, so one
+printer prints one queue order across them.  The configuration is reloaded
+when etc/*.cmd change (`Server.reload_config`; a bad edit keeps the last good
+one).  Operator's page: docs/SERVER.md.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import queue
+import random
+import select
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from printnet import __version__
+from printnet import __version__, security
 from printnet import config as config_mod
 from printnet.config import Config
 from printnet.errors import (
@@ -76,10 +94,13 @@ from printnet.model import (
     PrintRequest,
     Request,
     clean_text,
+    iso,
 )
+from printnet.quota import policy_held
 from printnet.scheduling import Decisions, PrinterView, busy_printers, decide, in_night
 from printnet.spool import master as master_io
 from printnet.spool import records
+from printnet.spool.admission import Admission
 from printnet.spool.intake import Intake, Taken
 from printnet.spool.layout import REQ_SUFFIX, Spool
 from printnet.spool.lock import ExpiringLock, LockTable, break_lock, selftest
@@ -91,6 +112,8 @@ INTAKE_BATCH = 2000  # requests taken in per cycle and shared disk
 STOP_GRACE = 10.0  # seconds a stopping server lets current jobs finish
 CONFIG_CHECK = 1.0  # seconds between looks at etc/*.cmd for changes (at most)
 LOCK_RETRY = 0.02  # seconds before trying a master lock again that was briefly busy
+AHEAD_SECONDS = 0.25  # a printer is given jobs ahead for about this much printing
+MAX_AHEAD = 32  # jobs claimed ahead per printer, at most (a fast printer, small jobs)
 LOCK_PASS_OVER = 0.5  # seconds a master lock may stay busy before its disk is passed over
 
 
@@ -123,8 +146,14 @@ class SpoolService:
         self.server_lock = ExpiringLock(self.table, server_lock_name(server.name),
                                         lease=lease, holder=server.name)
         self.store = master_io.MasterStore(self.spool)
-        self.intake = Intake(self.spool, trusted=frozenset(server.config.server.operators),
-                             check=server.check_request)
+        # Unsafe modes or owners stop the server here; doubtful ones are logged.
+        self.spool_doubts = [str(p) for p in security.startup_check(self.spool)]
+        # Page counts, per-job limits, MINFREE and quotas (docs/SECURITY.md).
+        self.admission = Admission(self.spool, lambda: self.server.config)
+        # Only root and the service account may submit for others; operators act
+        # on others' jobs through control requests, under their own names.
+        self.intake = Intake(self.spool, check=partial(self.admission.check,
+                                                       first=server.check_request))
         self.taken: dict[str, Taken] = {}  # print requests taken in, not yet in the master
         self.controls: list[Taken] = []
         self.results: list[Result] = []  # from workers; guarded by server.lock
@@ -151,6 +180,8 @@ class SpoolService:
 
     def start(self) -> None:
         """Take this server's lease on the disk (breaking our own dead predecessor's)."""
+        for doubt in self.spool_doubts:
+            self.log(f"warning: {doubt}")
         if self.server_lock.try_acquire():
             self.server_lock.start_heartbeat()
             return
@@ -220,11 +251,14 @@ class SpoolService:
         self._stop_lost_jobs()
         orphans = self._orphans()
         views = self.server.printer_views(self)
-        busy = busy_printers(self.store.state) | self.server.busy_printers(self)
-        decisions, sched_key = self._decide(self.store.state, views, busy)
+        decisions, sched_key = self._decide(self.store.state, views)
+        now_local = self.server.clock()
+        policy_due = self.admission.policy_due(self.store.state, now=now_local,
+                                               now_local=now_local)
         if not (self.taken or self.controls or results or orphans or decisions.claims
-                or decisions.notes or not self.reconciled):
+                or decisions.notes or not self.reconciled or policy_due):
             self._decided(sched_key)
+            self.lock_busy_since = None  # nothing to write: the lock is not waited for
             return False
         if not self.master_lock.try_acquire():
             self.server.counters.lock_busy += 1
@@ -261,10 +295,14 @@ class SpoolService:
             done_ids = master_io.finished_ids(self.spool)
             ops += self._reconcile_ops(done_ids)
 
-        # Jobs taken in.
-        for job_id, taken in list(self.taken.items()):
-            if job_id not in state and isinstance(taken.request, PrintRequest):
-                ops.append(op_add(Job.from_request(taken.request)))
+        # Jobs taken in: counted pages, limits and quotas decide how they enter.
+        jobs, refused = self.admission.admit(
+            [t.request for i, t in self.taken.items()
+             if i not in state and isinstance(t.request, PrintRequest)],
+            state, now_local=self.server.clock())
+        ops += [op_add(job) for job in jobs]
+        for refusal in refused:
+            after.append(partial(self._refuse, self.taken[refusal.request.id], refusal.reason))
         added = list(self.taken)
 
         # Results from the printers.  Their done/ records and accounting lines are
@@ -303,13 +341,24 @@ class SpoolService:
                                  req.action.value, outcomes))
             after.append(partial(taken.path.unlink, missing_ok=True))
 
+        # Policy: held jobs past HELDEXPIRY are canceled, quota-held ones that fit go.
+        now_local = self.server.clock()
+        policy, expired = self.admission.policy_ops(preview.state, now=now_local,
+                                                    now_local=now_local,
+                                                    server_name=self.server.name)
+        for op in policy:
+            preview.add(op)
+            ops.append(op)
+        for job_id in expired:
+            self.log(f"job {job_id} canceled: held longer than HELDEXPIRY")
+            after.append(partial(self._unlink_received, job_id))
+
         # Schedule.
         claims: list[tuple[str, str]] = []
         sched_key: tuple[object, ...] | None = None
         if not self.server.stopping and not self.server_lock.lost:
             views = self.server.printer_views(self)
-            busy = busy_printers(preview.state) | self.server.busy_printers(self)
-            decisions, sched_key = self._decide(preview.state, views, busy)
+            decisions, sched_key = self._decide(preview.state, views)
             token = self.server_lock.token or ""
             for job_id, printer in decisions.claims:
                 ops.append(op_state(job_id, JobState.PRINTING, "", holder=self.server.name,
@@ -335,11 +384,8 @@ class SpoolService:
                 continue
             assignment = Assignment(self.spool, _copy_job(claimed), token)
             self.printing[job_id] = assignment
-            worker = self.server.workers.get(printer)
             try:
-                if worker is None:
-                    raise PrintnetError(f"printer {printer} is no longer configured")
-                worker.assign(assignment)
+                self.server.give(printer, assignment)
             except PrintnetError as exc:
                 # Claimed but not started: hand it back (the next cycle requeues it);
                 # left as it is, our live lease would keep it "printing" for ever.
@@ -358,8 +404,8 @@ class SpoolService:
 
     # -- scheduling ---------------------------------------------------------------------
 
-    def _decide(self, state: MasterState, views: list[PrinterView],
-                busy: set[str]) -> tuple[Decisions, tuple[object, ...]]:
+    def _decide(self, state: MasterState,
+                views: list[PrinterView]) -> tuple[Decisions, tuple[object, ...]]:
         """`decide`, incremental when the printers and NIGHT are as at the last full walk.
 
         The full walk over every waiting job (O(jobs)) runs at start and whenever a
@@ -373,8 +419,12 @@ class SpoolService:
         key = (tuple((v.name, v.setup, v.classes, v.online, v.stopped) for v in views),
                in_night(now_local, night), self.store.loads)
         changed = state.changed if key == self.sched_key else None
-        return decide(state, views, now_local=now_local, night=night, busy=set(busy),
-                      changed=changed), key
+        # Our own printers' workers say how many jobs each can take (see
+        # `Server.slots`); the master file's printing jobs say it for the others.
+        busy = (busy_printers(state) - set(self.server.workers)) \
+            | self.server.busy_printers(self)
+        return decide(state, views, now_local=now_local, night=night, busy=busy,
+                      changed=changed, slots=self.server.slots(self)), key
 
     def _decided(self, key: tuple[object, ...]) -> None:
         """The last decisions are in the master file: later walks may be incremental."""
@@ -393,6 +443,9 @@ class SpoolService:
         ).items():
             if job_id not in state and job_id not in done_ids and job_id not in self.taken:
                 ops.append(op_add(Job.from_request(req)))
+            elif job_id in done_ids and job_id not in state:
+                # Finished, but its request outlived a crash before the clean-up.
+                self.server.cleaner.unlink(self.spool.received / (job_id + REQ_SUFFIX))
         token = self.server_lock.token
         for job in state.jobs.values():
             if job.state is JobState.PRINTING and job.holder == self.server.name \
@@ -434,7 +487,8 @@ class SpoolService:
             return [op_remove(job_id, token_was=a.token)]
         if result.outcome is JobState.HELD:
             self.log(f"job {job_id} held: {result.reason}")
-            return [op_state(job_id, JobState.HELD, result.reason, token_was=a.token)]
+            return [op_state(job_id, JobState.HELD, result.reason, token_was=a.token,
+                             at=iso(result.finished))]
         note = result.reason
         return [op_state(job_id, JobState.PENDING, note, token_was=a.token,
                          restarted=result.interrupted)]
@@ -442,7 +496,7 @@ class SpoolService:
     def _control_ops(self, req: ControlRequest, preview: _Preview, ops: list[Op],
                      after: list[Callable[[], None]]) -> dict[str, str]:
         outcomes: dict[str, str] = {}
-        operator = req.user in self.server.config.server.operators
+        operator = security.is_operator(req.user, self.server.config.server.operators)
         for job_id in req.jobs:
             job = preview.state.get(job_id)
             if job is None:
@@ -450,6 +504,9 @@ class SpoolService:
                 continue
             if job.user != req.user and not operator:
                 outcomes[job_id] = "not your job"
+                continue
+            if req.action is ControlAction.RELEASE and not operator and policy_held(job):
+                outcomes[job_id] = f"{job.note}: only an operator can release it"
                 continue
             op = _control_op(req.action, job, req.user)
             if op is None:
@@ -463,7 +520,7 @@ class SpoolService:
             if req.action is ControlAction.CANCEL:
                 rec = records.done_record(
                     _copy_job(job), outcome="canceled", reason=f"canceled by {req.user}",
-                    pages=job.pages, sheets=job.pages, size=0, started=None,
+                    pages=0, sheets=0, size=0, started=None,
                     finished=datetime.now().astimezone(), request=None,
                     server=self.server.name)
                 records.write_done(self.spool, job_id, rec)
@@ -518,9 +575,19 @@ class SpoolService:
                 self.taken[t.request.id] = t
         self.error = None
 
+    def _refuse(self, taken: Taken, reason: str) -> None:
+        """A request taken in but refused at add (quota ACTION=REJECT): to rejected/."""
+        with contextlib.suppress(SpoolError):
+            self.intake.reject(taken.path, reason)
+        self.server.counters.rejected += 1
+        self.log(f"rejected {taken.request.id}: {reason}")
+
     def _unlink_received(self, job_id: str) -> None:
         if job_id not in self.store.state:
-            (self.spool.received / (job_id + REQ_SUFFIX)).unlink(missing_ok=True)
+            # Off this thread: unlinking a file whose blocks are allocated costs
+            # 0.1-1 ms on ext4, per finished job.  A crash before it happens leaves
+            # the request beside its done/ record; reconcile removes it.
+            self.server.cleaner.unlink(self.spool.received / (job_id + REQ_SUFFIX))
 
     def _rebuild(self) -> None:
         if not self.master_lock.try_acquire():
@@ -556,6 +623,111 @@ class SpoolService:
             self._fail(str(exc))
 
 
+class _Hint:
+    """Wakes the server when a name appears in new/: Linux inotify, read raw.
+
+    watchdog's observer holds every event back behind an IN_MOVED_FROM for up to
+    half a second while it looks for the matching IN_MOVED_TO (to report a move),
+    and each claim of a request is such a rename out of new/: hints came up to
+    0.5 s late, measured.  A hint needs only "a name appeared" (IN_MOVED_TO,
+    IN_CREATE); our own renames out of new/ are not even asked for.  Same
+    methods as a watchdog observer where the server uses them.
+    """
+
+    IN_CREATE: Final = 0x100
+    IN_MOVED_TO: Final = 0x80
+    IN_NONBLOCK: Final = os.O_NONBLOCK
+    IN_CLOEXEC: Final = os.O_CLOEXEC
+
+    def __init__(self, wake: threading.Event) -> None:
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            init1, self._add = libc.inotify_init1, libc.inotify_add_watch
+        except (OSError, AttributeError) as exc:
+            raise OSError(f"no inotify: {exc}") from None
+        self._add.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+        self._errno = ctypes.get_errno
+        fd = init1(self.IN_NONBLOCK | self.IN_CLOEXEC)
+        if fd < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        self.fd = fd
+        self.wake = wake
+        self._stop_r, self._stop_w = os.pipe()
+        self._thread = threading.Thread(target=self._run, name="new-hint", daemon=True)
+        self._thread.start()
+
+    def watch(self, folder: Path) -> None:
+        if self._add(self.fd, os.fsencode(folder), self.IN_CREATE | self.IN_MOVED_TO) < 0:
+            err = self._errno()
+            raise OSError(err, os.strerror(err), str(folder))
+
+    def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        poller.register(self._stop_r, select.POLLIN)
+        while True:
+            ready = {fd for fd, _ in poller.poll()}
+            if self._stop_r in ready:
+                return
+            try:
+                while os.read(self.fd, 65536):  # drain: one wake-up per burst
+                    pass
+            except OSError:
+                pass  # EAGAIN: drained
+            self.wake.set()
+
+    def unschedule_all(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._stop_w, b"x")
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            for fd in (self.fd, self._stop_r, self._stop_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+class _Cleaner:
+    """Unlinks finished requests in a thread of its own (post-commit housekeeping)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._thread: threading.Thread | None = None
+
+    def unlink(self, path: Path) -> None:
+        with self._cond:
+            self._pending += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="cleaner", daemon=True)
+                self._thread.start()
+        self._queue.put(path)
+
+    def _run(self) -> None:
+        while True:
+            path = self._queue.get()
+            if path is None:
+                return
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+            with self._cond:
+                self._pending -= 1
+                self._cond.notify_all()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued unlink is done."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending == 0, timeout)
+
+
 class _Preview:
     """The master state as it will be after the ops planned so far (copy-on-write)."""
 
@@ -589,7 +761,8 @@ def _control_op(action: ControlAction, job: Job, user: str) -> Op | None:
     if action is ControlAction.CANCEL:
         return op_remove(job.id)
     if action is ControlAction.HOLD and job.state is JobState.PENDING:
-        return op_state(job.id, JobState.HELD, f"held by {user}")
+        return op_state(job.id, JobState.HELD, f"held by {user}",
+                        at=iso(datetime.now().astimezone()))
     if action is ControlAction.RELEASE and job.state is JobState.HELD:
         return op_state(job.id, JobState.PENDING, "")
     return None
@@ -650,8 +823,16 @@ class Server:
         self.services: list[SpoolService] = []
         self._observer: Any = None
         self._calls: list[tuple[Callable[[], Any], threading.Event, list[Any]]] = []
+        # Claim-ahead: jobs claimed for a printer that is still printing, given to
+        # its worker the moment it finishes the one before (`give`, `_on_result`).
+        self.backlog: dict[str, deque[Assignment]] = {}
+        self.cleaner = _Cleaner()
+        self.job_time: dict[str, float] = {}  # per printer: recent seconds per job
+        self._given: dict[str, float] = {}  # job id -> when its worker got it
         self.control: Any = None  # the console's control socket (printnet.control), in run()
-        self._reserved: dict[str, SpoolService | None] = {}  # printer -> disk it waits for
+        # Per printer, how many jobs each shared disk may give it this tick (see
+        # `_share_printers`; only with several disks).
+        self._shares: dict[str, dict[SpoolService, int]] = {}
 
     # -- configuration and printers -----------------------------------------------------
 
@@ -663,11 +844,110 @@ class Server:
             records.log_event(sp, self.name, text)
 
     def _on_result(self, result: Result) -> None:
+        """A worker reports a job (its own thread): queue the result for the next
+        cycle, and give the printer its next claimed job at once."""
+        job = result.assignment.job
+        printer = job.assigned
+        nxt = None
         with self.lock:
             for service in self.services:
                 if service.spool == result.assignment.spool:
                     service.results.append(result)
+            given = self._given.pop(job.id, None)
+            if given is not None and result.outcome is JobState.COMPLETED:
+                took = time.monotonic() - given
+                prev = self.job_time.get(printer)
+                self.job_time[printer] = took if prev is None else 0.7 * prev + 0.3 * took
+            queue = self.backlog.get(printer)
+            if queue:
+                nxt = queue.popleft()
+                self._given[nxt.job.id] = time.monotonic()
+        if nxt is not None:
+            worker = self.workers.get(printer)
+            try:
+                if worker is None or worker.abandoning:
+                    raise PrintnetError(f"printer {printer} is stopping")
+                if not worker.online:
+                    # Printer trouble (policy HOLD or ABORT gave the job back): the
+                    # next one would only stall and be held or aborted in turn.
+                    raise PrintnetError(f"printer {printer} is offline")
+                worker.assign(nxt)
+            except PrintnetError:
+                self.hand_back(printer, [nxt])
         self.wake.set()
+
+    def give(self, printer: str, assignment: Assignment) -> None:
+        """Give a claimed job to a printer: now if it is free, else into its backlog."""
+        worker = self.workers.get(printer)
+        if worker is None:
+            raise PrintnetError(f"printer {printer} is no longer configured")
+        with self.lock:
+            queue = self.backlog.setdefault(printer, deque())
+            if queue or worker.busy:
+                if worker.abandoning:
+                    raise PrintnetError(f"printer {printer} is stopping")
+                # In queue order: claims from several shared disks arrive disk by
+                # disk (`_share_printers`), and a later claim may come first.
+                key = assignment.job.key
+                at = next((i for i, a in enumerate(queue) if a.job.key > key), len(queue))
+                queue.insert(at, assignment)
+                return
+            self._given[assignment.job.id] = time.monotonic()
+        worker.assign(assignment)
+
+    def slots(self, service: SpoolService | None = None) -> dict[str, int]:
+        """How many more jobs each of our printers may be given now (by `service`).
+
+        One for an idle printer, plus jobs ahead (claimed while it prints, given the
+        moment it finishes) for about AHEAD_SECONDS of its recent printing speed: a
+        slow printer gets one job ahead, so there is no gap between jobs; a fast one
+        up to MAX_AHEAD, so that each cycle's fixed cost (lock, commit, sync) is
+        shared by many jobs.
+        """
+        out: dict[str, int] = {}
+        # With several shared disks a printer takes one job at a time: which disk's
+        # job comes next is decided per job (`_reserve_printers`).
+        several = len(self.services) > 1
+        with self.lock:
+            for name, worker in self.workers.items():
+                if worker.abandoning or not worker.online:
+                    out[name] = 0
+                    continue
+                took = self.job_time.get(name)
+                ahead = 0 if several else 1 if took is None else max(1, min(
+                    MAX_AHEAD, int(AHEAD_SECONDS / max(took, 1e-4))))
+                queued = len(self.backlog.get(name, ()))
+                out[name] = max(0, 1 + ahead - int(worker.busy) - queued)
+        if service is not None and self._shares:
+            # With several shared disks: only this disk's share this tick.
+            for name, share in self._shares.items():
+                if name in out:
+                    out[name] = min(out[name], share.get(service, 0))
+        return out
+
+    def hand_back(self, printer: str, assignments: Iterable[Assignment] | None = None) -> None:
+        """Return claimed jobs a printer will not print (all of its backlog by default)
+        as pending results: the next cycle puts them back in the queue, in place."""
+        with self.lock:
+            if assignments is None:
+                assignments = list(self.backlog.pop(printer, ()))
+            for a in assignments:
+                self._given.pop(a.job.id, None)
+                for service in self.services:
+                    if service.spool == a.spool:
+                        service.results.append(Result(a, JobState.PENDING, ""))
+        self.wake.set()
+
+    def _return_backlogs(self) -> None:
+        """Hand back the backlog of printers that cannot print it now (offline, stopped,
+        being replaced, or gone from the configuration)."""
+        for name in list(self.backlog):
+            worker = self.workers.get(name)
+            printer = self.config.printers.get(name)
+            trouble = worker is None or printer is None or printer.stopped \
+                or worker.abandoning or not worker.online or self.stopping
+            if trouble and self.backlog.get(name):
+                self.hand_back(name)
 
     def _make_worker(self, name: str) -> PrinterWorker:
         from printnet.printers.ports import register_schemes
@@ -690,39 +970,37 @@ class Server:
         return views
 
     def busy_printers(self, service: SpoolService | None = None) -> set[str]:
-        """Our printers that take no job now; for `service`, also those reserved
-        for a job of another shared disk that comes first (`_reserve_printers`)."""
-        busy = {name for name, w in self.workers.items() if w.busy}
-        if service is not None:
-            busy |= {p for p, s in self._reserved.items() if s is not service}
-        return busy
+        """Our printers that take no job now; for `service`, also those whose jobs
+        this tick come from other shared disks (`_share_printers`)."""
+        slots = self.slots(service)
+        return {name for name in self.workers if slots.get(name, 0) <= 0}
 
-    def _reserve_printers(self) -> None:
-        """Across shared disks, an idle printer takes the job that comes first of all.
+    def _share_printers(self) -> None:
+        """Across shared disks, a printer takes the jobs that come first of all.
 
         Each shared disk has its own master file and lock, and no lock covers two.
-        So before the cycles every disk's queue is looked at (refreshed, no lock),
-        and each idle printer is reserved for the disk whose next job for it comes
-        first (priority, then submission order); the other disks' cycles leave it
-        alone.  A disk whose master lock has been held by others for LOCK_PASS_OVER
-        seconds is passed over: a held lock never makes a printer wait for long.
-        # RACE: another server may take the reserved job in the meantime (a class
-        # with members on several servers); the disk then gives its next job, which
-        # may come after another disk's.  Across disks the order is best effort
-        # there; on one disk it is exact (decided under that disk's lock).
+        So before the cycles every disk's queue is looked at (refreshed, no lock):
+        each printer's free slots (`slots`) go to the jobs that come first over all
+        the disks (priority, then submission order), and each disk's cycle may claim
+        only its share (`_shares`); the printer's backlog keeps them in that order.
+        A printer with no free slot has no share anywhere this tick.  A disk whose
+        master lock has been held by others for LOCK_PASS_OVER seconds is passed
+        over: a held lock never makes a printer wait for long.
+        # RACE: another server may take a job in the meantime (a class with members
+        # on several servers); the disk then gives its next job, which may come
+        # after another disk's.  Across disks the order is best effort there; on
+        # one disk it is exact (decided under that disk's lock).
         """
-        self._reserved = {}
+        self._shares = {}
         if len(self.services) < 2 or self.stopping:
             return
         now = time.monotonic()
-        # A printer busy now is reserved for no disk in this tick: if it finishes
-        # during the tick, the next tick (its result wakes one) compares the disks.
-        busy = self.busy_printers()
-        reserved: dict[str, SpoolService | None] = dict.fromkeys(busy)
-        best: dict[str, tuple[SortKey, SpoolService]] = {}
-        for service in self.services:
+        free = {p: n for p, n in self.slots().items() if n > 0}
+        shares: dict[str, dict[SpoolService, int]] = {p: {} for p in self.workers}
+        candidates: dict[str, list[tuple[SortKey, int, SpoolService]]] = {}
+        for n, service in enumerate(self.services):
             since = service.lock_busy_since
-            if since is not None and now - since >= LOCK_PASS_OVER:
+            if not free or (since is not None and now - since >= LOCK_PASS_OVER):
                 continue
             try:
                 service.store.refresh()
@@ -732,22 +1010,28 @@ class Server:
             # Our printers' workers say whether they are free: a disk's master file
             # still shows a finished job printing until its result is committed.
             # Claims only (changed=(): no notes wanted; the walk stops once every
-            # idle printer has its job).
+            # free slot has its job).
             decisions = decide(state, self.printer_views(service), now_local=self.clock(),
-                               night=self.config.server.night, busy=busy, changed=())
+                               night=self.config.server.night,
+                               busy=set(self.workers) - set(free), slots=free, changed=())
             for job_id, printer in decisions.claims:
                 job = state.get(job_id)
-                if job is not None and (printer not in best or job.key < best[printer][0]):
-                    best[printer] = (job.key, service)
-        reserved.update((p, s) for p, (_, s) in best.items())
-        self._reserved = reserved
+                if job is not None:
+                    candidates.setdefault(printer, []).append((job.key, n, service))
+        for printer, found in candidates.items():
+            found.sort(key=lambda c: (c[0], c[1]))
+            for _, _, service in found[: free.get(printer, 0)]:
+                shares[printer][service] = shares[printer].get(service, 0) + 1
+        self._shares = shares
 
     def check_request(self, req: Request) -> None:
         """The server's own checks of a print request at intake."""
         if not isinstance(req, PrintRequest):
             return
-        known = set(self.config.printers) | set(self.config.classes) | self._published()
-        if req.printer not in known:
+        known = set(self.config.printers) | set(self.config.classes)
+        # Other servers' printers only when needed: reading their status files for
+        # every request taken in was a fifth of a busy server's time.
+        if req.printer not in known and req.printer not in self._published():
             raise RequestInvalid("printer", f"unknown printer or class {req.printer!r}")
         printer = self.config.printers.get(req.printer)
         if printer is None:
@@ -757,19 +1041,15 @@ class Server:
             raise RequestInvalid("printer", f"{printer.name} is {reason}")
         if req.setup and req.setup not in self.config.setups:
             raise RequestInvalid("setup", f"unknown setup {req.setup!r}")
-        if printer.max_copies is not None and req.copies > printer.max_copies:
-            raise RequestInvalid(
-                "copies", f"{req.copies} is over {printer.name}'s limit of {printer.max_copies}")
-        if printer.max_bytes is not None and req.size > printer.max_bytes:
-            raise RequestInvalid(
-                "files", f"{req.size} bytes is over {printer.name}'s limit of "
-                f"{printer.max_bytes}")
+        # Per-job limits (MAXCOPIES, MAXBYTES, ...) are the admission's, after this.
         if printer.password_hash:
             from printnet.passwords import verify_queue_proof
 
+            security.PASSWORD_GUESSES.check(req.user, printer.name)
             if not req.password:
                 raise RequestInvalid("password", f"{printer.name} needs a password")
             if not verify_queue_proof(printer.password_hash, req.password, req.id):
+                security.PASSWORD_GUESSES.failed(req.user, printer.name)
                 raise RequestInvalid("password", f"wrong password for {printer.name}")
 
     def _published(self) -> set[str]:
@@ -793,14 +1073,26 @@ class Server:
             "state": self.state,
             "started": self.started,
             "lease": self.config.server.lease,
-            "printers": [w.status() for w in self.workers.values()],
+            # "password": stations ask their user for it before submitting.
+            "printers": [{**w.status(), "password": bool(w.printer.password_hash)}
+                         for w in self.workers.values()],
             "setups": sorted(self.config.setups),
             "counters": vars(self.counters),
             "spool_error": service.error,
+            "min_free": self.config.server.min_free,  # stations refuse to submit below it
         }
 
     def abandon(self, job_id: str) -> None:
         """Stop printing `job_id` at once (started or only assigned); idempotent."""
+        with self.lock:
+            for queue in self.backlog.values():
+                for a in list(queue):
+                    if a.job.id == job_id:  # claimed ahead, not started: just drop it
+                        queue.remove(a)
+                        self._given.pop(job_id, None)
+                        for service in self.services:
+                            if service.spool == a.spool:
+                                service.printing.pop(job_id, None)
         for worker in list(self.workers.values()):
             if worker.has_job(job_id) and not worker.abandoning:
                 worker.stop(abandon=True)
@@ -826,6 +1118,7 @@ class Server:
         if setup not in self.config.setups:
             raise PrintnetError(f"no setup {setup!r}")
         self.workers[printer].mount(setup)
+        self.hand_back(printer)  # jobs claimed ahead were chosen for the old setup
         self.event(f"printer {printer}: setup {setup} mounted")
         self.wake.set()
 
@@ -837,6 +1130,8 @@ class Server:
             self.event(f"server name {config.server.name} takes effect at the next start")
             config = replace(config, server=replace(config.server, name=self.name))
         self.config = config
+        for name in list(self.backlog):
+            self.hand_back(name)  # claimed ahead under the old configuration
         for name, printer in config.printers.items():
             worker = self.workers.get(name)
             if worker is None:
@@ -937,6 +1232,16 @@ class Server:
 
     def _watch(self, service: SpoolService) -> None:
         """A change-event hint on new/ (local changes only; the scan covers the rest)."""
+        if self._observer is None or isinstance(self._observer, _Hint):
+            try:
+                hint = self._observer or _Hint(self.wake)
+                self._observer = hint
+                hint.watch(service.spool.new)
+                return
+            except OSError:
+                if self._observer is not None:
+                    return  # e.g. out of inotify watches: the periodic scan still runs
+                # no inotify here: watchdog's observer (whatever the platform has)
         try:
             from watchdog.events import FileSystemEventHandler
             from watchdog.observers import Observer
@@ -966,7 +1271,8 @@ class Server:
         hinted = self.wake.is_set()
         self.wake.clear()
         worked = False
-        self._reserve_printers()
+        self._return_backlogs()
+        self._share_printers()
         for service in list(self.services):
             scan_due = hinted or now - service.last_scan >= self.config.server.scan_interval
             try:
@@ -1035,10 +1341,17 @@ class Server:
         master lock we have work for was only briefly busy (another server is
         committing; it will be free in milliseconds)."""
         now = time.monotonic()
+        alone = len(self.services) == 1
         for service in self.services:
             since = service.lock_busy_since
-            if since is not None and now - since < LOCK_PASS_OVER:
-                return min(LOCK_RETRY, self.config.server.scan_interval)
+            # With one shared disk there is no other disk to pass over to: keep
+            # trying (an observe, no write) while another server commits in a
+            # loop, or this one starves for a whole scan interval (measured: 0.9 s
+            # stalls while draining with two servers).  Jittered, so that servers
+            # waiting together do not try in step.
+            if since is not None and (alone or now - since < LOCK_PASS_OVER):
+                retry = LOCK_RETRY * (0.1 + 0.4 * random.random()) if alone else LOCK_RETRY
+                return min(retry, self.config.server.scan_interval)
         return self.config.server.scan_interval
 
     def request_stop(self) -> None:
@@ -1052,6 +1365,8 @@ class Server:
         if self.control is not None:
             self.control.stop()  # no console commands while stopping (no cycles answer them)
             self.control = None
+        for name in list(self.backlog):
+            self.hand_back(name)
         for worker in self.workers.values():
             worker.stop(abandon=False)
         deadline = time.monotonic() + self.stop_grace
@@ -1072,6 +1387,7 @@ class Server:
                     service.cycle(time.monotonic(), False)
             if any(s.results or s.printing for s in self.services):
                 time.sleep(0.05)
+        self.cleaner.flush()
         self.state = "stopped"
         for service in self.services:
             with contextlib.suppress(PrintnetError):

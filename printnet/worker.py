@@ -11,14 +11,17 @@ progress for the printer's STALL seconds, marks the printer offline with a
 reason.  Because the write loop knows exactly how many bytes went out, the
 job resumes from that byte when the printer answers again (policy RETRY, the
 default: the job keeps its claim and so its place at the head of its queue),
-or is handed back to be held (HOLD) or aborted (ABORT).
+or is handed back to be held (HOLD) or aborted (ABORT).  After the last byte
+the worker waits for the printer to print its buffer, with the same STALL
+limit (a plain flush() would wait for ever on a printer gone offline).  An
+idle printer left offline is looked at every RETRY seconds, sending it
+nothing (`_probe`), so its queue starts again when it answers.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import threading
 import time
 from collections.abc import Callable
@@ -33,9 +36,10 @@ from printnet.errors import PortError, PrinterStalled, PrintnetError
 from printnet.masterfile import Job
 from printnet.model import JobState, PrintRequest, decode_request
 from printnet.printers.drivers import get_driver
-from printnet.printers.ports import open_port, scheme
+from printnet.printers.ports import close_port, open_port, scheme
 from printnet.printers.render import Rendered, RenderJob, render
 from printnet.printers.writer import SendFailed, SendStalled, send
+from printnet.security import open_job_folder, read_job_file
 from printnet.spool.layout import REQ_SUFFIX, Spool
 from printnet.spool.publish import read_bytes
 
@@ -81,23 +85,25 @@ def load_job(spool: Spool, job_id: str) -> tuple[PrintRequest, list[bytes]]:
     if not isinstance(req, PrintRequest):
         raise JobDataError("not a print request")
     files = []
-    folder = spool.job_data(job_id)
-    for f in req.files:
-        path = folder / f.name
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError as exc:
-            raise JobDataError(f"data file {f.name}: {exc.strerror}") from None
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise JobDataError(f"data file {f.name} is not a regular file")
-            with os.fdopen(fd, "rb", closefd=False) as fh:
-                data = fh.read(f.size + 1)
-        finally:
-            os.close(fd)
-        if len(data) != f.size or hashlib.sha256(data).hexdigest() != f.sha256:
-            raise JobDataError(f"data file {f.name} changed since it was submitted")
-        files.append(data)
+    # The folder is the station's: open it without following a symlink planted in
+    # its place, and each file relative to it (printnet.security).
+    try:
+        folder = open_job_folder(spool, job_id)
+    except (OSError, PrintnetError) as exc:
+        raise JobDataError(f"data folder: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        for f in req.files:
+            try:
+                data = read_job_file(folder, f.name, f.size, user=req.user)
+            except OSError as exc:
+                raise JobDataError(f"data file {f.name}: {exc.strerror}") from None
+            except PrintnetError as exc:
+                raise JobDataError(str(exc)) from None
+            if len(data) != f.size or hashlib.sha256(data).hexdigest() != f.sha256:
+                raise JobDataError(f"data file {f.name} changed since it was submitted")
+            files.append(data)
+    finally:
+        os.close(folder)
     return req, files
 
 
@@ -252,8 +258,11 @@ class PrinterWorker:
                 if result.outcome is JobState.COMPLETED:
                     self.printed_jobs += 1
             self.on_result(result)
-            if self._stop:
-                return
+            with self._cond:
+                # A job assigned from on_result (the server's next claimed job) is
+                # still taken: printed, or handed back at once if abandoning.
+                if self._stop and self._pending is None:
+                    return
 
     def _should_stop(self) -> bool:
         return self._abandon
@@ -382,7 +391,7 @@ class PrinterWorker:
         port, self._port = self._port, None
         if port is not None:
             try:
-                port.close()
+                close_port(port)  # socket://: without pyserial's 0.3 s sleep
             except Exception:
                 pass
 
@@ -430,7 +439,7 @@ class PrinterWorker:
             return True
         finally:
             try:
-                port.close()
+                close_port(port)
             except Exception:
                 pass
 

@@ -61,7 +61,9 @@ class ChaosConfig:
     servers: int = 3
     lease: float = 2.0
     scan: float = 0.2
-    rate: float = 2.0  # jobs per second, all stations together
+    rate: float = 1.2  # jobs per second, all stations together
+    baud: int = 38400  # the simulated printers' line rate
+    job_lines: int = 40  # filler lines per job (about 70 bytes each)
     kill_every: float = 8.0  # mean seconds between kill -9 of a server
     pause_every: float = 12.0  # mean seconds between SIGSTOPs
     offline_every: float = 10.0  # mean seconds between a printer going offline
@@ -175,11 +177,20 @@ class Chaos:
             name = f"S{i + 1}"
             folder = self.work / name
             make_etc(folder, name=name, spools=[self.spool_on[host.name]],
-                     printers=[PrinterSpec(f"P{i + 1}", classes=("POOL",))],
+                     printers=[PrinterSpec(f"P{i + 1}", classes=("POOL",),
+                                           baud=self.cfg.baud)],
                      lease=self.cfg.lease, scan=self.cfg.scan)
             self.servers.append(ServerProc(host, name, folder, wrap=self.wrap_for(host)))
         for server in self.servers:
             self._start(server)
+        # Stations start once every server has published its printers: a server
+        # rejects a request for a printer that no server it can see has.
+        servers = self.spool_on[self.share.a.name] / "servers"
+        wanted = {f"{s.name}.json" for s in self.servers}
+        shared_fs.wait_for(
+            lambda: wanted <= set(self.share.a.run(["ls", str(servers)], timeout=30)
+                                  .stdout.decode().split()), 60, "servers' status files",
+            poll=0.3)
 
     def _start(self, server: ServerProc) -> None:
         server.start()
@@ -194,7 +205,8 @@ class Chaos:
         err = open(self.work / f"station-{host.name}.err", "ab")  # noqa: SIM115
         proc = host.popen([PYTHON, str(TOOLS), "station", str(self.spool_on[host.name]),
                            str(log), ",".join(self.printers()),
-                           str(self.cfg.rate / 2), str(self.stop_file)],
+                           str(self.cfg.rate / 2), str(self.stop_file),
+                           str(self.cfg.job_lines)],
                           stdout=subprocess.DEVNULL, stderr=err, **self.wrap_for(host))
         self.stations[host.name] = (proc, err)
 
@@ -525,7 +537,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--servers", type=int, default=3)
     p.add_argument("--lease", type=float, default=2.0)
     p.add_argument("--scan", type=float, default=0.2)
-    p.add_argument("--rate", type=float, default=2.0, help="jobs per second (all stations)")
+    p.add_argument("--rate", type=float, default=1.2, help="jobs per second (all stations)")
+    p.add_argument("--baud", type=int, default=38400, help="simulated printers' line rate")
+    p.add_argument("--job-lines", type=int, default=40, help="filler lines per job")
     p.add_argument("--kill-every", type=float, default=8.0, help="mean seconds between kills")
     p.add_argument("--pause-every", type=float, default=12.0)
     p.add_argument("--offline-every", type=float, default=10.0)
@@ -542,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("PRINTNET_TEST_SHARED"):
         a.tier = "env"
     cfg = ChaosConfig(duration=a.duration, servers=a.servers, lease=a.lease, scan=a.scan,
-                      rate=a.rate, kill_every=a.kill_every, pause_every=a.pause_every,
+                      rate=a.rate, baud=a.baud, job_lines=a.job_lines, kill_every=a.kill_every, pause_every=a.pause_every,
                       offline_every=a.offline_every, station_kill_every=a.station_kill_every,
                       skew=a.skew, tier=a.tier, seed=a.seed, drain_timeout=a.drain_timeout,
                       workdir=a.workdir, keep=a.keep, verbose=a.verbose)

@@ -165,6 +165,12 @@ class ServerProcess(subprocess.Popen[bytes]):
     log: Path
     _log_fh: IO[bytes]
 
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the exit (TimeoutExpired after `timeout`); the log is closed then."""
+        code = super().wait(timeout)
+        self._log_fh.close()
+        return code
+
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, wait; the exit status (SIGKILL, and AssertionError, at the deadline)."""
         if self.poll() is None:
@@ -177,22 +183,24 @@ class ServerProcess(subprocess.Popen[bytes]):
                 raise AssertionError(
                     f"server {self.name} did not stop in {timeout} s:\n{self.log_text()}"
                 ) from None
-        self._log_fh.close()
-        return self.returncode
+        return self.wait()
 
     def kill9(self) -> None:
         """kill -9: a crash (nothing is flushed, no lease is released)."""
         if self.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
-            self.wait(30)
-        self._log_fh.close()
+        self.wait(30)
 
     def log_text(self) -> str:
         try:
             return self.log.read_text(errors="replace")
         except OSError:
             return ""
+
+    def reloads(self) -> int:
+        """How many times this server has reloaded a changed etc/*.cmd."""
+        return self.log_text().count("configuration reloaded")
 
 
 def server_env(runtime: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -215,9 +223,13 @@ def start_server(
     args: Sequence[str] = (),
 ) -> ServerProcess:
     """Start `printnet --etc ETC server [--name NAME] [--drain]`; output to `log`
-    (default ``<project>/server-<name>.log``, appended)."""
+    (default: ``<project>/server-<name>.<n>.log``, a new file for each start)."""
     label = name or "server"
-    log = log or etc.parent / f"server-{label}.log"
+    if log is None:
+        n = 1
+        while (etc.parent / f"server-{label}.{n}.log").exists():
+            n += 1
+        log = etc.parent / f"server-{label}.{n}.log"
     cmd = [PYTHON, "-m", "printnet", "--etc", str(etc), "server", *args]
     if name:
         cmd += ["--name", name]

@@ -61,6 +61,7 @@ TIERS: Final = ("nfs", "default")
 ROOT: Final = Path(__file__).resolve().parent.parent
 PYTHON: Final = sys.executable
 TOOLS: Final = Path(__file__).resolve().parent / "spool_probe.py"
+FAKETIME_SHIM: Final = Path(__file__).resolve().parent / "faketime_shim"
 
 # Volume options per tier (FACTS.md).  ping-timeout bounds a cut-off client's
 # hang on both tiers: it is failure detection, not caching.
@@ -177,7 +178,9 @@ class Host:
             full["LD_PRELOAD"] = str(LIBFAKETIME)
             full["FAKETIME"] = f"@{at}" if at is not None else f"{offset:+g}"
             full["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
-            full["FAKETIME_NO_CACHE"] = "1"
+            # time.sleep under libfaketime needs a fix-up: see faketime_shim/.
+            full["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(FAKETIME_SHIM), full.get("PYTHONPATH", "")) if p)
         if tz is not None:
             full["TZ"] = tz
         wrapped = ["unshare", "--uts", "--", "sh", "-c", 'hostname "$0" && exec "$@"',

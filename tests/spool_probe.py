@@ -9,7 +9,8 @@ runner: they run this script on a host with a deadline instead
     spool_probe.py submit SPOOL PRINTER N [PRIORITY] [TEXT]   N jobs; their ids
     spool_probe.py control SPOOL ACTION ID...                 a control request, no wait
     spool_probe.py tokens SPOOL LOG PRINTERS N [PRIORITY]     N jobs with TOKEN bodies
-    spool_probe.py station SPOOL LOG PRINTERS RATE STOPFILE   submit until STOPFILE exists
+    spool_probe.py station SPOOL LOG PRINTERS RATE STOPFILE [LINES]
+                                          submit until STOPFILE exists
 
 A job submitted by `tokens`/`station` prints ``TOKEN:<32 hex>``; each one
 accepted (its id acknowledged) is appended to LOG as ``<id> <token> <printer>
@@ -68,13 +69,14 @@ def state(root: Path) -> dict[str, Any]:
     }
 
 
-def submit_token(station: Any, log: Any, printer: str, priority: str) -> str:
-    """One job whose body is a fresh token; logged once accepted."""
+def submit_token(station: Any, log: Any, printer: str, priority: str, lines: int = 0) -> str:
+    """One job whose body is a fresh token (and `lines` of filler); logged once accepted."""
     import secrets
 
     token = secrets.token_hex(16)
     src = Path(f"/tmp/.probe-src-{os.getpid()}")
-    src.write_text(f"chaos job\nTOKEN:{token}\nend\n")
+    filler = "".join(f"line {i:04d} " + "." * 60 + "\n" for i in range(lines))
+    src.write_text(f"chaos job\nTOKEN:{token}\n{filler}end\n")
     try:
         [req] = station.submit([src], printer=printer, priority=priority, title="chaos")
     finally:
@@ -135,10 +137,11 @@ def main(argv: list[str]) -> Any:
                     ids.append(submit_token(station, log, printers[i % len(printers)], priority))
                 return ids
             rate, stop = float(argv[4]), Path(argv[5])
+            lines = int(argv[6]) if len(argv) > 6 else 0
             rng = random.Random()
             while not stop.exists():
                 try:
-                    submit_token(station, log, rng.choice(printers), "standard")
+                    submit_token(station, log, rng.choice(printers), "standard", lines)
                 except PrintnetError as exc:  # e.g. the spool full: not accepted, go on
                     print(f"submit failed: {exc}", file=sys.stderr, flush=True)
                 time.sleep(rng.expovariate(rate))

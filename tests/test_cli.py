@@ -293,3 +293,46 @@ def test_spool_rebuild_of_an_empty_spool(run_cli: CliRun) -> None:
     result = run_cli("spool", "rebuild", "--lease", "5")
     assert result.exit_code == 0, result.output
     assert "0 live jobs" in result.stdout
+
+
+def test_status_is_not_hung_by_a_fifo_or_fooled_by_a_symlink_in_new(
+    run_cli: CliRun, spool: Spool, doc: Path, tmp_path: Path,
+) -> None:
+    from printnet.api import Station
+    from printnet.spool.submit import new_id
+
+    [real] = ids_of(run_cli("request", str(doc)).stdout)
+    os.mkfifo(spool.new / f"{new_id()}.req")
+    # a symlink to a request file elsewhere (another user's, say)
+    elsewhere = tmp_path / "other.req"
+    elsewhere.write_bytes((spool.new / f"{real}.req").read_bytes().replace(
+        real.encode(), new_id().encode()))
+    (spool.new / f"{new_id()}.req").symlink_to(elsewhere)
+    listed: list[list[str]] = []
+    thread = threading.Thread(
+        target=lambda: listed.append(
+            [j["id"] for j in Station(spool.root, user="alice").status().jobs]),
+        daemon=True,
+    )
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "status blocked opening a FIFO in new/"
+    assert listed == [[real]]
+
+
+def test_spool_purge_removes_old_records_and_rejected_directories(
+    run_cli: CliRun, spool: Spool, doc: Path,
+) -> None:
+    from printnet.spool.submit import new_id
+
+    [job_id] = ids_of(run_cli("request", str(doc)).stdout)
+    (spool.new / f"{new_id()}.req").mkdir()  # rejected as a directory
+    (spool.new / "foo.txt").write_text("x")
+    _, rejected = Intake(spool).take()
+    assert len(rejected) == 2  # the good request is taken in
+    (spool.done / f"{job_id}.json").write_text("{}")
+    result = run_cli("spool", "purge", "--days", "0")
+    assert result.exit_code == 0, result.output
+    assert os.listdir(spool.rejected) == []
+    assert os.listdir(spool.done) == []
+    assert not (spool.data / job_id).exists()  # the documents went with the record

@@ -291,12 +291,12 @@ def test_acquire_times_out_with_lock_held(lock_dir: Path) -> None:
 
 def test_context_manager_heartbeats_and_releases(lock_dir: Path) -> None:
     table = LockTable(lock_dir)
-    with ExpiringLock(table, "master", lease=0.2, holder="floor2") as lock:
+    with ExpiringLock(table, "master", lease=0.4, holder="floor2") as lock:
         token = lock.token
         assert token is not None
         first = os.stat(lock_dir / "master").st_mtime_ns
         wait_for(lambda: os.stat(lock_dir / "master").st_mtime_ns != first, what="a heartbeat")
-        time.sleep(0.3)  # longer than the lease: only the heartbeat keeps it valid
+        time.sleep(0.5)  # longer than the lease: only the heartbeat keeps it valid
         lock.check()
     assert lock.token is None
     assert listing(lock_dir) == []
@@ -739,12 +739,15 @@ def _contend(
     dead: dict[str, str],
     won: list[tuple[str, str]],
     lost: set[str],
+    idle: float,
 ) -> None:
     """Race for every lock in `names` until each has a new generation; add to `lost`
-    the locks this process saw stale and still did not get (lost races)."""
+    the locks this process saw stale and still did not get (lost races).  After a
+    pass in which nothing happened, sleep `idle` seconds."""
     pending = list(names)
     deadline = time.monotonic() + 60
     while pending:
+        before = len(pending)
         for name in list(pending):
             status = table.observe(name)
             if status.record is not None and status.record.token != dead[name]:
@@ -757,6 +760,8 @@ def _contend(
                 lost.add(name)
         if time.monotonic() > deadline:
             raise TimeoutError(f"{len(pending)} locks never resolved")
+        if len(pending) == before:
+            time.sleep(idle)  # nothing moved: let a process in the middle of a break run
 
 
 def _race_contender(
@@ -794,7 +799,7 @@ def _race_contender(
             }
             try:
                 if synced_clock is None:
-                    _contend(table, locks, names, dead, won, lost)
+                    _contend(table, locks, names, dead, won, lost, idle=0.005)
                 else:
                     orphans = _race_orphans(names)
                     for name in names:
@@ -802,13 +807,13 @@ def _race_contender(
                     _wait(barrier)  # the test moves the clock 1.3 leases on
                     _wait(barrier)
                     others = [name for name in names if name not in orphans]
-                    _contend(table, locks, others, dead, won, lost)
+                    _contend(table, locks, others, dead, won, lost, idle=0.001)
                     for name in orphans:  # stale, but orphaned: the second lease starts
                         if locks[name].try_acquire():
                             raise AssertionError(f"{name}: orphan taken after one lease")
                     _wait(barrier)  # the test moves the clock another 1.3 leases on
                     _wait(barrier)
-                    _contend(table, locks, orphans, dead, won, lost)
+                    _contend(table, locks, orphans, dead, won, lost, idle=0.001)
             except _Aborted:
                 raise
             except Exception as exc:

@@ -281,7 +281,7 @@ class QueueMachine(RuleBasedStateMachine):
         applied = self._commit(server, [mf.op_state(job.id, JobState.COMPLETED,
                                                     token_was=job.token)])
         assert applied == 1
-        job.state, job.holder, job.token = JobState.COMPLETED, "", ""
+        job.state, job.holder, job.token, job.note = JobState.COMPLETED, "", "", ""
 
     @precondition(lambda self: self._any_alive()
                   and self._any_in("master", JobState.COMPLETED, JobState.CANCELED))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -369,3 +370,27 @@ def test_rebuild_under_the_real_lock_fences_a_stale_writer(
     finally:
         lock.release()
     assert fresh(spool).jobs[reqs[0].id].state is JobState.HELD
+
+
+def test_received_requests_skip_fifos_and_symlinks(spool: Spool, tmp_path: Path) -> None:
+    from printnet.spool.submit import new_id
+
+    [req] = _submit_and_take(spool, tmp_path, 1)
+    fifo = f"{new_id()}.req"
+    os.mkfifo(spool.received / fifo)  # claimed, then the server died before rejecting it
+    link = f"{new_id()}.req"
+    target = tmp_path / "someone-elses.req"
+    target.write_bytes((spool.received / f"{req.id}.req").read_bytes().replace(
+        req.id.encode(), link[:-4].encode()))
+    (spool.received / link).symlink_to(target)
+    errors: list[str] = []
+    results: list[dict[str, PrintRequest]] = []
+    reader = threading.Thread(target=lambda: results.append(master_io.received_requests(
+        spool, on_error=lambda name, exc: errors.append(name))), daemon=True)
+    reader.start()
+    reader.join(10)
+    assert not reader.is_alive(), "received_requests blocked opening a FIFO"
+    [found] = results
+    assert set(found) == {req.id}
+    assert sorted(errors) == sorted([fifo, link])
+    assert set(master_io.rebuild_state(spool).jobs) == {req.id}

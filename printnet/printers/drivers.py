@@ -34,6 +34,7 @@ This module imports no os/time/serial.
 
 from __future__ import annotations
 
+import re
 from typing import Final, Protocol
 
 from printnet.config import DriverName, SetupConfig
@@ -120,6 +121,9 @@ def _skip_escape(s: str, i: int) -> int:
     return j  # ESC followed by a control character: drop the ESC alone
 
 
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1 (ESC and CSI too)
+
+
 def strip_controls(text: str) -> str:
     """`text` without escape sequences and without C0/C1 control characters or DEL.
 
@@ -128,6 +132,8 @@ def strip_controls(text: str) -> str:
     """
     if "\t" in text:
         text = text.expandtabs(8)
+    if _CONTROL.search(text) is None:
+        return text  # the common case: nothing to strip (no per-character loop)
     out: list[str] = []
     i = 0
     n = len(text)

@@ -15,8 +15,15 @@ Protocol:
   without blocking on FIFOs, checks it is a regular file of sane size, that
   its name matches its id, that the user it names is the file's owner (root
   and the service account may act for others), and that the job's data
-  folder holds exactly the files listed, with their sizes.  A server's own
-  checks (printer known, limits) are a callback.
+  folder holds exactly the files listed, with their sizes, as regular files
+  with one link each, owned by that user.  A server's own checks (printer
+  known, limits) are a callback.  A print request that passes is then
+  **sealed**: when its file belongs to someone other than this server's
+  user, it is replaced by a copy of the bytes just validated, written by the
+  server (temp file in tmp/, renamed over), so that its owner cannot change
+  it after the checks (received/ is the service account's; the file was
+  still the station's).  The data's sha256, recorded in the sealed request,
+  is verified again when the job prints.
 * `reject(path, reason)` moves the file to rejected/ (under a safe name) and
   writes ``<name>.reason`` beside it.  Rejection never stops the server.
 """
@@ -28,6 +35,7 @@ import os
 import pwd
 import re
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,11 +59,23 @@ class Taken:
     owner: str
 
 
+_names: dict[int, tuple[str, float]] = {}
+NAME_TTL: Final = 10.0  # seconds a uid's user name is remembered
+
+
 def user_name(uid: int) -> str:
+    # Cached a few seconds: a server looks up the owner of every request it takes
+    # in, and each getpwuid() reads the passwd database again.
+    now = time.monotonic()
+    hit = _names.get(uid)
+    if hit is not None and now - hit[1] < NAME_TTL:
+        return hit[0]
     try:
-        return pwd.getpwuid(uid).pw_name
+        name = pwd.getpwuid(uid).pw_name
     except KeyError:
-        return f"uid{uid}"
+        return f"uid{uid}"  # not remembered: the account may be created any moment
+    _names[uid] = (name, now)
+    return name
 
 
 SERVICE_USER: Final = user_name(os.geteuid())
@@ -140,10 +160,29 @@ class Intake:
                 "user", f"says {request.user!r} but the file belongs to {owner!r}"
             )
         if isinstance(request, PrintRequest):
+            if (self.spool.done / f"{request.id}.json").exists():
+                raise RequestInvalid("id", "that job has already finished (a replayed request)")
             self._check_data(request, st.st_uid)
         if self.check is not None:
             self.check(request)
+        if isinstance(request, PrintRequest) and st.st_uid != os.geteuid():
+            self._seal(path, data)
         return Taken(path, request, owner)
+
+    def _seal(self, path: Path, data: bytes) -> None:
+        """Replace a station-owned request in received/ by our own copy of `data`."""
+        tmp = self.spool.tmp / unique_name(".seal")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, path)  # RACE-free: only we can write received/
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise SpoolError(f"{path}: cannot seal the request: {exc.strerror}") from exc
 
     def _check_data(self, req: PrintRequest, uid: int) -> None:
         try:
@@ -168,6 +207,10 @@ class Intake:
             fst = os.lstat(folder / f.name)
             if not stat.S_ISREG(fst.st_mode):
                 raise RequestInvalid(f"files[{f.name}]", "not a regular file")
+            if fst.st_nlink != 1:
+                raise RequestInvalid(f"files[{f.name}]", "has other links (a hard link?)")
+            if fst.st_uid not in (uid, st.st_uid) and user_name(fst.st_uid) not in self.trusted:
+                raise RequestInvalid(f"files[{f.name}]", "belongs to someone else")
             if fst.st_size != f.size:
                 raise RequestInvalid(
                     f"files[{f.name}]", f"size {fst.st_size} differs from {f.size} requested"

@@ -139,7 +139,7 @@ class Spool:
             version = root / "VERSION"
             if version.exists():
                 cls._check_version(root)
-            _own(root, PRIVATE_MODE, owner, group)
+            _own(Path(os.path.realpath(root)), PRIVATE_MODE, owner, group)  # root may be a link
             for name, mode in DIRS.items():
                 path = root / name
                 if not path.exists():
@@ -185,8 +185,7 @@ def _own(path: Path, mode: int, owner: int | None, group: int | None) -> None:
     if owner is not None or group is not None:
         os.lchown(path, -1 if owner is None else owner, -1 if group is None else group)
         st = os.lstat(path)
-    euid = os.geteuid()
-    if euid != 0 and st.st_uid != euid:
+    if os.geteuid() not in (0, st.st_uid):
         return  # not ours to change (check_spool reports it if it is unsafe)
     if stat.S_IMODE(st.st_mode) != mode:
         os.chmod(path, mode)

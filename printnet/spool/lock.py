@@ -176,14 +176,26 @@ def _new_token() -> str:
     return secrets.token_hex(12)
 
 
-def _retry(op: Callable[[], T]) -> T:
-    """Run `op`, retrying a few times on ESTALE (NFS file handle gone stale)."""
+def _retry(op: Callable[[], T], path: Path | None = None) -> T:
+    """Run `op`, retrying a few times on ESTALE (NFS file handle gone stale).
+
+    With `path`, its folder is listed before each retry: the client's cached
+    name -> handle entry for a replaced lock file can stay stale for about a
+    second (measured on GlusterFS with its default caches: without this, every
+    open() of the lock name failed for ~1 s after each change, and contenders
+    on that client starved); a listing refreshes the cached entries.
+    """
     for attempt in range(ESTALE_TRIES - 1):
         try:
             return op()
         except OSError as exc:
             if exc.errno != errno.ESTALE:
                 raise
+            if path is not None:
+                try:
+                    os.listdir(path.parent)
+                except OSError:
+                    pass
             time.sleep(0.005 * (attempt + 1))
     return op()
 
@@ -228,7 +240,7 @@ def _read(path: Path) -> tuple[FileSignature, bytes] | None:
             os.close(fd)
 
     try:
-        return _retry(op)
+        return _retry(op, path)
     except OSError as exc:
         raise translate(exc, path) from exc
 
@@ -254,7 +266,7 @@ def _inode(path: Path) -> int | None:
             os.close(fd)
 
     try:
-        return _retry(op)
+        return _retry(op, path)
     except OSError as exc:
         raise translate(exc, path) from exc
 

@@ -71,7 +71,10 @@ def _purge_old(spool: Spool, max_age: float) -> int:
             try:
                 if ref - entry.stat(follow_symlinks=False).st_mtime < max_age:
                     continue
-                os.unlink(entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)  # a directory dropped into new/, rejected
+                else:
+                    os.unlink(entry.path)
             except OSError:
                 continue
             removed += 1

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterable
 from typing import Final, Protocol
 
@@ -112,7 +113,10 @@ class MasterStore:
         raise SpoolError(f"{self.dir}: the master file keeps changing under the reader")
 
     def _load(self) -> None:
-        for _ in range(10):
+        for attempt in range(20):
+            if attempt:
+                # A rebuild writes REBUILD, then its snapshot: give it a moment.
+                time.sleep(min(0.5, 0.01 * 2**attempt))
             gen = self._newest_snapshot()
             try:
                 if gen is None:

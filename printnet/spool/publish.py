@@ -19,26 +19,48 @@ from __future__ import annotations
 
 import itertools
 import os
-import socket
 import time
 from pathlib import Path
 
 from printnet.errors import SpoolError, SpoolFull
 
 _counter = itertools.count()
-HOST = socket.gethostname().split(".")[0] or "host"
+# os.uname(), not socket.gethostname(): the same name on POSIX, without importing
+# socket (whose enums cost more start-up than `printnet status` does work).
+HOST = os.uname().nodename.split(".")[0] or "host"
 
 
 def unique_name(prefix: str = ".tmp") -> str:
     """A name no other process on any host will make: prefix.time.host.pid.counter.rand."""
     return (
-        f"{prefix}.{time.time_ns()}.{HOST}.{os.getpid()}.{next(_counter)}"
-        f".{os.urandom(3).hex()}"
+        f"{prefix}.{time.time_ns()}.{HOST}.{os.getpid()}.{next(_counter)}.{_salt()}"
     )
 
 
+_salts: dict[int, str] = {}
+
+
+def _salt() -> str:
+    """Random per process (per pid: a forked child draws its own): with the counter,
+    as unique as a fresh random part per name, without a getrandom() call per name
+    (a busy server makes two names per job)."""
+    pid = os.getpid()
+    salt = _salts.get(pid)
+    if salt is None:
+        salt = _salts[pid] = os.urandom(3).hex()
+    return salt
+
+
 def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except PermissionError:
+        # A drop folder (tmp/, new/, data/ of a multi-user spool) that a station may
+        # write but not read cannot be opened to fsync: make its entries durable
+        # through the whole filesystem instead (syncfs on a local disk, else sync).
+        if not sync_filesystem(path.parent):
+            os.sync()
+        return
     try:
         os.fsync(fd)
     except OSError:  # some FUSE filesystems refuse fsync on directories

@@ -47,8 +47,11 @@ from printnet.spool.layout import CTL_SUFFIX, REQ_SUFFIX, Spool, is_visible
 from printnet.spool.publish import fsync_dir, sync_filesystem, translate, unique_name
 
 CHUNK = 1 << 20
-DATA_DIR_MODE = 0o750
-DATA_FILE_MODE = 0o640
+# Modes are set exactly (not left to the umask).  In a spool set up for several
+# users (docs/SECURITY.md), data/ and tmp/ are setgid: what a station creates
+# belongs to the spool group, of which only the service account is a member.
+DATA_DIR_MODE = 0o770  # the servers read the files and, purging, remove them
+DATA_FILE_MODE = 0o640  # the servers read them; other users cannot
 REQUEST_MODE = 0o640
 SYNCFS_BATCH = 16  # written paths from which one syncfs beats an fsync each (local disks)
 
@@ -70,11 +73,14 @@ class Source:
     stream: BinaryIO | None = None
 
 
-def check_sources(sources: Sequence[Source]) -> None:
-    """Validate before writing anything: files exist, are regular and readable."""
+def check_sources(sources: Sequence[Source], *, one_job: bool = True) -> None:
+    """Validate before writing anything: files exist, are regular and readable.
+
+    `one_job=False`: the sources become one job each (`--each`), so their number
+    is not limited by MAX_FILES."""
     if not sources:
         raise UsageError("no files to print")
-    if len(sources) > MAX_FILES:
+    if one_job and len(sources) > MAX_FILES:
         raise UsageError(f"at most {MAX_FILES} files in one job")
     for src in sources:
         if src.path is None:
@@ -154,6 +160,9 @@ class Submitter:
                 dest = tmp_dir / str(i)
                 size, digest = _copy(src, dest)
                 files.append(SpooledFile(str(i), clean_text(src.name, 255), size, digest))
+            # Only now: a chmod by a non-member of the folder's group clears its setgid
+            # bit, and the files above had to inherit the group first.
+            os.chmod(tmp_dir, DATA_DIR_MODE)
             final = self.spool.job_data(job_id)
             os.rename(tmp_dir, final)
         except BaseException:
@@ -167,6 +176,7 @@ class Submitter:
         tmp = self.spool.tmp / unique_name()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, REQUEST_MODE)
         try:
+            os.fchmod(fd, REQUEST_MODE)  # whatever the umask: the servers must read it
             os.write(fd, data)
         finally:
             os.close(fd)
@@ -238,6 +248,7 @@ def _copy(src: Source, dest: Path) -> tuple[int, str]:
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DATA_FILE_MODE)
     try:
         with open(fd, "wb", closefd=True) as out:
+            os.fchmod(fd, DATA_FILE_MODE)  # whatever the umask: the servers must read it
             if src.stream is not None:
                 reader: BinaryIO = src.stream
                 _pump(reader, out, digest)
