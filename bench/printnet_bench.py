@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -222,6 +223,7 @@ def pickup(work: Path, samples: int, *, submit_spool: Path | None = None,
         tpl = Project.template("POOL")
         time.sleep(0.3)  # let the first scans and status writes pass
         lat = []
+        rng = random.Random(samples)
         for i in range(samples):
             before = sink.count()
             sub.submit(tpl, [Source(f.name, path=f)])
@@ -231,7 +233,9 @@ def pickup(work: Path, samples: int, *, submit_spool: Path | None = None,
             assert first is not None
             lat.append(first - t0)
             wait_until(partial(_more, project.done_count, i), 30, 0.002, "the job to finish")
-            time.sleep(0.05 + (i % 7) * 0.031)  # arrive at different points of a scan
+            # The next job arrives at a random point of the server's scan interval
+            # (across hosts only the scan finds it; its result just woke the server).
+            time.sleep(0.05 + (rng.uniform(0, scan) if submit_spool else i % 7 * 0.031))
     finally:
         project.stop_all()
         sink.close()

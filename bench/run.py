@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from bench import cups as cups_mod
 from bench import printnet_bench as pb
@@ -40,7 +41,7 @@ class Plan:
     batch: int = 2000
     batch_runs: int = 3
     list_sizes: tuple[int, ...] = (1000, 10000, 100000)
-    cups_list_sizes: tuple[int, ...] = (1000, 10000)
+    cups_list_sizes: tuple[int, ...] = (1000, 10000, 100000)
     list_runs: int = 5
     drain_jobs: int = 1000
     drain_servers: tuple[int, ...] = (1, 2, 4)
@@ -447,7 +448,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-cups", action="store_true", help="printnet only")
     ap.add_argument("--only", default="", help="comma-separated sections to run")
     ap.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--render", type=Path, default=None,
+                    help="only write the report again from a run's saved run.json")
     args = ap.parse_args(argv)
+    from bench.report import write_plot, write_report
+
+    if args.render is not None:
+        run = load_run(args.render)
+        plotted = write_plot(run.rows, args.plot)
+        write_report(run, args.out, args.plot if plotted else None)
+        log(f"wrote {args.out} from {args.render}")
+        return 0
 
     plan = Plan.make(args.quick, smoke=args.smoke)
     if args.work.exists():
@@ -481,8 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         if run.sink is not None:
             run.sink.close()
     run.info["duration"] = f"{time.monotonic() - started:.0f} s"
-    from bench.report import write_plot, write_report
-
+    save_run(run, args.work / "run.json")
     plotted = write_plot(run.rows, args.plot)
     write_report(run, args.out, args.plot if plotted else None)
     if args.json:
@@ -491,6 +501,25 @@ def main(argv: list[str] | None = None) -> int:
     for p in run.problems:
         log(f"problem: {p}")
     return 0
+
+
+def save_run(run: Run, path: Path) -> None:
+    path.write_text(json.dumps({
+        "plan": asdict(run.plan), "rows": [asdict(r) for r in run.rows], "gaps": run.gaps,
+        "problems": run.problems, "info": run.info}, indent=1))
+
+
+def load_run(path: Path) -> Run:
+    data = json.loads(path.read_text())
+    fields: dict[str, Any] = {
+        k: tuple(tuple(x) if isinstance(x, list) else x for x in v)
+        if isinstance(v, list) else v for k, v in data["plan"].items()}
+    plan = Plan(**fields)
+    run = Run(plan, path.parent)
+    run.rows = [Row(**r) for r in data["rows"]]
+    run.gaps = {k: [tuple(x) for x in v] for k, v in data["gaps"].items()}
+    run.problems, run.info = data["problems"], data["info"]
+    return run
 
 
 def machine_info(plan: Plan) -> dict[str, str]:

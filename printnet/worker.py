@@ -27,7 +27,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from serial import SerialBase, SerialException
 
@@ -44,6 +45,9 @@ from printnet.spool.layout import REQ_SUFFIX, Spool
 from printnet.spool.publish import read_bytes
 
 DRAIN_POLL = 0.1  # seconds between looks at a printer's buffer while it prints it
+MISSING_GRACE = 3.0  # seconds a claimed job's files may stay invisible to this host
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -74,10 +78,34 @@ class JobDataError(PrintnetError):
     """The job's request or data is missing or changed since submit."""
 
 
+def _until_visible(path: Path, op: Callable[[], T]) -> T:
+    """`op()`, retried for MISSING_GRACE while it fails with FileNotFoundError.
+
+    RACE: another server took the request in (or a station wrote the data)
+    moments ago through its own client of the share; ours may still cache the
+    name as absent (NFS and GlusterFS keep negative lookups for about a second).
+    Aborting then would lose an accepted job.  Listing the folder refreshes the
+    client's cached names.
+    """
+    deadline = time.monotonic() + MISSING_GRACE
+    while True:
+        try:
+            return op()
+        except FileNotFoundError:
+            if time.monotonic() >= deadline:
+                raise
+            try:
+                os.listdir(path.parent)
+            except OSError:
+                pass
+            time.sleep(0.1)
+
+
 def load_job(spool: Spool, job_id: str) -> tuple[PrintRequest, list[bytes]]:
     """The request and the verified bytes of each file of a job."""
+    path = spool.received / (job_id + REQ_SUFFIX)
     try:
-        req = decode_request(read_bytes(spool.received / (job_id + REQ_SUFFIX)))
+        req = decode_request(_until_visible(path, lambda: read_bytes(path)))
     except FileNotFoundError:
         raise JobDataError("the request file is missing from received/") from None
     except (OSError, PrintnetError) as exc:
@@ -88,7 +116,8 @@ def load_job(spool: Spool, job_id: str) -> tuple[PrintRequest, list[bytes]]:
     # The folder is the station's: open it without following a symlink planted in
     # its place, and each file relative to it (printnet.security).
     try:
-        folder = open_job_folder(spool, job_id)
+        folder = _until_visible(spool.job_data(job_id),
+                                lambda: open_job_folder(spool, job_id))
     except (OSError, PrintnetError) as exc:
         raise JobDataError(f"data folder: {getattr(exc, 'strerror', None) or exc}") from None
     try:

@@ -392,6 +392,7 @@ def test_kill9_mid_job_requeues_after_lease_and_reprints(
 
     src = tmp_path / "src"
     big = submit(root, src, "M1", "POOL", lines=500)  # ~20 KB: ~20 s at 9600 baud
+    wait_for(lambda: big in master_jobs(root), 10, "the big job taken in")
     behind = submit(root, src, "M2", "POOL")
     others = [submit(root, src, f"M{n}", "K2") for n in (3, 4, 5)]
     wait_for(lambda: printing_with_progress(root, "S1", "K1", big), 20, "K1 printing",
@@ -731,6 +732,7 @@ def test_cancel_printing_job_stops_it(tmp_path: Path, servers: list[ServerProces
              on_timeout=lambda: logs(servers))
     src = tmp_path / "src"
     doomed = submit(root, src, "M1", "C1", lines=500)  # ~20 s at 9600 baud
+    wait_for(lambda: doomed in master_jobs(root), 10, "the job taken in")
     after = submit(root, src, "M2", "C1")
     wait_for(lambda: printing_with_progress(root, "S1", "C1", doomed), 20, "C1 printing",
              on_timeout=lambda: logs(servers))
