@@ -216,7 +216,12 @@ def default_server_name() -> str:
 
 def _read_text(path: Path, limit: int = MAX_FILE_BYTES) -> str:
     try:
-        with open(path, "rb") as fh:
+        # O_NONBLOCK: a FIFO put in place of a command file must not hang the
+        # (running) server; only regular files are read.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigError(str(path), 0, "not a regular file")
             data = fh.read(limit + 1)
     except FileNotFoundError:
         raise ConfigError(

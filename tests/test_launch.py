@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import make_ids, make_job
 
 from printnet.api import Station
 from printnet.launch import _fast, _job_lines
@@ -23,7 +24,6 @@ from printnet.model import JobState, Priority
 from printnet.spool.layout import Spool
 from printnet.spool.lock import ExpiringLock, LockTable
 from printnet.spool.master import MasterStore
-from tests.conftest import make_ids, make_job
 
 CLICK = "from printnet.cli import main; main()"
 FAST = "from printnet.launch import main; main()"

@@ -13,11 +13,11 @@ import random
 from datetime import UTC, datetime
 
 import pytest
+from conftest import make_ids, make_job
 
 from printnet.masterfile import Job, MasterState
 from printnet.model import JobState, Priority
 from printnet.scheduling import PrinterView, decide
-from tests.conftest import make_ids, make_job
 
 NOW_DAY = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 NOW_NIGHT = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
