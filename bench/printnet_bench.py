@@ -32,6 +32,8 @@ from bench.common import (
     wait_until,
 )
 from bench.project import PRINTNET, PYTHON, Project, ServerSpec, fill_master, text_file
+from printnet.model import Priority
+from printnet.spool.submit import Source
 
 
 @dataclass
@@ -69,6 +71,7 @@ def station(work: Path) -> tuple[Path, Path, dict[str, str]]:
     env = dict(os.environ, PRINTNET_SPOOL=str(root / "spool"), PRINTNET_ETC=str(root / "etc"))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run([PRINTNET, "init"], env=env, check=True, stdout=subprocess.DEVNULL)
+    os.sync()  # the set-up's own writes are not charged to the submissions timed next
     return root / "spool", root / "etc", env
 
 
@@ -88,6 +91,7 @@ def submit_each(work: Path, jobs: int, runs: int) -> Measured:
     files = [str(text_file(folder / f"f{i}.txt", 1024)) for i in range(jobs)]
     rates = []
     for _ in range(runs):
+        os.sync()
         t = run_timed([PRINTNET, "request", "--each", *files], repeat=1, env=env)[0]
         rates.append(jobs / t)
     return Measured(median(rates), rates, {})
@@ -104,6 +108,7 @@ def submit_api(work: Path, jobs: int, runs: int) -> Measured:
     rates = []
     for _ in range(runs):
         st = Station(spool, etc)
+        os.sync()
         t0 = time.perf_counter()
         st.submit(files, each=True, printer="LOCAL")
         rates.append(jobs / (time.perf_counter() - t0))
@@ -297,20 +302,22 @@ def line(work: Path, baud: int, jobs: int, size: int) -> Measured:
 # -- scale -----------------------------------------------------------------------------
 
 
-def scale(work: Path, n: int, ticks: int = 30, wait: float = 2.0,
+def scale(work: Path, n: int, ticks: int = 30, wait: float = 2.0, real: int = 100,
           ) -> tuple[Measured, Measured]:
     """A server with `n` pending jobs: its memory (a real `printnet server`, MiB) and
     the time of its scheduling cycles (`Server.tick`, in this process, ms).
 
-    The jobs wait for two printers that keep finishing jobs, so every cycle has
-    results to commit and claims to make (the synthetic jobs have no data and end
-    at once as aborted): the busy case, not an idle loop.
+    The `n` jobs wait (synthetic: master-file entries only) behind real
+    high-priority jobs that two printers at 115200 baud keep printing (about 0.2 s
+    each), so every measured cycle commits a finished job and claims the next:
+    the steady state of a busy server, one job per cycle, not an idle loop.
     """
     root = work / f"scale{n}"
     if root.exists():
         shutil.rmtree(root)
     project = Project(root)
-    spec = ServerSpec("SCALE", [project.sim_port(f"SCALEP{k + 1}") for k in range(2)])
+    spec = ServerSpec("SCALE", [project.sim_port(f"SCALEP{k + 1}", "115200")
+                                for k in range(2)], baud=115200)
     etc = project.configure(spec)
     fill_master(project.spool, n)
     # Memory: the real server process, after its start and some cycles.
@@ -319,8 +326,13 @@ def scale(work: Path, n: int, ticks: int = 30, wait: float = 2.0,
     time.sleep(wait)
     rss, hwm = rss_mib(pid), peak_rss_mib(pid)
     project.stop_all()
-    # Cycle time: the same server code, ticked here.
+    # Cycle time: the same server code, ticked in a process of its own.
     fill_master(project.spool, n)
+    src = root / "src"
+    src.mkdir()
+    files = [text_file(src / f"r{i}.txt", 1024) for i in range(real)]
+    tpl = Project.template("POOL", priority=Priority.HIGH)
+    project.submitter().submit_many([(tpl, [Source(f.name, path=f)]) for f in files])
     code = (
         "import sys, time, json\n"
         "from pathlib import Path\n"
@@ -330,11 +342,14 @@ def scale(work: Path, n: int, ticks: int = 30, wait: float = 2.0,
         "srv.start()\n"
         "t0 = time.perf_counter(); srv.tick(); first = time.perf_counter() - t0\n"
         "times = []\n"
-        "for _ in range(int(sys.argv[2])):\n"
-        "    t0 = time.perf_counter(); srv.tick(); times.append(time.perf_counter() - t0)\n"
-        "    time.sleep(0.005)\n"
+        "while len(times) < int(sys.argv[2]):\n"
+        "    srv.wake.wait(1.0)  # as run() waits: until a printer reports (or a hint)\n"
+        "    t0 = time.perf_counter(); worked = srv.tick(); dt = time.perf_counter() - t0\n"
+        "    if worked:  # cycles that committed something (the others only looked)\n"
+        "        times.append(dt)\n"
+        "printed = srv.counters.printed\n"
         "srv.request_stop(); srv.shutdown(requeue=True)\n"
-        "print(json.dumps({'first': first, 'times': times}))\n"
+        "print(json.dumps({'first': first, 'times': times, 'printed': printed}))\n"
     )
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -345,7 +360,8 @@ def scale(work: Path, n: int, ticks: int = 30, wait: float = 2.0,
     shutil.rmtree(root)
     return (Measured(rss, [rss], {"peak": hwm}),
             Measured(median(times), times, {"p95": percentile(times, 95),
-                                            "max": max(times), "first": data["first"] * 1000}))
+                                            "max": max(times), "first": data["first"] * 1000,
+                                            "printed": data["printed"]}))
 
 
 # -- crash survival ----------------------------------------------------------------------
@@ -393,16 +409,32 @@ def crash(work: Path, n: int) -> Measured:
     project.kill_all()
     sub.wait()
     sub.stdout.close()
+    # A server starts again on the same spool and recovers (half-done claims,
+    # requests not yet in the master file, its dead self's printing jobs); then a
+    # job is kept if the master file has it, it is done, or it still waits in new/.
+    project.start(spec)
     sp = project.spool
-    store = MasterStore(sp)
-    store.refresh()
-    held = set(store.state.jobs)
-    for folder in (sp.new, sp.received):
-        held |= {name.split(".")[0] for name in os.listdir(folder)}
-    held |= {name[:-5] for name in os.listdir(sp.done) if name.endswith(".json")}
-    kept = sum(1 for i in acked if i in held)
+
+    def held() -> set[str]:
+        store = MasterStore(sp)
+        store.refresh()
+        ids = set(store.state.jobs)
+        ids |= {name[:-5] for name in os.listdir(sp.done) if name.endswith(".json")}
+        return ids
+
+    def recovered() -> bool:  # everything taken in is in the master file (or done)
+        names = os.listdir(sp.received)
+        return not any(n.startswith(".") for n in names) and \
+            {n.split(".")[0] for n in names} <= held()
+
+    t0 = time.monotonic()
+    wait_until(recovered, 120, 0.1, "the restarted server to recover")
+    recovery = time.monotonic() - t0
+    project.stop_all()
+    kept_ids = held() | {name.split(".")[0] for name in os.listdir(sp.new)}
+    kept = sum(1 for i in acked if i in kept_ids)
     shutil.rmtree(root)
-    return Measured(100 * kept / n, [kept], {"n": n})
+    return Measured(100 * kept / n, [kept], {"n": n, "recovery_s": recovery})
 
 
 # -- locks on a share -------------------------------------------------------------------

@@ -18,7 +18,8 @@ def py_spy() -> str | None:
 
 
 class Spy:
-    """`py-spy record` attached to processes (GIL holders only: where CPU goes)."""
+    """`py-spy record` attached to processes: every thread that is not idle (a
+    thread in a system call counts: this is where the time goes, I/O included)."""
 
     def __init__(self, pids: list[int], out: Path, rate: int = 250) -> None:
         self.out = out
@@ -29,8 +30,8 @@ class Spy:
         for pid in pids:
             path = out.with_name(f"{out.name}.{pid}.txt")
             proc = subprocess.Popen(
-                [exe, "record", "-p", str(pid), "-r", str(rate), "-f", "raw", "--gil",
-                 "--threads", "-o", str(path)],
+                [exe, "record", "-p", str(pid), "-r", str(rate), "-f", "raw", "--threads",
+                 "--idle", "--nonblocking", "-o", str(path)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.procs.append((proc, path))
 
@@ -73,8 +74,9 @@ def summarize(paths: list[Path], top: int = 12) -> list[tuple[float, str, str]]:
                 continue
             n = int(count)
             frames = [f for f in stack.split(";") if not f.startswith(("thread (", "process "))]
-            if not frames:
-                continue
+            leaf = frames[-1].split(" (")[0] if frames else ""
+            if not frames or leaf in IDLE or leaf.rsplit(".", 1)[-1] in IDLE:
+                continue  # a thread waiting for work, not doing any
             samples += n
             own[_short(frames[-1])] += n
             for f in {_short(f) for f in frames}:
@@ -82,9 +84,18 @@ def summarize(paths: list[Path], top: int = 12) -> list[tuple[float, str, str]]:
     if not samples:
         return []
     out = [(100 * n / samples, "self", f) for f, n in own.most_common(top)]
-    ours = [(f, n) for f, n in total.most_common() if "printnet/" in f]
+    skip = ("printnet/cli.py", "printnet/launch.py", "Server.run ", "Server.tick ")
+    ours = [(f, n) for f, n in total.most_common()
+            if "printnet/" in f and not any(x in f for x in skip)]
     out += [(100 * n / samples, "total", f) for f, n in ours[:top]]
     return out
+
+
+# Leaf functions of threads that wait for work (sampled with --idle, then dropped).
+IDLE = frozenset({"wait", "_wait_for_tstate_lock", "get", "poll", "select", "accept",
+                  "recv", "readline", "_recv_into", "sleep", "join",
+                  # printnet's own waiting loops, blocked in C (poll, SimpleQueue.get)
+                  "_Hint._run", "_Cleaner._run"})
 
 
 def _short(frame: str) -> str:

@@ -141,10 +141,11 @@ class Project:
 
     @staticmethod
     def template(printer: str, *, raw: bool = False, header: bool = True,
-                 setup: str | None = None) -> PrintRequest:
+                 setup: str | None = None, priority: Priority = Priority.STANDARD,
+                 ) -> PrintRequest:
         return PrintRequest(
             id="0" * 18, user="root", station="bench", submitted=datetime.now(UTC),
-            printer=printer, priority=Priority.STANDARD, copies=1, title="bench",
+            printer=printer, priority=priority, copies=1, title="bench",
             setup=setup, header=header, format=Format.RAW if raw else Format.TEXT)
 
     def stage(self, printer: str, files: list[Path], **kw: object) -> list[PrintRequest]:

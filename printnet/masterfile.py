@@ -485,19 +485,22 @@ def encode_snapshot(state: MasterState, generation: int) -> bytes:
     return "\n".join(lines).encode()
 
 
-def _split_snapshot(data: bytes) -> tuple[int, list[str], list[str], list[str]]:
+def _split_snapshot(data: bytes, *, as_list: bool = True,
+                    ) -> tuple[int, list[str], Iterable[str], list[str]]:
     """Check a snapshot's frame; return (generation, columns, job lines, pad).
 
     The columns are the snapshot's own fields, then any `Job` field it lacks (a
     snapshot written before that field existed); `pad` holds those fields'
-    defaults, to append to each line's fields.
+    defaults, to append to each line's fields.  The lines come as a list, or
+    (`as_list=False`) one at a time: a server loading 100,000 jobs then never
+    holds them all as text besides the jobs (its peak memory).
     """
     try:
         text = data.decode()
     except UnicodeDecodeError:
         raise SpoolError("master snapshot: not UTF-8 (corrupt)") from None
-    lines = text.split("\n")
-    head = lines[0].split("\t")
+    first_end = text.find("\n")
+    head = text[:first_end].split("\t") if first_end >= 0 else []
     if len(head) != 5 or head[0] != SNAPSHOT_MAGIC or head[1] != str(SNAPSHOT_VERSION):
         raise SpoolError("master snapshot: bad header (corrupt or from a newer printnet)")
     names = head[4].split(",")
@@ -507,7 +510,8 @@ def _split_snapshot(data: bytes) -> tuple[int, list[str], list[str], list[str]]:
         generation, count = int(head[2]), int(head[3])
     except ValueError:
         raise SpoolError("master snapshot: bad header numbers") from None
-    if len(lines) != count + 3 or lines[-2] != f"end\t{count}" or lines[-1] != "":
+    trailer = f"end\t{count}\n"
+    if text.count("\n") != count + 2 or not text.endswith("\n" + trailer):
         raise SpoolError("master snapshot: truncated")
     pad: list[str] = []
     columns = list(names)
@@ -517,12 +521,24 @@ def _split_snapshot(data: bytes) -> tuple[int, list[str], list[str], list[str]]:
                 raise SpoolError(f"master snapshot: field {f.name} is missing")
             pad.append(_field_text(f.default))
             columns.append(f.name)
-    del lines[-2:]
-    del lines[0]
     tabs = len(names) - 1
     if text.count("\t") != tabs * count + 4 + 1:  # + header's 4 + trailer's 1
         raise SpoolError("master snapshot: a line has the wrong number of fields")
+    begin, stop = first_end + 1, len(text) - len(trailer)  # the job lines, each with \n
+    lines: Iterable[str]
+    if as_list:
+        lines = text[begin:stop - 1].split("\n") if count else []
+    else:
+        lines = _each_line(text, begin, stop)
     return generation, columns, lines, pad
+
+
+def _each_line(text: str, start: int, stop: int) -> Iterator[str]:
+    find = text.find
+    while start < stop:
+        end = find("\n", start)
+        yield text[start:end]
+        start = end + 1
 
 
 _DECODED: Final = frozenset({
@@ -574,7 +590,7 @@ def _row_decoder(columns: list[str]) -> Callable[[list[str]], Job]:
 
 def decode_snapshot(data: bytes) -> tuple[int, MasterState]:
     """Return (generation, state); raise SpoolError if the snapshot is corrupt."""
-    generation, columns, lines, pad = _split_snapshot(data)
+    generation, columns, lines, pad = _split_snapshot(data, as_list=False)
     decode = _row_decoder(columns)
     n_fields = len(columns) - len(pad)
     jobs: list[Job] = []
@@ -595,6 +611,7 @@ def decode_snapshot(data: bytes) -> tuple[int, MasterState]:
 def decode_snapshot_lazy(data: bytes) -> tuple[int, MasterState]:
     """Like `decode_snapshot`, but a `LazyState`: for listings that read every job once."""
     generation, columns, lines, pad = _split_snapshot(data)
+    assert isinstance(lines, list)
     return generation, LazyState(columns, lines, pad)
 
 

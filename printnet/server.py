@@ -104,7 +104,7 @@ from printnet.spool.admission import Admission
 from printnet.spool.intake import Intake, Taken
 from printnet.spool.layout import REQ_SUFFIX, Spool
 from printnet.spool.lock import ExpiringLock, LockTable, break_lock, selftest
-from printnet.spool.publish import HOST
+from printnet.spool.publish import HOST, translate
 from printnet.worker import Assignment, PrinterWorker, Result
 
 MASTER_LOCK = "master"
@@ -115,6 +115,7 @@ LOCK_RETRY = 0.02  # seconds before trying a master lock again that was briefly 
 AHEAD_SECONDS = 0.25  # a printer is given jobs ahead for about this much printing
 MAX_AHEAD = 32  # jobs claimed ahead per printer, at most (a fast printer, small jobs)
 LOCK_PASS_OVER = 0.5  # seconds a master lock may stay busy before its disk is passed over
+DISK_BACKOFF = 5.0  # seconds, at most, between tries of a disk whose cycles keep failing
 
 
 def server_lock_name(server: str) -> str:
@@ -161,6 +162,8 @@ class SpoolService:
         self.last_scan = -1e9
         self.last_status = -1e9
         self.error: str | None = None
+        self.failures = 0  # cycles failed in a row (the disk misbehaves)
+        self.retry_at = 0.0  # monotonic time before which a failing disk is left alone
         self.reconciled = False
         self.claimed_any = False
         # Since when the master lock has been held by others at every try (None: it
@@ -204,6 +207,22 @@ class SpoolService:
         raise SpoolError(f"{self.root}: a server named {self.server.name} is already "
                          f"running{holder}")
 
+    def _break_dead_master(self) -> bool:
+        """Take the master lock from a dead process of this host (then True).
+
+        A server killed while it held the master lock (kill -9, a crash) would
+        otherwise keep every server out for a whole lease plus a quarter, and its
+        own restart could not even take its jobs back in for that long.
+        """
+        rec = self.table.observe(MASTER_LOCK).record
+        if rec is None or rec.host != HOST or rec.pid == os.getpid() or _pid_alive(rec.pid):
+            return False
+        # RACE-free as in `start`: only this host can run that pid, and it is dead.
+        # (Whatever it wrote under the lock is fenced by the master file anyway.)
+        break_lock(self.table, MASTER_LOCK, force=True)
+        self.log(f"broke the master lock of dead process {rec.pid} ({rec.holder})")
+        return self.master_lock.try_acquire()
+
     def stop(self) -> None:
         self.server_lock.stop_heartbeat()
         self.server_lock.release()
@@ -235,7 +254,7 @@ class SpoolService:
 
     def cycle(self, now: float, scan_due: bool) -> bool:
         """One pass over this shared disk.  Returns whether anything was done."""
-        if self.server_lock.lost:
+        if self.server_lock.lost or self.server_lock.token is None:
             self._relock()
         if scan_due or not self.reconciled:
             self._take_in()
@@ -243,11 +262,17 @@ class SpoolService:
         try:
             self.store.refresh()
         except SpoolError as exc:
+            if isinstance(exc.__cause__, OSError):
+                # The disk failed (I/O error, cut-off mount): the master file is not
+                # corrupt, and a rebuild would forget its jobs' states.
+                raise
             self.log(f"master file unreadable ({exc}); rebuilding from request files")
             self._rebuild()
-        # Taken only now: a refresh or rebuild that raises must not drop results.
+        # Results are only looked at here and taken once the master lock is ours: any
+        # step before that may raise (a full disk, a cut-off mount), and results taken
+        # then would be dropped, leaving their jobs "printing" for ever.
         with self.server.lock:
-            results, self.results = self.results, []
+            has_results = bool(self.results)
         self._stop_lost_jobs()
         orphans = self._orphans()
         views = self.server.printer_views(self)
@@ -255,19 +280,19 @@ class SpoolService:
         now_local = self.server.clock()
         policy_due = self.admission.policy_due(self.store.state, now=now_local,
                                                now_local=now_local)
-        if not (self.taken or self.controls or results or orphans or decisions.claims
+        if not (self.taken or self.controls or has_results or orphans or decisions.claims
                 or decisions.notes or not self.reconciled or policy_due):
             self._decided(sched_key)
             self.lock_busy_since = None  # nothing to write: the lock is not waited for
             return False
-        if not self.master_lock.try_acquire():
+        if not self.master_lock.try_acquire() and not self._break_dead_master():
             self.server.counters.lock_busy += 1
             if self.lock_busy_since is None:  # move on to the next disk; come back soon
                 self.lock_busy_since = time.monotonic()
-            with self.server.lock:
-                self.results[:0] = results  # try again next cycle
             return False
         self.lock_busy_since = None
+        with self.server.lock:
+            results, self.results = self.results, []
         try:
             return self._locked_cycle(results)
         except (Fenced, LockLost) as exc:
@@ -285,7 +310,7 @@ class SpoolService:
 
     def _locked_cycle(self, results: list[Result]) -> bool:
         store = self.store
-        store.refresh()
+        store.refresh(sure=True)  # decisions below must see every committed entry
         state = store.state
         ops: list[Op] = []
         after: list[Callable[[], None]] = []
@@ -599,14 +624,27 @@ class SpoolService:
             self.master_lock.release()
 
     def _relock(self) -> None:
-        self.log("lost our server lease (stalled?); taking a new one")
-        self.server_lock.stop_heartbeat()
-        self.server_lock.release()
+        """Take our server lease again: after a stall, or after the disk was away."""
+        old = self.server_lock
+        if old.lost:
+            self.log("lost our server lease (stalled?); taking a new one")
+        old.stop_heartbeat()
+        with contextlib.suppress(PrintnetError, OSError):
+            old.release()  # the disk may still be failing: then it is ended below
         self.server_lock = ExpiringLock(self.table, server_lock_name(self.server.name),
                                         lease=self.server.config.server.lease,
                                         holder=self.server.name)
-        if self.server_lock.try_acquire():
-            self.server_lock.start_heartbeat()
+        if not self.server_lock.try_acquire():
+            # Still our own previous generation (this very process could not end it
+            # while the disk was away): end it now rather than wait for it to go
+            # stale.  Without a lease we could claim nothing, for ever.
+            rec = self.table.observe(self.server_lock.name).record
+            if rec is None or rec.host != HOST or rec.pid != os.getpid():
+                return
+            break_lock(self.table, self.server_lock.name, force=True)
+            if not self.server_lock.try_acquire():
+                return
+        self.server_lock.start_heartbeat()
 
     def _fail(self, text: str) -> None:
         if self.error != text:
@@ -621,6 +659,8 @@ class SpoolService:
             records.write_status(self.spool, self.server.name, self.server.status(self))
         except PrintnetError as exc:
             self._fail(str(exc))
+        except OSError as exc:  # a failing disk, wherever it was not translated
+            self._fail(str(translate(exc, self.spool.servers)))
 
 
 class _Hint:
@@ -1274,13 +1314,28 @@ class Server:
         self._return_backlogs()
         self._share_printers()
         for service in list(self.services):
+            if now < service.retry_at:
+                continue  # a failing disk: back off (the others are served meanwhile)
             scan_due = hinted or now - service.last_scan >= self.config.server.scan_interval
+            failed: PrintnetError | None = None
             try:
                 worked |= service.cycle(now, scan_due)
             except LockHeld:
                 pass
             except PrintnetError as exc:
-                service._fail(f"cycle failed: {exc}")
+                failed = exc
+            except OSError as exc:
+                # The boundary of one shared disk: an I/O error, a stale handle or a
+                # cut-off mount (ENOTCONN) that no lower layer translated must not
+                # stop the server from serving its other disks.
+                failed = translate(exc, service.root)
+            if failed is None:
+                service.failures = 0
+            else:
+                service._fail(f"cycle failed: {failed}")
+                service.failures += 1
+                service.retry_at = now + min(DISK_BACKOFF, self.config.server.scan_interval
+                                             * 2 ** min(service.failures, 8))
             service.write_status(now)
         return worked
 
@@ -1383,7 +1438,7 @@ class Server:
             if not pending:
                 break
             for service in pending:
-                with contextlib.suppress(PrintnetError):
+                with contextlib.suppress(PrintnetError, OSError):
                     service.cycle(time.monotonic(), False)
             if any(s.results or s.printing for s in self.services):
                 time.sleep(0.05)
@@ -1392,7 +1447,9 @@ class Server:
         for service in self.services:
             with contextlib.suppress(PrintnetError):
                 records.write_status(service.spool, self.name, self.status(service))
-            service.stop()
+            # A disk that is gone (cut-off mount) must not keep the others' leases.
+            with contextlib.suppress(PrintnetError, OSError):
+                service.stop()
         if self._observer is not None:
             with contextlib.suppress(Exception):
                 self._observer.unschedule_all()

@@ -42,7 +42,7 @@ from printnet.printers.render import Rendered, RenderJob, render
 from printnet.printers.writer import SendFailed, SendStalled, send
 from printnet.security import open_job_folder, read_job_file
 from printnet.spool.layout import REQ_SUFFIX, Spool
-from printnet.spool.publish import read_bytes
+from printnet.spool.publish import TRANSIENT_ERRNOS, read_bytes
 
 DRAIN_POLL = 0.1  # seconds between looks at a printer's buffer while it prints it
 MISSING_GRACE = 3.0  # seconds a claimed job's files may stay invisible to this host
@@ -78,6 +78,21 @@ class JobDataError(PrintnetError):
     """The job's request or data is missing or changed since submit."""
 
 
+class JobDataUnavailable(JobDataError):
+    """The share could not be read just now (I/O error, stale handle, cut-off mount).
+
+    Not the job's fault: it goes back to pending instead of being aborted (an
+    aborted job is a lost job).
+    """
+
+
+def _data_error(what: str, exc: OSError | PrintnetError) -> JobDataError:
+    if isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS:
+        return JobDataUnavailable(f"{what}: the share failed: {exc.strerror or exc}")
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+    return JobDataError(f"{what}: {detail}")
+
+
 def _until_visible(path: Path, op: Callable[[], T]) -> T:
     """`op()`, retried for MISSING_GRACE while it fails with FileNotFoundError.
 
@@ -109,7 +124,7 @@ def load_job(spool: Spool, job_id: str) -> tuple[PrintRequest, list[bytes]]:
     except FileNotFoundError:
         raise JobDataError("the request file is missing from received/") from None
     except (OSError, PrintnetError) as exc:
-        raise JobDataError(f"the request file cannot be read: {exc}") from None
+        raise _data_error("the request file cannot be read", exc) from None
     if not isinstance(req, PrintRequest):
         raise JobDataError("not a print request")
     files = []
@@ -119,13 +134,13 @@ def load_job(spool: Spool, job_id: str) -> tuple[PrintRequest, list[bytes]]:
         folder = _until_visible(spool.job_data(job_id),
                                 lambda: open_job_folder(spool, job_id))
     except (OSError, PrintnetError) as exc:
-        raise JobDataError(f"data folder: {getattr(exc, 'strerror', None) or exc}") from None
+        raise _data_error("data folder", exc) from None
     try:
         for f in req.files:
             try:
                 data = read_job_file(folder, f.name, f.size, user=req.user)
             except OSError as exc:
-                raise JobDataError(f"data file {f.name}: {exc.strerror}") from None
+                raise _data_error(f"data file {f.name}", exc) from None
             except PrintnetError as exc:
                 raise JobDataError(str(exc)) from None
             if len(data) != f.size or hashlib.sha256(data).hexdigest() != f.sha256:
@@ -301,6 +316,8 @@ class PrinterWorker:
         self.page_total = 0
         try:
             req, files = load_job(a.spool, a.job.id)
+        except JobDataUnavailable as exc:
+            return Result(a, JobState.PENDING, f"requeued: {exc}", started=started)
         except JobDataError as exc:
             return Result(a, JobState.ABORTED, str(exc), started=started)
         request_json = req.to_json()

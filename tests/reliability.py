@@ -95,9 +95,16 @@ class ServerProc:
         out.write(f"--- start {self.starts + 1} at {time.time():.3f}\n".encode())
         out.flush()
         self._logs.append(out)
+        wrap = dict(self.wrap)
+        if "env" not in wrap:
+            # Console sockets in a folder of this server's own: servers of the same
+            # name in other tests (or on the other "host") must not meet there.
+            runtime = self.folder / "run"
+            runtime.mkdir(mode=0o700, exist_ok=True)
+            wrap["env"] = {"PRINTNET_RUNTIME_DIR": str(runtime)}
         self.proc = self.host.popen(
             [PYTHON, "-m", "printnet", "--etc", str(self.etc), "server", "--name", self.name],
-            stdout=out, stderr=subprocess.STDOUT, cwd=self.folder, **self.wrap)
+            stdout=out, stderr=subprocess.STDOUT, cwd=self.folder, **wrap)
         self.starts += 1
         self.pids.append(self.proc.pid)
 

@@ -77,10 +77,13 @@ TIER_OPTIONS: Final[dict[str, dict[str, str]]] = {
     },
     "default": {"network.ping-timeout": "5"},
 }
+# The fault tests' own volume (NFS-like), where errors are injected (`SharedFS.inject`).
+TIER_OPTIONS["flaky"] = TIER_OPTIONS["nfs"]
 TIER_MOUNT_OPTIONS: Final[dict[str, tuple[str, ...]]] = {
     "nfs": ("--attribute-timeout=1", "--entry-timeout=1", "--negative-timeout=1"),
     "default": (),
 }
+TIER_MOUNT_OPTIONS["flaky"] = TIER_MOUNT_OPTIONS["nfs"]
 
 
 class Unavailable(Exception):
@@ -298,6 +301,20 @@ class SharedFS:
         for host in self.hosts:
             host.reap()
 
+    def inject(self, percent: int, fops: Sequence[str]) -> None:
+        """Make `percent` % of the listed operations fail on every client of this
+        tier's volume (Gluster's debug/error-gen translator: each failure returns an
+        errno that operation can have, e.g. EIO, ENOENT, EAGAIN, ENOSPC); 0 stops it."""
+        if self.cluster is None:
+            raise Unavailable("errors can only be injected into the fixture's own share")
+        vol = self.volume
+        if percent <= 0:
+            self.cluster.gluster("volume", "set", vol, "debug.error-gen", "off")
+            return
+        self.cluster.gluster("volume", "set", vol, "debug.error-failure", str(percent))
+        self.cluster.gluster("volume", "set", vol, "debug.error-fops", ",".join(fops))
+        self.cluster.gluster("volume", "set", vol, "debug.error-gen", "client")
+
 
 # -- GlusterFS ---------------------------------------------------------------------------
 
@@ -381,14 +398,21 @@ class GlusterCluster:
                     raise
                 time.sleep(0.1)
         for tier in TIERS:
-            name = f"pn{tier}"
-            brick = self.base / "bricks" / name
-            brick.mkdir()
-            self.gluster("volume", "create", name, f"{SERVER_IP}:{brick}", "force")
-            for key, value in TIER_OPTIONS[tier].items():
-                self.gluster("volume", "set", name, key, value)
-            self.gluster("volume", "start", name)
-            self.volumes[tier] = name
+            self.volume(tier)
+
+    def volume(self, tier: str) -> str:
+        """The volume of `tier` (created, empty, on first use)."""
+        if tier in self.volumes:
+            return self.volumes[tier]
+        name = f"pn{tier}"
+        brick = self.base / "bricks" / name
+        brick.mkdir()
+        self.gluster("volume", "create", name, f"{SERVER_IP}:{brick}", "force")
+        for key, value in TIER_OPTIONS[tier].items():
+            self.gluster("volume", "set", name, key, value)
+        self.gluster("volume", "start", name)
+        self.volumes[tier] = name
+        return name
 
     def _client_ns(self, host: str) -> str:
         if host in self.clients:
@@ -426,7 +450,7 @@ class GlusterCluster:
         mnt.mkdir(parents=True, exist_ok=True)
         pid = self.base / "pid" / f"client-{name}-{tier}"
         _run(["nsenter", f"--net=/run/netns/{ns}", "glusterfs",
-              f"--volfile-server={SERVER_IP}", f"--volfile-id={self.volumes[tier]}",
+              f"--volfile-server={SERVER_IP}", f"--volfile-id={self.volume(tier)}",
               *TIER_MOUNT_OPTIONS[tier], "-p", str(pid),
               "-l", str(self.base / "log" / f"client-{name}-{tier}.log"), str(mnt)])
         self.mounts.append((mnt, pid))
@@ -530,7 +554,7 @@ def shared(tier: str) -> SharedFS:
                 atexit.register(shutdown)
                 cluster.start()
             share = SharedFS(tier, _CLUSTER.host("hosta", tier), _CLUSTER.host("hostb", tier),
-                             cluster=_CLUSTER, volume=_CLUSTER.volumes[tier])
+                             cluster=_CLUSTER, volume=_CLUSTER.volume(tier))
     except Unavailable as exc:
         _UNAVAILABLE = str(exc)
         shutdown()

@@ -44,7 +44,13 @@ from typing import Final
 from printnet.errors import PrintnetError, RequestInvalid, SpoolError
 from printnet.model import MAX_REQUEST_BYTES, PrintRequest, Request, clean_text, decode_request
 from printnet.spool.layout import CTL_SUFFIX, REQ_SUFFIX, Spool, is_visible
-from printnet.spool.publish import unique_name, write_atomic
+from printnet.spool.publish import TRANSIENT_ERRNOS, unique_name, write_atomic
+
+DEFER_LIMIT: Final = 600.0  # seconds a claimed request may fail to read before rejection
+# Opening a claimed request fails with these because of the file itself (a socket,
+# no permission): it is rejected.  Any other error is the share's: tried again.
+_REFUSED_ERRNOS: Final = frozenset({errno.ENXIO, errno.EACCES, errno.EPERM, errno.ENODEV,
+                                    errno.EOVERFLOW, errno.EFBIG, errno.ETXTBSY})
 
 _NAME_RE: Final = re.compile(r"([0-9A-HJKMNP-TV-Z]{18})\.(req|ctl)")
 _SAFE_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,120}")
@@ -92,6 +98,10 @@ class Intake:
         self.spool = spool
         self.trusted = trusted | {SERVICE_USER}  # may submit for others
         self.check = check
+        # Claimed requests whose reading failed because of the share, not of the
+        # request (EIO, ESTALE, a cut-off mount...): path -> (name, first failure).
+        # Rejecting them would lose accepted jobs; they are inspected again later.
+        self.deferred: dict[Path, tuple[str, float]] = {}
 
     def scan(self) -> list[str]:
         try:
@@ -190,6 +200,9 @@ class Intake:
         except FileNotFoundError:
             raise RequestInvalid("files", "the job's data folder is missing") from None
         except OSError as exc:  # e.g. EACCES: a job we cannot read cannot be printed
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.ELOOP):
+                # EIO, ESTALE, ENOTCONN, ...: the share failed, not the request.
+                raise SpoolError(f"the job's data: {exc.strerror}") from exc
             raise RequestInvalid("files", f"cannot read the job's data: {exc.strerror}") from None
 
     def _check_folder(self, req: PrintRequest, uid: int) -> None:
@@ -225,7 +238,8 @@ class Intake:
         try:
             os.rename(path, dest)
         except FileNotFoundError:
-            pass
+            if os.path.lexists(path):  # a false ENOENT: it is still there
+                raise SpoolError(f"{path}: cannot be moved to rejected/") from None
         except OSError as exc:
             raise SpoolError(f"{path}: {exc.strerror}") from exc
         text = f"{clean_text(path.name, 200)}: {clean_text(reason, 1000)}\n"
@@ -238,6 +252,8 @@ class Intake:
         """Claim and inspect up to `limit` requests.  Returns (taken, [(name, reason)])."""
         taken: list[Taken] = []
         rejected: list[tuple[str, str]] = []
+        for again, (old_name, _) in list(self.deferred.items())[:limit]:
+            self._inspect(again, old_name, taken, rejected)
         for name in (self.scan() if names is None else names)[:limit]:
             # One bad name must not lose the requests already taken in this batch:
             # they are in received/ now, and only our return value enters them.
@@ -247,15 +263,32 @@ class Intake:
                 continue  # left where it is; the next scan (or reconcile) retries
             if path is None:
                 continue
-            try:
-                taken.append(self.inspect(path))
-            except PrintnetError as exc:
-                try:
-                    self.reject(path, str(exc))
-                except SpoolError:
-                    pass  # stays in received/; reconcile reports it again
-                rejected.append((name, str(exc)))
+            self._inspect(path, name, taken, rejected)
         return taken, rejected
+
+    def _inspect(self, path: Path, name: str, taken: list[Taken],
+                 rejected: list[tuple[str, str]]) -> None:
+        first = self.deferred.pop(path, (name, time.monotonic()))[1]
+        try:
+            taken.append(self.inspect(path))
+            return
+        except RequestInvalid as exc:
+            reason = str(exc)
+        except (PrintnetError, OSError) as exc:
+            # The share failed while we read the request (or sealed it): not the
+            # request's fault.  Try again later; reject only if it never works.
+            reason = f"cannot be read: {exc}"
+            if time.monotonic() - first < DEFER_LIMIT:
+                self.deferred[path] = (name, first)
+                return
+        try:
+            self.reject(path, reason)
+        except SpoolError:
+            # Not moved: it stays claimed in received/; look at it again later.
+            if time.monotonic() - first < DEFER_LIMIT:
+                self.deferred[path] = (name, first)
+            return
+        rejected.append((name, reason))
 
 
 def read_regular(path: Path) -> tuple[bytes, os.stat_result]:
@@ -275,6 +308,9 @@ def read_regular(path: Path) -> tuple[bytes, os.stat_result]:
             raise RequestInvalid("request", "is a symbolic link") from None
         if exc.errno == errno.EISDIR:
             raise RequestInvalid("request", "is a directory") from None
+        if exc.errno not in _REFUSED_ERRNOS:
+            # EIO, ESTALE, ENOTCONN, ...: the share failed, not the request.
+            raise SpoolError(f"{path}: {exc.strerror}") from exc
         raise RequestInvalid("request", f"cannot be opened: {exc.strerror}") from None
     try:
         st = os.fstat(fd)

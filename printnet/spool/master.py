@@ -99,14 +99,22 @@ class MasterStore:
 
     # -- reading ---------------------------------------------------------------------
 
-    def refresh(self) -> bool:
-        """Bring `state` up to date; return whether it changed."""
+    def refresh(self, *, sure: bool = False) -> bool:
+        """Bring `state` up to date; return whether it changed.
+
+        `sure` (under the master lock, before deciding anything): do not trust a
+        "no next entry" answer from the client's name cache.  NFS and GlusterFS
+        cache a negative lookup for about a second; a writer that believed an
+        entry another server had just written was absent would act on a stale
+        state (its commit is fenced, but the done/ records and accounting lines
+        written before it are not).  The folder's listing is asked instead.
+        """
         if not self.loaded:
             self._load()
             return True
         for _ in range(5):
             try:
-                return self._replay()
+                return self._replay(sure)
             except _Overtaken:
                 self._load()
                 return True
@@ -145,13 +153,22 @@ class MasterStore:
         gens = [int(m.group(1)) for n in names if (m := _SNAP_RE.fullmatch(n))]
         return max(gens, default=None)
 
-    def _replay(self) -> bool:
+    def _replay(self, sure: bool = False) -> bool:
         changed = False
+        misses = 0
         while True:
             path = self.dir / _entry_name(self.generation, self.seq + 1)
             try:
                 data = read_bytes(path)
             except FileNotFoundError:
+                if sure and self._listed(path.name):
+                    # RACE: written by another server, but our client still caches
+                    # the name as absent; the listing refreshed it.  Read it again.
+                    misses += 1
+                    if misses > 40:
+                        raise SpoolError(f"{path}: listed but not readable") from None
+                    time.sleep(0.05 if misses > 1 else 0)
+                    continue
                 # RACE: "not written yet", or "our generation was cleaned up after
                 # newer snapshots superseded it".  Only the latter leaves a newer one.
                 base = (
@@ -165,6 +182,7 @@ class MasterStore:
                 return changed
             except OSError as exc:
                 raise SpoolError(f"{path}: {exc.strerror}") from exc
+            misses = 0
             if data == SEAL:
                 self.generation += 1
                 self.seq = 0
@@ -177,6 +195,12 @@ class MasterStore:
             self.seq += 1
             self.journal_bytes += len(data)
             changed = True
+
+    def _listed(self, name: str) -> bool:
+        try:
+            return name in os.listdir(self.dir)
+        except OSError as exc:
+            raise SpoolError(f"{self.dir}: {exc.strerror}") from exc
 
     # -- writing (under the master lock) -------------------------------------------
 

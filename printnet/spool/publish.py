@@ -17,10 +17,12 @@ makes them unique across hosts (time, host, pid, counter, random).
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import time
 from pathlib import Path
+from typing import Final
 
 from printnet.errors import SpoolError, SpoolFull
 
@@ -151,7 +153,7 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, sync: bool = Tru
     try:
         os.rename(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        _unlink_quietly(tmp)
         raise translate(exc, path) from exc
     if sync:
         fsync_dir(path.parent)
@@ -163,9 +165,18 @@ def write_new(path: Path, data: bytes, *, mode: int = 0o644, sync: bool = True) 
     try:
         link_new(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        # A failing disk may refuse this too: the temp name is garbage either way,
+        # and an error here must not hide whether the put itself succeeded.
+        _unlink_quietly(tmp)
     if sync:
         fsync_dir(path.parent)
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def link_new(src: Path, dest: Path) -> None:
@@ -189,6 +200,15 @@ def read_bytes(path: Path, limit: int | None = None) -> bytes:
     """Read a file via open()+read (revalidates attributes on NFS close-to-open)."""
     with open(path, "rb") as fh:
         return fh.read() if limit is None else fh.read(limit + 1)
+
+
+# errno values of a shared disk that fails for now (I/O error, stale handle, cut-off
+# or overloaded mount), as opposed to a file that is bad: worth trying again later.
+TRANSIENT_ERRNOS: Final = frozenset({
+    errno.EIO, errno.ENOTCONN, errno.ESTALE, errno.ETIMEDOUT, errno.EAGAIN, errno.EINTR,
+    errno.ENOMEM, errno.ENFILE, errno.EMFILE, errno.ENETDOWN, errno.ENETUNREACH,
+    errno.EHOSTUNREACH, errno.ECONNABORTED, errno.ECONNRESET, errno.ENOLINK, errno.EREMOTEIO,
+})
 
 
 def translate(exc: OSError, path: Path) -> SpoolError:

@@ -22,6 +22,7 @@ standard input.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -124,6 +125,7 @@ class Submitter:
         self._check_space(sum(_source_size(s) for _, srcs in jobs for s in srcs))
         staged: list[tuple[PrintRequest, Path]] = []
         written: list[Path] = []
+        published: set[str] = set()
         try:
             for template, sources in jobs:
                 now = datetime.now(UTC)
@@ -142,10 +144,17 @@ class Submitter:
             self._sync(written)
             for req, tmp in staged:
                 os.rename(tmp, self.spool.new / (req.id + REQ_SUFFIX))
+                published.add(req.id)
             fsync_dir(self.spool.new)
         except OSError as exc:
             for _, tmp in staged:
-                tmp.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # best effort: the disk is failing
+                    tmp.unlink(missing_ok=True)
+            # Jobs whose request was not published leave no data folder behind: on a
+            # full disk that space is what the next try needs.
+            for path in written:
+                if path.parent == self.spool.data and path.name not in published:
+                    shutil.rmtree(path, ignore_errors=True)
             raise translate(exc, self.spool.root) from exc
         return [req for req, _ in staged]
 
@@ -177,9 +186,17 @@ class Submitter:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, REQUEST_MODE)
         try:
             os.fchmod(fd, REQUEST_MODE)  # whatever the umask: the servers must read it
-            os.write(fd, data)
-        finally:
+            # A nearly full disk takes part of a write: loop (the rest raises ENOSPC),
+            # never publish half a request.
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError:
             os.close(fd)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
         written.append(tmp)
         return tmp
 

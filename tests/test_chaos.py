@@ -1,0 +1,51 @@
+"""Chaos, CI-sized: `chaos_engine` for about a minute and a half (scripts/chaos soaks).
+
+Three print servers on two hosts of a real GlusterFS share (Gluster's default
+caches: the weaker tier), host B's clock 5 minutes ahead, continuous
+submissions from a station on each host, random ``kill -9`` and restarts,
+SIGSTOP past the lease, printers going offline, stations killed mid-submit.
+Judged at the end: zero accepted jobs lost, no reprint that the job's record
+does not explain, the master file consistent with the request files, no lock
+left to a dead process (see `chaos_engine`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import shared_fs
+from chaos_engine import ChaosConfig, run
+
+pytestmark = [pytest.mark.multihost, pytest.mark.slow]
+
+TIER = "env" if os.environ.get("PRINTNET_TEST_SHARED") else "default"
+
+
+@pytest.fixture(scope="session")
+def gluster_session() -> Iterator[None]:
+    yield
+    shared_fs.shutdown()
+
+
+@pytest.fixture(scope="session")
+def chaos_share(gluster_session: None) -> shared_fs.SharedFS:
+    try:
+        return shared_fs.shared(TIER)
+    except shared_fs.Unavailable as exc:
+        pytest.skip(f"no shared filesystem here: {exc}")
+
+
+def test_chaos_loses_no_accepted_job(chaos_share: shared_fs.SharedFS, tmp_path: Path) -> None:
+    cfg = ChaosConfig(duration=75.0, tier=TIER, workdir=tmp_path / "chaos", drain_timeout=120,
+                      kill_every=6.0, pause_every=10.0, offline_every=10.0,
+                      station_kill_every=30.0)
+    report = run(cfg, share=chaos_share)
+    print(report.text())
+    assert report.ok, report.text()
+    # The run was chaotic enough to mean something.
+    assert report.jobs >= 40, report.text()
+    assert report.kills >= 4 and report.restarts >= 3 and report.pauses >= 2, report.text()
+    assert report.completed == report.jobs
