@@ -62,9 +62,9 @@ def startup(work: Path, runs: int) -> tuple[Measured, Measured]:
     return Measured(median(_ms(pn)), _ms(pn), {}), Measured(median(_ms(py)), _ms(py), {})
 
 
-def station(work: Path) -> tuple[Path, Path, dict[str, str]]:
+def station(work: Path, name: str = "station") -> tuple[Path, Path, dict[str, str]]:
     """A station's installation (`printnet init`: spool/ and etc/ with printer LOCAL)."""
-    root = work / "station"
+    root = work / name
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
@@ -83,36 +83,48 @@ def submit_cli(work: Path, calls: int) -> Measured:
     return Measured(1 / median(times), _ms(times), {})
 
 
-def submit_each(work: Path, jobs: int, runs: int) -> Measured:
-    """Jobs per second through one `printnet request --each F1..FN` process."""
-    _, _, env = station(work)
-    folder = work / "each"
+def _sources(work: Path, jobs: int) -> list[Path]:
+    folder = work / "sources"
     folder.mkdir(exist_ok=True)
-    files = [str(text_file(folder / f"f{i}.txt", 1024)) for i in range(jobs)]
+    files = [text_file(folder / f"f{i}.txt", 1024) for i in range(jobs)]
+    os.sync()
+    return files
+
+
+def submit_each(work: Path, jobs: int, runs: int, tag: str = "each") -> Measured:
+    """Jobs per second through one `printnet request --each F1..FN` process.
+
+    Each run gets a fresh station, and nothing is deleted until the section
+    ends (`cleanup_stations`): removing thousands of files makes this disk slow
+    for the next seconds, which would favour whichever row is measured first.
+    """
+    files = [str(f) for f in _sources(work, jobs)]
     rates = []
-    for _ in range(runs):
-        os.sync()
+    for r in range(runs):
+        _, _, env = station(work, f"st-{tag}{r}")
         t = run_timed([PRINTNET, "request", "--each", *files], repeat=1, env=env)[0]
         rates.append(jobs / t)
     return Measured(median(rates), rates, {})
 
 
-def submit_api(work: Path, jobs: int, runs: int) -> Measured:
+def submit_api(work: Path, jobs: int, runs: int, tag: str = "api") -> Measured:
     """Jobs per second through `Station.submit(files, each=True)` (one batch)."""
     from printnet.api import Station
 
-    spool, etc, _ = station(work)
-    folder = work / "api"
-    folder.mkdir(exist_ok=True)
-    files = [text_file(folder / f"f{i}.txt", 1024) for i in range(jobs)]
+    files = _sources(work, jobs)
     rates = []
-    for _ in range(runs):
+    for r in range(runs):
+        spool, etc, _ = station(work, f"st-{tag}{r}")
         st = Station(spool, etc)
-        os.sync()
         t0 = time.perf_counter()
         st.submit(files, each=True, printer="LOCAL")
         rates.append(jobs / (time.perf_counter() - t0))
     return Measured(median(rates), rates, {})
+
+
+def cleanup_stations(work: Path) -> None:
+    for path in work.glob("st-*"):
+        shutil.rmtree(path)
 
 
 # -- listing -------------------------------------------------------------------------

@@ -165,6 +165,8 @@ class SpoolService:
         self.failures = 0  # cycles failed in a row (the disk misbehaves)
         self.retry_at = 0.0  # monotonic time before which a failing disk is left alone
         self.reconciled = False
+        self.last_sweep = time.monotonic()  # see _sweep_received
+        self.sweep_seen: set[str] = set()
         self.claimed_any = False
         # Since when the master lock has been held by others at every try (None: it
         # was ours at the last try).  Brief contention is normal; a long one is not.
@@ -581,12 +583,14 @@ class SpoolService:
         return out
 
     def _take_in(self) -> None:
+        if time.monotonic() - self.last_sweep >= 2 * self.server.config.server.lease:
+            self._sweep_received()
         try:
             names = self.intake.scan()
         except SpoolError as exc:
             self._fail(str(exc))
             return
-        if not names:
+        if not names and not self.intake.deferred:
             return
         taken, rejected = self.intake.take(names, limit=INTAKE_BATCH)
         for name, reason in rejected:
@@ -599,6 +603,37 @@ class SpoolService:
             else:
                 self.taken[t.request.id] = t
         self.error = None
+
+    def _sweep_received(self) -> None:
+        """Requests in received/ that neither the master file nor this server holds.
+
+        A claim or an add that failed halfway (a failing disk refused the second
+        rename, or a server died between claim and commit) leaves a request there
+        that only a server's start would otherwise enter.  Every two leases such
+        requests are handed to intake again (inspected as if new; a job another
+        server adds meanwhile is not added twice), and the requests of finished
+        jobs whose removal failed are removed.
+        """
+        self.last_sweep = time.monotonic()
+        self.intake.finish_claims()
+        state, done = self.store.state, master_io.finished_ids(self.spool)
+        waiting = set(self.intake.deferred)
+        seen, self.sweep_seen = self.sweep_seen, set()
+        for name in os.listdir(self.spool.received):
+            job_id = name.removesuffix(REQ_SUFFIX)
+            path = self.spool.received / name
+            if name.startswith(".") or job_id == name or job_id in state \
+                    or job_id in self.taken or path in waiting:
+                continue
+            if job_id in done:  # finished; its clean-up failed (or a crash came first)
+                self.server.cleaner.unlink(path)
+                continue
+            # RACE: another server may have claimed it a moment ago and be about to
+            # add it (and our view of the master file may be a second old): only a
+            # request found orphaned by two sweeps two leases apart is taken up.
+            self.sweep_seen.add(job_id)
+            if job_id in seen:
+                self.intake.deferred[path] = (name, time.monotonic())
 
     def _refuse(self, taken: Taken, reason: str) -> None:
         """A request taken in but refused at add (quota ACTION=REJECT): to rejected/."""

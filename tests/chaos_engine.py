@@ -450,11 +450,11 @@ class Chaos:
         rep = self.report
         grace_master = 3 * self.cfg.lease + 2.0
         by_pid = {(life.host, life.pid): life for life in self.lives}
-        restarts = {}  # server -> sorted start times (monotonic, from chaos.log)
+        restarts: dict[str, list[float]] = {}  # server -> start times (monotonic)
         for line in (self.work / "chaos.log").read_text().splitlines():
-            t, _, text = line.partition(" ")
+            stamp, _, text = line.partition(" ")
             if text.startswith("restarted "):
-                restarts.setdefault(text.split()[1], []).append(float(t))
+                restarts.setdefault(text.split()[1], []).append(float(stamp))
         try:
             samples = (self.work / "locks.jsonl").read_text().splitlines()
         except FileNotFoundError:
@@ -556,7 +556,8 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("PRINTNET_TEST_SHARED"):
         a.tier = "env"
     cfg = ChaosConfig(duration=a.duration, servers=a.servers, lease=a.lease, scan=a.scan,
-                      rate=a.rate, baud=a.baud, job_lines=a.job_lines, kill_every=a.kill_every, pause_every=a.pause_every,
+                      rate=a.rate, baud=a.baud, job_lines=a.job_lines,
+                      kill_every=a.kill_every, pause_every=a.pause_every,
                       offline_every=a.offline_every, station_kill_every=a.station_kill_every,
                       skew=a.skew, tier=a.tier, seed=a.seed, drain_timeout=a.drain_timeout,
                       workdir=a.workdir, keep=a.keep, verbose=a.verbose)

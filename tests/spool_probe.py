@@ -104,15 +104,15 @@ def main(argv: list[str]) -> Any:
         text = argv[5] if len(argv) > 5 else "hello"
         station = Station(root)
         src = Path(f"/tmp/.probe-src-{os.getpid()}")
-        ids = []
+        out = []
         try:
             for i in range(n):
                 src.write_text(f"{text} {i}\n")
                 [req] = station.submit([src], printer=printer, priority=priority)
-                ids.append(req.id)
+                out.append(req.id)
         finally:
             src.unlink(missing_ok=True)
-        return ids
+        return out
     if cmd == "control":
         from printnet.model import ControlAction
         from printnet.spool.layout import Spool

@@ -369,6 +369,7 @@ def test_a_share_that_fails_some_calls(tmp_path: Path) -> None:
         state = wait_for(ended, 120, "every accepted job to end",
                          on_timeout=lambda: json.dumps(a.probe("state", str(spool_a)))[-3000:]
                          + server.log_text()[-3000:])
+        assert state is not None
         counts = server.printed()
         outcomes: dict[str, int] = {}
         for job_id, token, *_ in accepted:
@@ -391,9 +392,12 @@ def test_a_share_that_fails_some_calls(tmp_path: Path) -> None:
                  on_timeout=lambda: server.log_text()[-5000:])
         counts = server.printed()
         assert all(counts.get(t) == 1 for _, t in after), counts
-        final = a.probe("state", str(spool_a), timeout=60)
-        assert not final["master"] and not final["new"], final
-        assert not [n for n in final["received"] if n.endswith(".req")], final["received"]
+        def settled() -> dict[str, Any] | None:
+            state = dict(a.probe("state", str(spool_a), timeout=60))
+            left = [n for n in state["received"] if n.endswith(".req")]
+            return None if state["master"] or state["new"] or left else state
+        wait_for(settled, 60, "master, new/ and received/ to be empty",
+                 on_timeout=lambda: json.dumps(a.probe("state", str(spool_a)))[-3000:])
         assert server.alive, server.log_text()[-5000:]
         print(f"accepted {len(accepted)}: {outcomes}")
     finally:

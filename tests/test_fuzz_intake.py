@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +105,8 @@ def test_random_bytes_decode_or_are_refused_with_a_field(data: bytes) -> None:
 
 @settings(max_examples=400, deadline=None)
 @given(kind=st.sampled_from(["print", "control"]),
-       changes=st.lists(st.tuples(st.sampled_from(sorted(_valid_print()) + ["jobs", "action",
-                                                                             "extra"]),
+       changes=st.lists(st.tuples(st.sampled_from([*sorted(_valid_print()), "jobs", "action",
+                                                   "extra"]),
                                   st.one_of(st.just("<delete>"), JSON_VALUES)),
                         min_size=1, max_size=4),
        file_change=st.one_of(st.none(), st.tuples(
@@ -483,10 +484,18 @@ def test_hostile_command_files_give_a_clear_error(tmp_path: Path, kind: str) -> 
         assert proc.stdout.split()[1] == "7", proc.stdout
 
 
+def _more_refusals(server: Any, before: int) -> bool:
+    return bool(server.log_text().count("keeping the last good one") > before)
+
+
+def _completed(spool: Spool, job: str) -> bool:
+    return bool(done_records(spool.root).get(job, {}).get("outcome") == "completed")
+
+
 @pytest.mark.slow
 def test_a_running_server_keeps_its_last_good_configuration(tmp_path: Path) -> None:
     spool, _ = Spool.init(tmp_path / "spool")
-    etc, out = _server_project(tmp_path, spool.root)
+    etc, _ = _server_project(tmp_path, spool.root)
     good_text = (etc / "printers.cmd").read_text()
     server = start_server(etc, "S1", env=server_env(tmp_path / "run"))
     try:
@@ -500,12 +509,12 @@ def test_a_running_server_keeps_its_last_good_configuration(tmp_path: Path) -> N
                        good_text.replace("PRINTER P1", "PRINTER P1 BAUD=fast")):
             refusals = server.log_text().count("keeping the last good one")
             write_atomic_text(etc / "printers.cmd", broken)
-            wait_for(lambda n=refusals: server.log_text().count("keeping the last good one")
-                     > n, 20, "the server to refuse the bad configuration",
+            wait_for(partial(_more_refusals, server, refusals), 20,
+                     "the server to refuse the bad configuration",
                      on_timeout=lambda: logs([server]))
             job = sub.submit(template, [Source("a.txt", path=src)]).id
-            wait_for(lambda j=job: done_records(spool.root).get(j, {}).get("outcome")
-                     == "completed", 30, "a job printed with the last good configuration",
+            wait_for(partial(_completed, spool, job), 30,
+                     "a job printed with the last good configuration",
                      on_timeout=lambda: logs([server]))
         problems = [line for line in server.log_text().splitlines()
                     if "keeping the last good one" in line]

@@ -8,6 +8,7 @@ name and, where a test says so, a skewed clock (libfaketime).
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import textwrap
@@ -94,14 +95,14 @@ class Bench:
         def check() -> dict[str, Any] | None:
             state = self.state(host)
             return state if pred(state) else None
-        return wait_for(check, timeout, what, poll=0.5)
+        found = wait_for(check, timeout, what, poll=0.5)
+        assert found is not None
+        return found
 
     def wait_done(self, ids: list[str], timeout: float = 90.0) -> dict[str, Any]:
-        def finished() -> dict[str, Any] | None:
-            state = self.state()
-            return state if all(state["done"].get(i, {}).get("outcome") for i in ids) \
-                else None
-        return wait_for(finished, timeout, f"{len(ids)} jobs to finish", poll=0.5)
+        return self.wait_state(
+            lambda state: all(state["done"].get(i, {}).get("outcome") for i in ids),
+            f"{len(ids)} jobs to finish", timeout=timeout)
 
     def logs(self) -> str:
         return "\n".join(f"== {s.name}\n{s.log_text()[-4000:]}" for s in self.servers)
@@ -162,7 +163,8 @@ _CONTENDER = """
     from pathlib import Path
     from printnet.errors import SpoolError
     from printnet.spool.lock import ExpiringLock, LockTable
-    lock_dir, lease, rounds, out = Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    lock_dir, lease = Path(sys.argv[1]), float(sys.argv[2])
+    rounds, out = int(sys.argv[3]), sys.argv[4]
     table = LockTable(lock_dir)
     lock = ExpiringLock(table, "contended", lease=lease, holder=f"c{os.getpid()}")
     spans = []
@@ -212,7 +214,7 @@ def test_lock_excludes_across_mounts_with_skewed_clocks(bench: Bench) -> None:
         assert len(mine) == 15, f"contender {i} got the lock only {len(mine)} times"
         spans += [(t0, t1, i) for t0, t1 in mine]
     spans.sort()
-    for (s0, e0, i0), (s1, _, i1) in zip(spans, spans[1:], strict=False):
+    for (_, e0, i0), (s1, _, i1) in itertools.pairwise(spans):
         assert s1 >= e0, f"contenders {i0} and {i1} held the lock at the same time"
 
 

@@ -268,11 +268,16 @@ class Intake:
 
     def _inspect(self, path: Path, name: str, taken: list[Taken],
                  rejected: list[tuple[str, str]]) -> None:
+        again = path in self.deferred
         first = self.deferred.pop(path, (name, time.monotonic()))[1]
         try:
             taken.append(self.inspect(path))
             return
+        except FileNotFoundError:
+            return  # RACE: another server finished it meanwhile (or a later sweep finds it)
         except RequestInvalid as exc:
+            if again and (self.spool.done / f"{name.split('.')[0]}.json").exists():
+                return  # RACE: another server finished it since it was set aside
             reason = str(exc)
         except (PrintnetError, OSError) as exc:
             # The share failed while we read the request (or sealed it): not the

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import select
 import time
+from typing import SupportsIndex
 
 
-def _sleep(secs: float) -> None:
-    end = time.monotonic() + secs
+def _sleep(secs: float | SupportsIndex) -> None:
+    end = time.monotonic() + (secs if isinstance(secs, float) else secs.__index__())
     while True:
         left = end - time.monotonic()
         if left <= 0:
