@@ -35,6 +35,11 @@ class RequestInvalid(ValidationError):
     """A request file (print or control) is malformed."""
 
 
+class RequestDeferred(PrintnetError):
+    """A request cannot be judged yet (e.g. its printer's server has not published
+    its status since this server started); intake looks at it again later."""
+
+
 class ConfigError(PrintnetError):
     """An etc/ command file is wrong; names file and line."""
 

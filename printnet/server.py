@@ -73,6 +73,7 @@ from printnet.errors import (
     LockHeld,
     LockLost,
     PrintnetError,
+    RequestDeferred,
     RequestInvalid,
     SpoolError,
 )
@@ -892,6 +893,7 @@ class Server:
         self.wake = threading.Event()
         self.counters = Counters()
         self.started = time.time()
+        self.started_mono = time.monotonic()
         self.stopping = False
         self.state = "starting"
         self.workers: dict[str, PrinterWorker] = {}
@@ -1099,6 +1101,12 @@ class Server:
                 shares[printer][service] = shares[printer].get(service, 0) + 1
         self._shares = shares
 
+    @property
+    def warmup(self) -> float:
+        """Seconds after start during which an unknown printer defers a request:
+        long enough for every other server to publish its status file."""
+        return 3 * self.config.server.lease + 10.0
+
     def check_request(self, req: Request) -> None:
         """The server's own checks of a print request at intake."""
         if not isinstance(req, PrintRequest):
@@ -1107,6 +1115,11 @@ class Server:
         # Other servers' printers only when needed: reading their status files for
         # every request taken in was a fifth of a busy server's time.
         if req.printer not in known and req.printer not in self._published():
+            if time.monotonic() - self.started_mono < self.warmup:
+                # RACE: on a cold start the server of that printer may not have
+                # published its status yet; a station that saw it must not have its
+                # acknowledged job rejected.  Look again next cycle.
+                raise RequestDeferred(f"printer {req.printer!r} not published yet")
             raise RequestInvalid("printer", f"unknown printer or class {req.printer!r}")
         printer = self.config.printers.get(req.printer)
         if printer is None:
@@ -1392,7 +1405,7 @@ class Server:
             with self.lock:
                 if service.results:
                     return False
-            if service.taken or service.controls or service.printing:
+            if service.taken or service.controls or service.printing or service.intake.deferred:
                 return False
             try:
                 if service.intake.scan():

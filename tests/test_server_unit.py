@@ -33,7 +33,7 @@ from printnet.model import ControlAction, Priority
 from printnet.scheduling import NOTE_NIGHT
 from printnet.server import Server
 from printnet.spool.layout import Spool
-from printnet.spool.submit import Submitter
+from printnet.spool.submit import Source, Submitter
 
 
 class Clock:
@@ -222,3 +222,44 @@ def test_cancel_taken_in_by_another_server_stops_the_printer(
     assert ids == [doomed, after]
     doomed_part = segments(read_out(slow.out))[0][1]
     assert doomed_part.count(b"@@M1 line") < 300
+
+
+def _submit_unchecked(root: Path, tmp: Path, printer: str) -> str:
+    """A request for `printer` as a station that knew it would write it (no lookup)."""
+    path = tmp / "cold.txt"
+    path.write_text("cold start\n")
+    station = Station(root)
+    template = replace(station.template(printer="P1"), printer=printer)
+    submitter = Submitter(station.spool, user=station.user, station=station.station)
+    return submitter.submit(template, [Source("cold.txt", path=path)]).id
+
+
+def test_cold_start_defers_a_request_for_a_printer_not_yet_published(
+        tmp_path: Path, started: Callable[..., Server]) -> None:
+    root = spool(tmp_path / "spool")
+    first = started("S1", [root], [PrinterSpec("P1", tmp_path / "s1/out/P1.prn")])
+    first.tick()
+    job_id = _submit_unchecked(root, tmp_path, "P2")
+    for _ in range(5):
+        first.tick()
+    assert not list((root / "rejected").iterdir()), "rejected before P2's server started"
+    assert first.services[0].intake.deferred, "the request waits in intake"
+    p2 = PrinterSpec("P2", tmp_path / "s2/out/P2.prn")
+    second = started("S2", [root], [p2])
+    tick_until([first, second], lambda: state(root, job_id) == "completed",
+               what="the deferred job to print on P2")
+    assert printed_ids(p2.out) == [job_id]
+
+
+def test_after_the_warm_up_an_unknown_printer_is_rejected(
+        tmp_path: Path, started: Callable[..., Server]) -> None:
+    root = spool(tmp_path / "spool")
+    server = started("S1", [root], [PrinterSpec("P1", tmp_path / "s1/out/P1.prn")])
+    job_id = _submit_unchecked(root, tmp_path, "NOWHERE")
+    server.tick()
+    assert not list((root / "rejected").iterdir())
+    server.started_mono -= server.warmup  # the warm-up is over
+    reason_file = root / "rejected" / f"{job_id}.req.reason"
+    tick_until([server], reason_file.exists, what="the rejection")
+    reason = reason_file.read_text()
+    assert "unknown printer or class 'NOWHERE'" in reason
