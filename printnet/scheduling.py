@@ -153,12 +153,9 @@ def decide(
         visited.add(job.id)
         dest = job.printer
         serving = members[dest]
-        if job.priority is Priority.OVERNIGHT and not night_open:
-            note(job, NOTE_NIGHT)
-            continue
-        with_form = [p for p in serving if not job.setup or job.setup == p.setup]
-        if not with_form:
-            note(job, needs_note(job.setup))
+        with_form = _with_form(job, serving, night_open)
+        if isinstance(with_form, str):
+            note(job, with_form)
             continue
         usable = [p for p in with_form if p.online and not p.stopped]
         if not usable:
@@ -206,12 +203,9 @@ def decide(
             serving = members.get(job.printer, [])
             if not serving:
                 continue
-            if job.priority is Priority.OVERNIGHT and not night_open:
-                note(job, NOTE_NIGHT)
-                continue
-            with_form = [p for p in serving if not job.setup or job.setup == p.setup]
-            if not with_form:
-                note(job, needs_note(job.setup))
+            with_form = _with_form(job, serving, night_open)
+            if isinstance(with_form, str):
+                note(job, with_form)
                 continue
             usable = [p for p in with_form if p.online and not p.stopped]
             if not usable:
@@ -222,6 +216,16 @@ def decide(
             if _scheduler_note(job.note):
                 note(job, "")
     return decisions
+
+
+def _with_form(job: Job, serving: Sequence[PrinterView],
+               night_open: bool) -> list[PrinterView] | str:
+    """The printers that have `job`'s setup mounted, or the note that keeps it
+    waiting whatever their load (the NIGHT window, a setup nobody has mounted)."""
+    if job.priority is Priority.OVERNIGHT and not night_open:
+        return NOTE_NIGHT
+    with_form = [p for p in serving if not job.setup or job.setup == p.setup]
+    return with_form or needs_note(job.setup)
 
 
 def _head(state: MasterState, dest: str, serving: Sequence[PrinterView], night_open: bool,
