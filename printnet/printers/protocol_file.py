@@ -23,7 +23,9 @@ import errno
 import os
 from typing import TYPE_CHECKING
 
-from serial.serialutil import PortNotOpenError, SerialBase, SerialException
+from serial.serialutil import PortNotOpenError, SerialException
+
+from printnet.printers.virtual import VirtualPort
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -42,7 +44,7 @@ def path_from_url(url: str) -> str:
     return path
 
 
-class Serial(SerialBase):
+class Serial(VirtualPort):
     """A write-only port that appends to a file."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -73,15 +75,6 @@ class Serial(SerialBase):
 
     def _reconfigure_port(self, *args: object) -> None:
         """Line settings mean nothing to a file."""
-
-    def _update_rts_state(self) -> None:
-        pass
-
-    def _update_dtr_state(self) -> None:
-        pass
-
-    def _update_break_state(self) -> None:
-        pass
 
     def _need_fd(self) -> int:
         if not self.is_open or self._fd is None:

@@ -49,12 +49,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from serial.serialutil import (
     PortNotOpenError,
-    SerialBase,
     SerialException,
     SerialTimeoutException,
 )
 
 from printnet.printers.simctl import SimState, parse_state, state_path
+from printnet.printers.virtual import VirtualPort
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -289,7 +289,7 @@ def parse_url(url: str) -> tuple[str, Path, float | None, int]:
     return parts.netloc, out, baud, size
 
 
-class Serial(SerialBase):
+class Serial(VirtualPort):
     """A port to a simulated printer (see the module docstring)."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -330,15 +330,6 @@ class Serial(SerialBase):
         with dev.cond:
             dev.rate = baud / bits if baud > 0 else math.inf
             dev.cond.notify_all()
-
-    def _update_rts_state(self) -> None:
-        pass
-
-    def _update_dtr_state(self) -> None:
-        pass
-
-    def _update_break_state(self) -> None:
-        pass
 
     def _need_dev(self) -> _Device:
         if not self.is_open or self._dev is None:

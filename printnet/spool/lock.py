@@ -204,6 +204,22 @@ def _signature(st: os.stat_result) -> FileSignature:
     return FileSignature(st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
 
+def _open(path: Path) -> int | os.stat_result | None:
+    """An fd on `path` (open(), revalidated on NFS), its lstat if it is a symlink, or
+    None if absent.  The one way this module looks at a lock file."""
+    try:
+        return os.open(path, _OPEN_FLAGS)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        try:
+            return os.lstat(path)
+        except FileNotFoundError:
+            return None
+
+
 def _read(path: Path) -> tuple[FileSignature, bytes] | None:
     """Signature and content of one inode via open()+fstat()+read(); None if absent.
 
@@ -212,17 +228,9 @@ def _read(path: Path) -> tuple[FileSignature, bytes] | None:
     """
 
     def op() -> tuple[FileSignature, bytes] | None:
-        try:
-            fd = os.open(path, _OPEN_FLAGS)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            if exc.errno != errno.ELOOP:
-                raise
-            try:
-                return _signature(os.lstat(path)), b""
-            except FileNotFoundError:
-                return None
+        fd = _open(path)
+        if fd is None or isinstance(fd, os.stat_result):
+            return None if fd is None else (_signature(fd), b"")
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
@@ -249,17 +257,9 @@ def _inode(path: Path) -> int | None:
     """The inode `path` names now (open()+fstat(), revalidated on NFS); None if absent."""
 
     def op() -> int | None:
-        try:
-            fd = os.open(path, _OPEN_FLAGS)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            if exc.errno != errno.ELOOP:
-                raise
-            try:
-                return os.lstat(path).st_ino
-            except FileNotFoundError:
-                return None
+        fd = _open(path)
+        if fd is None or isinstance(fd, os.stat_result):
+            return None if fd is None else fd.st_ino
         try:
             return os.fstat(fd).st_ino
         finally:
