@@ -501,6 +501,7 @@ class SpoolService:
         if result.outcome in (JobState.COMPLETED, JobState.ABORTED):
             job = _copy_job(current)
             job.setup = result.setup or job.setup
+            job.restarted += result.reprints  # started again after a connection loss
             record = records.done_record(
                 job, outcome=result.outcome.value, reason=result.reason, pages=result.pages,
                 sheets=result.sheets, size=result.size, started=result.started,
