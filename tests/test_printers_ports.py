@@ -156,9 +156,32 @@ def test_pty_xoff_stalls_with_exact_count_and_xon_resumes(
 
 
 def test_missing_device_is_a_port_error_naming_the_printer(tmp_path: Path) -> None:
-    printer = PrinterConfig(name="R&D", port=str(tmp_path / "ttyNOPE"))
-    with pytest.raises(PortError, match=r"printer R&D: cannot open"):
+    device = tmp_path / "ttyNOPE"
+    printer = PrinterConfig(name="R&D", port=str(device))
+    with pytest.raises(PortError) as info:
         open_port(printer, tmp_path)
+    assert str(info.value) == f"printer R&D: cannot open {device}: No such file or directory"
+
+
+def test_refused_connection_is_one_clean_sentence(tmp_path: Path) -> None:
+    # Issue 16: not "cannot open socket://...: Could not open port socket://...: [Errno 111]"
+    probe = socket.create_server(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now
+    url = f"socket://127.0.0.1:{port}"
+    with pytest.raises(PortError) as info:
+        open_port(PrinterConfig(name="NET", port=url), tmp_path)
+    assert str(info.value) == f"printer NET: cannot open {url}: Connection refused"
+
+
+def test_missing_file_printer_folder_is_one_clean_sentence(tmp_path: Path) -> None:
+    out = tmp_path / "nope" / "LOCAL.prn"
+    with pytest.raises(PortError) as info:
+        open_port(PrinterConfig(name="LOCAL", port=f"file://{out}"), tmp_path)
+    assert str(info.value) == f"printer LOCAL: cannot open file://{out}: No such file or directory"
+    with pytest.raises(PortError) as info:
+        open_port(PrinterConfig(name="SIM", port=f"sim://S?out={out}"), tmp_path)
+    assert str(info.value).count("open") == 1 and "No such file or directory" in str(info.value)
 
 
 def test_unknown_scheme_is_a_port_error(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -144,6 +145,10 @@ class ResettingPrinter:
         if self.error is not None:
             raise AssertionError(f"the test printer failed: {self.error!r}")
         return self.connections
+
+
+def always(plan: Plan, n: int) -> Plan:
+    return plan
 
 
 def body(k: int, records: int) -> bytes:
@@ -296,8 +301,7 @@ def test_completed_waits_for_the_printer_to_take_the_last_byte(tmp_path: Path) -
     data = body(9, 500)  # 31 KB: the kernel takes it all before the printer reads
     for reset_after, ok in ((None, True), (10_000, False), (AT_EOF, False)):
         gate = threading.Event()
-        fixed = Plan(reset_after)
-        printer = ResettingPrinter(lambda n: fixed, gate)
+        printer = ResettingPrinter(partial(always, Plan(reset_after)), gate)
         port = open_port(PrinterConfig(name="NET", port=f"socket://127.0.0.1:{printer.port}"),
                          tmp_path)
         try:

@@ -233,7 +233,7 @@ _ERRNO_PREFIX: Final = re.compile(r"^\[Errno -?\d+\] ")
 
 def open_failure(url: str, exc: BaseException) -> str:
     """Why a port did not open, without pyserial's "could not open port URL:" repeat."""
-    text = str(exc).strip()
+    text = _ERRNO_PREFIX.sub("", str(exc).strip())
     lowered = text.lower()
     for name in (url, url.lower()):
         prefix = f"could not open port {name}: "
@@ -245,6 +245,9 @@ def open_failure(url: str, exc: BaseException) -> str:
         if match:
             text = text[match.end():]
     text = _ERRNO_PREFIX.sub("", text.strip())
+    named = text.rsplit(": ", 1)
+    if len(named) == 2 and named[1].strip("'\"") in (url, url.split("://", 1)[-1]):
+        text = named[0]  # "No such file or directory: '/dev/ttyS9'": the path again
     return text or type(exc).__name__
 
 
