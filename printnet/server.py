@@ -517,7 +517,7 @@ class SpoolService:
         if result.outcome is JobState.HELD:
             self.log(f"job {job_id} held: {result.reason}")
             return [op_state(job_id, JobState.HELD, result.reason, token_was=a.token,
-                             at=iso(result.finished))]
+                             at=iso(result.finished), restarted=result.reprints > 0)]
         note = result.reason
         return [op_state(job_id, JobState.PENDING, note, token_was=a.token,
                          restarted=result.interrupted)]

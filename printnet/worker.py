@@ -446,7 +446,8 @@ class PrinterWorker:
             if sent == len(data) and not complete(
                     self._port, kind, sent=sent, stall_timeout=self.printer.stall_timeout,
                     label=f"printer {self.name}", should_stop=self._should_stop):
-                return sent - 1 if sent else 0  # stopped before the end was sure
+                # Stopped before the end was sure: short of the end, so not completed.
+                return sent - 1 if sent else 0
         except SendFailed:
             self._close_port()  # the port itself failed: reopen on the next attempt
             raise

@@ -261,9 +261,14 @@ def _drain(port: SerialBase, *, sent: int, stall_timeout: float, label: str,
         if waiting < last:
             last, since = waiting, now
         elif now - since >= stall_timeout:
-            why = device_reason(port) or "printed nothing"
-            raise SendStalled(f"{label}: {why} (printed nothing for {now - since:.1f} s, "
-                              f"{waiting} bytes still in its buffer)", sent=sent)
+            why = device_reason(port)
+            if why:
+                message = (f"{label}: {why} (printed nothing for {now - since:.1f} s, "
+                           f"{waiting} bytes still in its buffer)")
+            else:
+                message = (f"{label} printed nothing for {now - since:.1f} s "
+                           f"({waiting} bytes still in its buffer)")
+            raise SendStalled(message, sent=sent)
     return True
 
 
@@ -322,7 +327,7 @@ def _tcp_complete(sock: socket.socket, *, fin: bool, sent: int, stall_timeout: f
         if last is None or queued < last:
             last, since = queued, now
         elif now - since >= stall_timeout:
-            raise SendStalled(f"{label}: printer acknowledged nothing for {now - since:.1f} s "
+            raise SendStalled(f"{label} acknowledged nothing for {now - since:.1f} s "
                               f"({queued} bytes not yet acknowledged)", sent=sent)
         if fin and not eof:
             ready = select.select([sock], [], [], MAX_SLEEP)[0]
