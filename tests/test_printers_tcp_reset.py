@@ -316,3 +316,52 @@ def test_completed_waits_for_the_printer_to_take_the_last_byte(tmp_path: Path) -
             close_port(port)
             [conn] = printer.stop()
         assert (conn.ended == "eof" and bytes(conn.data) == data) is ok
+
+
+@pytest.mark.parametrize("policy", ["RETRY", "HOLD"])
+def test_the_worker_counts_the_reprint_of_a_text_job(tmp_path: Path, policy: str) -> None:
+    """The worker on its own: a text job whose connection is reset after 5,000 bytes."""
+    import os
+    import queue
+
+    from printnet import config as config_mod
+    from printnet.masterfile import Job
+    from printnet.model import JobState
+    from printnet.spool.layout import REQ_SUFFIX
+    from printnet.worker import Assignment, PrinterWorker, Result
+
+    printer = ResettingPrinter(lambda n: Plan(5_000, refuse=0.5) if n == 0 else Plan(None))
+    spool, _ = Spool.init(tmp_path / "spool")
+    etc = make_etc(tmp_path / "proj", "S1", [spool.root], [])
+    (etc / "hnet.hdr").write_text(HEADER_TEMPLATE)
+    write_atomic_text(etc / "printers.cmd",
+                      f"PRINTER NET PORT=socket://127.0.0.1:{printer.port} SETUP=STANDARD "
+                      f"STALL=2 RETRY=0.2 ERRORS={policy} HEADER=HNET\n" + SETUPS)
+    config = config_mod.load(etc)
+    src = tmp_path / "a.txt"
+    src.write_text("".join(f"@@J7 rec {i:06d}@@ text line\n" for i in range(1000)))
+    [req] = Station(spool.root).submit([src], printer="NET")
+    os.rename(spool.new / (req.id + REQ_SUFFIX), spool.received / (req.id + REQ_SUFFIX))
+    results: queue.Queue[Result] = queue.Queue()
+    worker = PrinterWorker(config.printers["NET"], config, on_result=results.put,
+                           on_event=lambda e: None)
+    try:
+        worker.assign(Assignment(spool, Job.from_request(req), "token"))
+        result = results.get(timeout=60)
+    finally:
+        worker.stop(abandon=True)
+        worker.join(10)
+        connections = printer.stop()
+    assert result.reprints == 1
+    if policy == "HOLD":
+        assert result.outcome is JobState.HELD and "connection" in result.reason.lower()
+        assert len(connections) == 1
+        return
+    assert result.outcome is JobState.COMPLETED
+    first, second = connections
+    assert first.ended == "reset" and second.ended == "eof"
+    page = bytes(second.data)
+    assert page.startswith(b"*** RESTARTED: job " + req.id.encode() + b" (reprint 1) ***\r\n")
+    assert page.index(b"\f") < page.index(b"Job:       " + req.id.encode())  # then the header
+    numbers = [int(n) for _, n in RECORD.findall(page)]
+    assert numbers == list(range(1000))
