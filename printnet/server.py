@@ -501,6 +501,7 @@ class SpoolService:
         if result.outcome in (JobState.COMPLETED, JobState.ABORTED):
             job = _copy_job(current)
             job.setup = result.setup or job.setup
+            job.restarted += result.reprints  # started again after a connection loss
             record = records.done_record(
                 job, outcome=result.outcome.value, reason=result.reason, pages=result.pages,
                 sheets=result.sheets, size=result.size, started=result.started,
@@ -516,7 +517,7 @@ class SpoolService:
         if result.outcome is JobState.HELD:
             self.log(f"job {job_id} held: {result.reason}")
             return [op_state(job_id, JobState.HELD, result.reason, token_was=a.token,
-                             at=iso(result.finished))]
+                             at=iso(result.finished), restarted=result.reprints > 0)]
         note = result.reason
         return [op_state(job_id, JobState.PENDING, note, token_was=a.token,
                          restarted=result.interrupted)]
