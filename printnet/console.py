@@ -97,6 +97,7 @@ from printnet.model import (
     PrintRequest,
     clean_text,
     decode_request,
+    iso,
     normalize_name,
     request_from_json,
     valid_job_id,
@@ -1352,7 +1353,9 @@ def cmd_hold(ctx: Ctx) -> Reply:
                 after: list[Callable[[], None]]) -> str:
         if job.state is not JobState.PENDING:
             return f"not held: it is {job.state.value}"
-        ops.append(op_state(job.id, JobState.HELD, "held by the operator"))
+        # Stamped on the server's clock, as HELDEXPIRY reads it (else: since submit).
+        ops.append(op_state(job.id, JobState.HELD, "held by the operator",
+                            at=iso(svc.server.clock())))
         return "held"
     return _run_verb(ctx, ctx.args, planner)
 
