@@ -1144,8 +1144,8 @@ def _f_break(ctx: Ctx, rest: list[str]) -> Reply:
     server = ctx.server
     opts, words = _options(rest, {"--force": "force"}, {})
     _need(words, 1, "F BREAK lock [disk] [--force]")
-    name = words[0]
     services = _disk(server, words[1] if len(words) > 1 else None)
+    name = _lock_name(services, words[0])
     found = [s for s in services if os.path.lexists(s.spool.locks / name)]
     if not found:
         raise NotFound(f"no lock {clean_text(name, 100)} (F LOCKS lists them)")
@@ -1181,6 +1181,19 @@ def _f_break(ctx: Ctx, rest: list[str]) -> Reply:
     server.wake.set()
     return Reply(text=f"lock {name} broken", data={"lock": name, "disk": str(svc.root),
                                                    "broken": True})
+
+
+def _lock_name(services: list[SpoolService], typed: str) -> str:
+    """The lock a user named: as typed, else the one lock whose name matches it
+    case-insensitively (`server.barcon` is the lease of server BARCON)."""
+    if any(os.path.lexists(s.spool.locks / typed) for s in services):
+        return typed
+    names: set[str] = set()
+    for svc in services:
+        with contextlib.suppress(OSError):
+            names.update(n for n in os.listdir(svc.spool.locks)
+                         if n.casefold() == typed.casefold())
+    return names.pop() if len(names) == 1 else typed
 
 
 def _f_purge(ctx: Ctx, rest: list[str]) -> Reply:
@@ -1895,7 +1908,7 @@ def pick_server(name: str | None, etc: Path | None) -> str:
     from printnet.control import running_servers, safe_name
 
     if name:
-        return name
+        return safe_name(name)  # names are case-insensitive: barcon is BARCON
     running = running_servers()
     if len(running) == 1:
         return running[0]

@@ -85,7 +85,13 @@ def runtime_dir() -> Path:
 
 
 def safe_name(server: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in server)
+    """The socket's name for a server name as a user typed it.
+
+    Server names are case-insensitive (a server started with `--name barcon` runs
+    as BARCON), so the name is upper-cased like every printnet name.
+    """
+    canonical = server.strip().upper()
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in canonical)
 
 
 def socket_path(server: str, folder: Path | None = None) -> Path:
