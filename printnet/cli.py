@@ -300,6 +300,9 @@ def server(ctx: click.Context, name: str | None, drain: bool, no_console: bool) 
         return cfg
 
     srv = Server(load(), drain=drain, loader=load)
+    from printnet.console import start_control
+
+    srv.front_door = lambda: start_control(srv)  # the console's control socket
     install_signal_handlers(srv)
     if not no_console and _on_own_terminal():
         from printnet.console import serve_with_console

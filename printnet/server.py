@@ -906,7 +906,11 @@ class Server:
         self.cleaner = _Cleaner()
         self.job_time: dict[str, float] = {}  # per printer: recent seconds per job
         self._given: dict[str, float] = {}  # job id -> when its worker got it
-        self.control: Any = None  # the console's control socket (printnet.control), in run()
+        # The operator's way in (the console's control channel): whoever runs the
+        # server wires it (the CLI); `run` starts it and `shutdown` stops it.  The
+        # engine never imports its user interface.
+        self.front_door: Callable[[], Any] | None = None
+        self.control: Any = None  # what `front_door` started (has stop()), in run()
         # Per printer, how many jobs each shared disk may give it this tick (see
         # `_share_printers`; only with several disks).
         self._shares: dict[str, dict[SpoolService, int]] = {}
@@ -1425,9 +1429,7 @@ class Server:
         self.start()
         quiet = 0
         try:
-            from printnet.console import start_control
-
-            self.control = start_control(self)
+            self.control = self.front_door() if self.front_door is not None else None
             while not self.stopping:
                 worked = self.tick()
                 if self.drain:
