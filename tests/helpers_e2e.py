@@ -28,6 +28,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -245,10 +246,15 @@ def start_server(
 
 def printnet(*args: str, env: Mapping[str, str] | None = None, check: bool = True,
              timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """Run the `printnet` CLI in a subprocess; with check, fail the test on exit != 0."""
-    proc = subprocess.run([PYTHON, "-m", "printnet", *args], capture_output=True, text=True,
-                          env=dict(env) if env is not None else None, timeout=timeout,
-                          check=False)
+    """Run the `printnet` CLI in a subprocess; with check, fail the test on exit != 0.
+
+    It runs in a fresh empty folder, so an option the caller leaves out (--spool,
+    --etc) falls back to nothing rather than to some working directory's ./spool or
+    ./etc; PRINTNET_SPOOL/PRINTNET_ETC come only from `env`."""
+    with tempfile.TemporaryDirectory(prefix="printnet-cli-") as cwd:
+        base = dict(env) if env is not None else server_env(Path(cwd) / "run")
+        proc = subprocess.run([PYTHON, "-m", "printnet", *args], capture_output=True,
+                              text=True, env=base, timeout=timeout, check=False, cwd=cwd)
     if check and proc.returncode != 0:
         raise AssertionError(f"printnet {' '.join(args)} exited {proc.returncode}:\n"
                              f"{proc.stdout}{proc.stderr}")
