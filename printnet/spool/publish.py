@@ -10,7 +10,8 @@ place:
   This is the fencing primitive: two writers of the same name cannot both win.
 
 NFS can report a retransmitted `link()` as EEXIST after it succeeded; after an
-EEXIST we compare inodes to learn whether we actually won (FACTS.md).
+EEXIST we compare inodes to learn whether we actually won (docs/LOCKS.md,
+"Measured facts").
 Temp names start with a dot so scans of a folder skip them; `unique_name()`
 makes them unique across hosts (time, host, pid, counter, random).
 """
