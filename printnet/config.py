@@ -31,6 +31,7 @@ while the edit was being validated is not overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -45,6 +46,7 @@ from typing import Final
 from printnet import cmdfile
 from printnet.errors import ConfigError
 from printnet.quota import OverAction, Period, QuotaRule
+from printnet.spool.publish import fsync_dir, write_temp
 
 
 class Flow(StrEnum):
@@ -558,46 +560,18 @@ def write_defaults(etc: Path) -> list[Path]:
     return created
 
 
-def _temp_name(path: Path) -> Path:
-    return path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-
-
 def _write_temp(path: Path, data: bytes, mode: int, owner: tuple[int, int] | None, *,
                 exact_mode: bool = True) -> Path:
     """A complete, fsynced temp file beside `path`: `mode` exactly, or less the umask."""
-    tmp = _temp_name(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if exact_mode else mode)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        if owner is not None:
-            try:
-                os.fchown(fd, *owner)
-            except OSError:
-                pass
-        if exact_mode:
-            os.fchmod(fd, mode)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    return tmp
+    return write_temp(path.parent, data, mode, prefix=f".{path.name}", exact_mode=exact_mode,
+                      owner=owner)
 
 
 def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    # Best effort: the file is already in place; a folder we cannot open or fsync
+    # (some FUSE filesystems) must not fail an edit that succeeded.
+    with contextlib.suppress(OSError):
+        fsync_dir(folder)
 
 
 def _create_new(path: Path, data: bytes, mode: int) -> bool:

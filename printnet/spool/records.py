@@ -30,6 +30,7 @@ from printnet.model import clean_text, iso
 from printnet.spool.layout import Spool
 from printnet.spool.publish import (
     fsync_dir,
+    fsync_file,
     sync_filesystem,
     translate,
     write_atomic,
@@ -97,11 +98,7 @@ def make_durable(spool: Spool, paths: Iterable[Path]) -> None:
         return
     for path in paths:
         try:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_file(path)
         except OSError as exc:
             raise translate(exc, path) from exc
     for folder in {path.parent for path in paths}:
