@@ -78,7 +78,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol, TextIO, cast
 
-from printnet import __version__, cmdfile
+from printnet import __version__, cmdfile, verbs
 from printnet import config as config_mod
 from printnet.control import ControlServer, Peer
 from printnet.errors import (
@@ -90,14 +90,13 @@ from printnet.errors import (
     SpoolError,
     UsageError,
 )
-from printnet.masterfile import Job, MasterState, Op, op_remove, op_set, op_state
+from printnet.masterfile import Job, MasterState, Op
 from printnet.model import (
     MAX_TITLE,
     JobState,
     PrintRequest,
     clean_text,
     decode_request,
-    iso,
     normalize_name,
     request_from_json,
     valid_job_id,
@@ -1367,8 +1366,7 @@ def cmd_hold(ctx: Ctx) -> Reply:
         if job.state is not JobState.PENDING:
             return f"not held: it is {job.state.value}"
         # Stamped on the server's clock, as HELDEXPIRY reads it (else: since submit).
-        ops.append(op_state(job.id, JobState.HELD, "held by the operator",
-                            at=iso(svc.server.clock())))
+        ops.append(verbs.hold(job, verbs.HELD_BY_OPERATOR, svc.server.clock()))
         return "held"
     return _run_verb(ctx, ctx.args, planner)
 
@@ -1378,13 +1376,12 @@ def cmd_release(ctx: Ctx) -> Reply:
                 after: list[Callable[[], None]]) -> str:
         if job.state is not JobState.HELD:
             return f"not released: it is {job.state.value}"
-        ops.append(op_state(job.id, JobState.PENDING, ""))
+        ops.append(verbs.release(job))
         return "released"
     return _run_verb(ctx, ctx.args, planner)
 
 
 def cmd_cancel(ctx: Ctx) -> Reply:
-    from printnet.spool import records
     from printnet.spool.layout import REQ_SUFFIX
 
     server = ctx.server
@@ -1401,13 +1398,10 @@ def cmd_cancel(ctx: Ctx) -> Reply:
             server.abandon(job.id)  # its interrupted result then finds the job gone
         # The record first (under the master lock): a crash before the commit leaves a
         # done/ record that recovery honours instead of printing the job again.
-        rec = records.done_record(
-            replace(job), outcome="canceled", reason="canceled by the operator",
-            pages=job.pages, sheets=job.pages, size=0, started=None,
-            finished=datetime.now().astimezone(), request=request, server=server.name)
-        records.write_done(svc.spool, job.id, rec)
-        records.append_lines(svc.spool.accounting, [records.accounting_line(rec)])
-        ops.append(op_remove(job.id))
+        change = verbs.cancel(job, by=verbs.OPERATOR, at=server.clock(), server=server.name,
+                              request=request)
+        verbs.write_endings(svc.spool, change.endings)
+        ops += change.ops
 
         def unlink(job_id: str = job.id) -> None:
             if job_id not in svc.store.state:
@@ -1429,7 +1423,7 @@ def cmd_move(ctx: Ctx) -> Reply:
             return f"not moved: it is {job.state.value}"
         if job.printer == dest:
             return f"already queued for {dest}"
-        ops.append(op_set(job.id, printer=dest))
+        ops.append(verbs.move(job, dest))
         return f"moved to {dest}"
     return _run_verb(ctx, ctx.args[:-1], planner)
 
@@ -1444,7 +1438,7 @@ def cmd_top(ctx: Ctx) -> Reply:
         given = front.get(job.priority.value)
         rank = state.front_rank(job.priority) if given is None else given - 1
         front[job.priority.value] = rank
-        ops.append(op_set(job.id, rank=rank))
+        ops.append(verbs.top(job, rank))
         return f"at the front of the {job.priority.value} jobs"
     # Last named first, so that the first named job ends up at the very front.
     return _run_verb(ctx, list(reversed(ctx.args)), planner)

@@ -65,7 +65,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
-from printnet import __version__, security
+from printnet import __version__, security, verbs
 from printnet import config as config_mod
 from printnet.config import Config
 from printnet.errors import (
@@ -78,15 +78,11 @@ from printnet.errors import (
     SpoolError,
 )
 from printnet.masterfile import (
-    RESTARTED_NOTE,
     Job,
     MasterState,
     Op,
     SortKey,
     op_add,
-    op_note,
-    op_remove,
-    op_state,
 )
 from printnet.model import (
     ControlAction,
@@ -95,7 +91,6 @@ from printnet.model import (
     PrintRequest,
     Request,
     clean_text,
-    iso,
 )
 from printnet.quota import policy_held
 from printnet.scheduling import Decisions, PrinterView, busy_printers, decide, in_night
@@ -335,23 +330,20 @@ class SpoolService:
 
         # Results from the printers.  Their done/ records and accounting lines are
         # written unsynced, then made durable in one pass, before the commit.
-        accounting: list[dict[str, Any]] = []
-        self.unsynced = []
+        settled = verbs.Change()
         for result in results:
-            ops += self._finish_ops(result, accounting, after)
-        if accounting:
-            records.append_lines(self.spool.accounting, accounting, sync=False)
-            self.unsynced.append(self.spool.accounting)
-        records.make_durable(self.spool, self.unsynced)
+            settled.add(self._finish_ops(result, after))
+        ops += settled.ops
+        records.make_durable(self.spool, verbs.write_endings(self.spool, settled.endings,
+                                                             sync=False))
 
         # Orphaned printing jobs (holder's lease expired).
         for job in self._orphans():
             if (self.spool.done / f"{job.id}.json").exists():
-                ops.append(op_remove(job.id, token_was=job.token))
+                ops.append(verbs.remove_done(job))
                 after.append(partial(self._unlink_received, job.id))
             else:
-                ops.append(op_state(job.id, JobState.PENDING, RESTARTED_NOTE,
-                                    restarted=True, token_was=job.token))
+                ops.append(verbs.restart(job))
                 self.log(f"job {job.id} requeued: holder {job.holder} stopped renewing "
                          "its lease")
                 self.server.counters.requeued += 1
@@ -371,13 +363,13 @@ class SpoolService:
 
         # Policy: held jobs past HELDEXPIRY are canceled, quota-held ones that fit go.
         now_local = self.server.clock()
-        policy, expired = self.admission.policy_ops(preview.state, now=now_local,
-                                                    now_local=now_local,
-                                                    server_name=self.server.name)
-        for op in policy:
+        policy = self.admission.policy_ops(preview.state, now=now_local,
+                                           now_local=now_local, server_name=self.server.name)
+        verbs.write_endings(self.spool, policy.endings)
+        for op in policy.ops:
             preview.add(op)
             ops.append(op)
-        for job_id in expired:
+        for job_id in policy.ended:
             self.log(f"job {job_id} canceled: held longer than HELDEXPIRY")
             after.append(partial(self._unlink_received, job_id))
 
@@ -389,11 +381,10 @@ class SpoolService:
             decisions, sched_key = self._decide(preview.state, views)
             token = self.server_lock.token or ""
             for job_id, printer in decisions.claims:
-                ops.append(op_state(job_id, JobState.PRINTING, "", holder=self.server.name,
-                                    token=token, assigned=printer))
+                ops.append(verbs.start(job_id, printer, holder=self.server.name, token=token))
                 claims.append((job_id, printer))
             for job_id, note in decisions.notes.items():
-                ops.append(op_note(job_id, note))
+                ops.append(verbs.note(job_id, note))
 
         if ops:
             self.server_lock.check()
@@ -479,16 +470,14 @@ class SpoolService:
             if job.state is JobState.PRINTING and job.holder == self.server.name \
                     and job.token != token and job.id not in self.printing:
                 if job.id in done_ids:
-                    ops.append(op_remove(job.id, token_was=job.token))
+                    ops.append(verbs.remove_done(job))
                 else:
-                    ops.append(op_state(job.id, JobState.PENDING, RESTARTED_NOTE,
-                                        restarted=True, token_was=job.token))
+                    ops.append(verbs.restart(job))
                     self.log(f"job {job.id} requeued: this server restarted while printing it")
                     self.server.counters.requeued += 1
         return ops
 
-    def _finish_ops(self, result: Result, accounting: list[dict[str, Any]],
-                    after: list[Callable[[], None]]) -> list[Op]:
+    def _finish_ops(self, result: Result, after: list[Callable[[], None]]) -> verbs.Change:
         a = result.assignment
         job_id = a.job.id
         self.printing.pop(job_id, None)
@@ -497,29 +486,17 @@ class SpoolService:
             # Someone requeued it while we printed (our lease had lapsed): their
             # version wins; our print is recorded as a restart by the requeue.
             self.log(f"job {job_id}: result {result.outcome} dropped (lease lost)")
-            return []
-        if result.outcome in (JobState.COMPLETED, JobState.ABORTED):
-            job = _copy_job(current)
-            job.setup = result.setup or job.setup
-            record = records.done_record(
-                job, outcome=result.outcome.value, reason=result.reason, pages=result.pages,
-                sheets=result.sheets, size=result.size, started=result.started,
-                finished=result.finished, request=result.request, server=self.server.name)
-            self.unsynced.append(records.write_done(self.spool, job_id, record, sync=False))
-            accounting.append(records.accounting_line(record))
-            after.append(partial(self._unlink_received, job_id))
-            if result.outcome is JobState.COMPLETED:
-                self.server.counters.printed += 1
-            else:
-                self.log(f"job {job_id} aborted: {result.reason}")
-            return [op_remove(job_id, token_was=a.token)]
-        if result.outcome is JobState.HELD:
+            return verbs.Change()
+        if result.outcome is JobState.COMPLETED:
+            self.server.counters.printed += 1
+        elif result.outcome is JobState.ABORTED:
+            self.log(f"job {job_id} aborted: {result.reason}")
+        elif result.outcome is JobState.HELD:
             self.log(f"job {job_id} held: {result.reason}")
-            return [op_state(job_id, JobState.HELD, result.reason, token_was=a.token,
-                             at=iso(result.finished))]
-        note = result.reason
-        return [op_state(job_id, JobState.PENDING, note, token_was=a.token,
-                         restarted=result.interrupted)]
+        change = verbs.settle(current, result, server=self.server.name)
+        if change.ended:
+            after.append(partial(self._unlink_received, job_id))
+        return change
 
     def _control_ops(self, req: ControlRequest, preview: _Preview, ops: list[Op],
                      after: list[Callable[[], None]]) -> dict[str, str]:
@@ -536,27 +513,33 @@ class SpoolService:
             if req.action is ControlAction.RELEASE and not operator and policy_held(job):
                 outcomes[job_id] = f"{job.note}: only an operator can release it"
                 continue
-            op = _control_op(req.action, job, req.user)
-            if op is None:
+            change = self._control_change(req, job)
+            if change is None:
                 outcomes[job_id] = f"not possible while {job.state.value}"
                 continue
             if req.action is ControlAction.CANCEL and job.state is JobState.PRINTING:
                 # Tell the printer to stop; its interrupted result then finds the job gone.
                 self.server.abandon(job_id)
-            preview.add(op)
-            ops.append(op)
-            if req.action is ControlAction.CANCEL:
-                rec = records.done_record(
-                    _copy_job(job), outcome="canceled", reason=f"canceled by {req.user}",
-                    pages=0, sheets=0, size=0, started=None,
-                    finished=datetime.now().astimezone(), request=None,
-                    server=self.server.name)
-                records.write_done(self.spool, job_id, rec)
-                records.append_lines(self.spool.accounting, [records.accounting_line(rec)])
+            for op in change.ops:
+                preview.add(op)
+            ops += change.ops
+            if change.endings:
+                verbs.write_endings(self.spool, change.endings)
                 self.log(f"job {job_id} canceled by {req.user}")
                 after.append(partial(self._unlink_received, job_id))
             outcomes[job_id] = "applied"
         return outcomes
+
+    def _control_change(self, req: ControlRequest, job: Job) -> verbs.Change | None:
+        """What a station's control request does to `job` (None: not possible now)."""
+        now = self.server.clock()
+        if req.action is ControlAction.CANCEL:
+            return verbs.cancel(job, by=req.user, at=now, server=self.server.name)
+        if req.action is ControlAction.HOLD and job.state is JobState.PENDING:
+            return verbs.Change([verbs.hold(job, f"held by {req.user}", now)])
+        if req.action is ControlAction.RELEASE and job.state is JobState.HELD:
+            return verbs.Change([verbs.release(job)])
+        return None
 
     def _stop_lost_jobs(self) -> None:
         """Stop printing jobs the master file no longer gives us: canceled through
@@ -831,17 +814,6 @@ class _Preview:
             if job is not None and job is self.base.jobs.get(op.id):
                 self._state.jobs[op.id] = _copy_job(job)  # copy before the first change
             self._state.apply_all([op], strict=False)
-
-
-def _control_op(action: ControlAction, job: Job, user: str) -> Op | None:
-    if action is ControlAction.CANCEL:
-        return op_remove(job.id)
-    if action is ControlAction.HOLD and job.state is JobState.PENDING:
-        return op_state(job.id, JobState.HELD, f"held by {user}",
-                        at=iso(datetime.now().astimezone()))
-    if action is ControlAction.RELEASE and job.state is JobState.HELD:
-        return op_state(job.id, JobState.PENDING, "")
-    return None
 
 
 def _copy_job(job: Job) -> Job:
