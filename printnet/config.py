@@ -38,7 +38,6 @@ import socket
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Final
@@ -46,66 +45,15 @@ from typing import Final
 from printnet import cmdfile
 from printnet.errors import ConfigError
 from printnet.quota import OverAction, Period, QuotaRule
+
+# The setup, driver and printer settings live in the pure `printnet.settings`, so the
+# renderer and drivers need not import this I/O module; re-exported here.
+from printnet.settings import DriverName as DriverName  # noqa: PLC0414 (re-export)
+from printnet.settings import ErrorPolicy as ErrorPolicy  # noqa: PLC0414 (re-export)
+from printnet.settings import Flow as Flow  # noqa: PLC0414 (re-export)
+from printnet.settings import PrinterConfig as PrinterConfig  # noqa: PLC0414 (re-export)
+from printnet.settings import SetupConfig as SetupConfig  # noqa: PLC0414 (re-export)
 from printnet.spool.publish import fsync_dir, write_temp
-
-
-class Flow(StrEnum):
-    NONE = "none"
-    XONXOFF = "xonxoff"
-    RTSCTS = "rtscts"
-    DSRDTR = "dsrdtr"
-
-
-class ErrorPolicy(StrEnum):
-    """What a printer does with its current job when it comes back after trouble."""
-
-    RETRY = "retry"  # resume/reprint the job, keeping its place
-    HOLD = "hold"  # put the job on hold for the operator
-    ABORT = "abort"  # abort the job with the reason
-
-
-class DriverName(StrEnum):
-    PLAIN = "plain"
-    ESCP = "escp"
-
-
-@dataclass(frozen=True, slots=True)
-class SetupConfig:
-    """A setup (form): what is loaded in a printer and how pages look."""
-
-    name: str  # e.g. STANDARD, CHECKS
-    form: str = "PLAIN"  # the paper: PLAIN, CHECKS, LABELS ...
-    length: int = 66  # lines per page
-    width: int = 80  # characters per line
-    init: bytes = b""  # extra initialization bytes an intelligent driver sends
-
-
-@dataclass(frozen=True, slots=True)
-class PrinterConfig:
-    name: str
-    port: str  # a pyserial URL, or a device path
-    baud: int = 9600
-    bytesize: int = 8
-    parity: str = "N"  # N E O M S
-    stopbits: float = 1
-    flow: Flow = Flow.NONE
-    driver: DriverName = DriverName.PLAIN
-    setup: str = "STANDARD"  # the setup mounted at start
-    header: str | None = None  # header template name (etc/<name>.hdr); None: built-in
-    classes: tuple[str, ...] = ()
-    error_policy: ErrorPolicy = ErrorPolicy.RETRY
-    stall_timeout: float = 30.0  # seconds without progress before the printer is offline
-    retry_interval: float = 5.0  # seconds between attempts to reach an offline printer
-    accepting: bool = True
-    reject_reason: str = ""
-    stopped: bool = False
-    password_hash: str | None = None
-    max_copies: int | None = None
-    max_bytes: int | None = None
-    max_pages: int | None = None
-    max_file: int | None = None  # bytes of one file of a job
-    over_limit: OverAction = OverAction.REJECT  # OVERLIMIT=: a job over a MAX... limit
-    header_pages: bool = True  # HEADER=NONE: never print header pages
 
 
 @dataclass(frozen=True, slots=True)

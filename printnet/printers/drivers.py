@@ -37,7 +37,7 @@ from __future__ import annotations
 import re
 from typing import Final, Protocol
 
-from printnet.config import DriverName, SetupConfig
+from printnet.settings import DriverName, SetupConfig
 
 ESC: Final = "\x1b"
 FF: Final = b"\f"

@@ -35,8 +35,8 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 import serial
 from serial.serialutil import SerialBase
 
-from printnet.config import Flow, PrinterConfig
 from printnet.errors import PortError
+from printnet.settings import Flow, PrinterConfig
 
 PACKAGE: Final = "printnet.printers"
 
