@@ -300,14 +300,18 @@ def server(ctx: click.Context, name: str | None, drain: bool, no_console: bool) 
         return cfg
 
     srv = Server(load(), drain=drain, loader=load)
+    # The console reaches the server only through what an operator may ask of it.
     from printnet.console import start_control
+    from printnet.operated import OperatedServer
 
-    srv.front_door = lambda: start_control(srv)  # the console's control socket
+    operated = OperatedServer(srv)
+    srv.front_door = lambda: start_control(operated)  # the console's control socket
     install_signal_handlers(srv)
     if not no_console and _on_own_terminal():
         from printnet.console import serve_with_console
 
-        serve_with_console(srv)  # the operator console on this terminal
+        serve_with_console(operated, run=srv.run,  # the operator console on this terminal
+                           restore_signals=lambda: install_signal_handlers(srv))
     else:
         srv.run()
 
