@@ -46,7 +46,7 @@ from printnet.model import (
     clean_text,
 )
 from printnet.operated_jobs import LOCK_WAIT, OperatorJobs
-from printnet.operator import LockView, Outcomes, Queues, Reprinted
+from printnet.operator import LockView, Outcomes, Queues, Reprinted, RunningServer
 
 if TYPE_CHECKING:
     from printnet.server import Server, SpoolService
@@ -464,3 +464,8 @@ def _lock_name(services: list[SpoolService], typed: str) -> str:
             names.update(n for n in os.listdir(svc.spool.locks)
                          if n.casefold() == typed.casefold())
     return names.pop() if len(names) == 1 else typed
+
+
+def _conforms(server: Server) -> RunningServer:
+    """mypy proves here that OperatedServer is a RunningServer (never called)."""
+    return OperatedServer(server)
