@@ -39,6 +39,7 @@ import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Final
 
@@ -479,9 +480,22 @@ def header_template(config: Config, printer: PrinterConfig) -> str | None:
 # Writing: defaults and edits
 
 
+def defaults_folder() -> Traversable:
+    """Where the example configuration that `printnet init` copies lives.
+
+    One copy: the repository's top-level etc/.  A wheel carries it as package data
+    printnet/defaults/ (setup.py maps that folder onto etc/); a checkout or an
+    editable install has no printnet/defaults/ and reads etc/ beside the package.
+    """
+    packaged = resources.files("printnet").joinpath("defaults")
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "etc"
+
+
 def default_text(name: str) -> str:
-    """The embedded default of an etc file (server.cmd, printers.cmd, local.hdr)."""
-    return resources.files("printnet").joinpath("defaults", name).read_text("utf-8")
+    """The example of an etc file (server.cmd, printers.cmd, local.hdr)."""
+    return defaults_folder().joinpath(name).read_text("utf-8")
 
 
 def write_defaults(etc: Path) -> list[Path]:
