@@ -1,7 +1,9 @@
 """The local control channel of a running print server: one unix socket per server.
 
 Owns where the socket lives, its permissions, and its tiny protocol; what a
-request *means* is `printnet.console`'s business (the handler passed in).
+request *means* is the handler's business (`printnet.console.gate.Console`,
+which the CLI wires in).  Server names are case-insensitive here too: the
+socket is named after the upper-cased name (`safe_name`).
 
 Where (host-local, never on the shared disk)::
 
@@ -22,7 +24,7 @@ Protocol: the client connects, sends one JSON object on one line (at most
 `MAX_LINE` bytes), the server answers with one JSON object on one line and
 closes.  One request per connection.  The handler runs on a connection thread
 (at most `MAX_CLIENTS` at a time); it decides which work goes to the server
-thread (`Server.call`).
+thread (`RunningServer.between_cycles`).
 
 A server that finds a live socket of the same name (another server of that
 name on this host) logs it and runs without a control channel rather than
