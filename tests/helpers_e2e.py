@@ -29,12 +29,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
+
+from waiting import wait_for as wait_for  # noqa: PLC0414 (re-exported for the e2e tests)
 
 from printnet.masterfile import Job
 from printnet.spool import master as master_io
@@ -263,22 +264,6 @@ def printnet(*args: str, env: Mapping[str, str] | None = None, check: bool = Tru
 
 # ---------------------------------------------------------------------------
 # Waiting
-
-
-def wait_for(predicate: Callable[[], T], timeout: float, what: str = "the condition", *,
-             interval: float = 0.05, on_timeout: Callable[[], str] | None = None) -> T:
-    """Poll `predicate` until it returns something truthy (returned); AssertionError
-    naming `what` (and `on_timeout()`'s text, e.g. server logs) at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            extra = f"\n{on_timeout()}" if on_timeout is not None else ""
-            raise AssertionError(f"timed out after {timeout} s waiting for {what} "
-                                 f"(last value {value!r}){extra}")
-        time.sleep(interval)
 
 
 def logs(servers: Iterable[ServerProcess], tail: int = 4000) -> str:

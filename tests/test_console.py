@@ -22,11 +22,12 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_for
 
 from printnet import cmdfile, config
 from printnet.api import Station
@@ -43,20 +44,6 @@ EVENT = re.compile(r"\d\d:\d\d:\d\d [A-Z0-9&_.+-]+: [^\n]*\n")
 PASSWORD = "sesame"
 CTTY_EXEC = ("import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
              "os.execv(sys.argv[1], sys.argv[1:])")
-
-
-def wait_for(cond: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    """Poll `cond` until it returns something true; fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.2)
 
 
 class Project:
