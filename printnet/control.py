@@ -293,6 +293,7 @@ def _read_line(conn: socket.socket) -> bytes:
 def call(server: str, request: dict[str, Any], *, timeout: float = REPLY_TIMEOUT,
          folder: Path | None = None) -> dict[str, Any]:
     """Send one request to the running server `server` on this host; its reply."""
+    server = server.strip().upper()  # names are case-insensitive: barcon is BARCON
     path = socket_path(server, folder)
     _check_folder(path.parent, owners={os.geteuid(), 0}, create=False)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -121,7 +121,8 @@ class OperatedServer:
         return result
 
     def log(self, text: str, disk: Path | None = None) -> None:
-        svc = self._service(disk) if disk is not None else None
+        # A disk no longer served: the line goes to every disk's log instead.
+        svc = next((s for s in list(self._server.services) if s.root == disk), None)
         self._server.event(text, svc.spool if svc is not None else None)
 
     def stop(self) -> None:
