@@ -12,8 +12,9 @@ the event log and its status (heartbeat) file.
   clients; the lock does).
 * ``log/events.log`` — one line per notable event (intake rejections, printer
   trouble, lock breaks, restarts), informational.
-* ``servers/<NAME>.json`` — the server's status, rewritten atomically every
-  cycle; its age tells stations whether the server is alive.
+* ``servers/<NAME>.json`` — the *server file*: the server's status, rewritten
+  atomically every cycle (`write_server_file`); its age tells stations whether the
+  server is alive.
 """
 
 from __future__ import annotations
@@ -162,9 +163,15 @@ def log_event(spool: Spool, server: str, text: str) -> None:
         pass
 
 
-def write_status(spool: Spool, name: str, status: Mapping[str, Any]) -> None:
+def write_server_file(spool: Spool, name: str, status: Mapping[str, Any]) -> None:
+    """Replace servers/<NAME>.json, the server file (status and heartbeat), whole."""
     data = json.dumps(status, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
     write_atomic(spool.servers / f"{name}.json", data, sync=False)
+
+
+# The old name, kept only until the engine's callers use `write_server_file` (issue 12:
+# "write_status" named three things).
+write_status = write_server_file
 
 
 def write_control_result(
