@@ -41,10 +41,7 @@ from printnet.errors import (
     UsageError,
 )
 from printnet.masterfile import MasterState
-from printnet.model import (
-    PrintRequest,
-    clean_text,
-)
+from printnet.model import PrintRequest, clean_text
 from printnet.operated_jobs import LOCK_WAIT, OperatorJobs
 from printnet.operator import LockView, Outcomes, Queues, Reprinted, RunningServer
 
@@ -52,7 +49,6 @@ if TYPE_CHECKING:
     from printnet.server import Server, SpoolService
 
 T = TypeVar("T")
-
 
 
 def _resolved(path: Path) -> Path:
