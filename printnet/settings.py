@@ -38,7 +38,7 @@ class DriverName(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SetupConfig:
-    """A setup (form): what is loaded in a printer and how pages look."""
+    """A setup: what is mounted in a printer (its form, the paper) and how pages look."""
 
     name: str  # e.g. STANDARD, CHECKS
     form: str = "PLAIN"  # the paper: PLAIN, CHECKS, LABELS ...

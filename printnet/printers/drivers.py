@@ -163,7 +163,7 @@ class Driver(Protocol):
     name: DriverName
 
     def begin(self, setup: SetupConfig) -> bytes:
-        """Bytes that start a job on the given setup (form)."""
+        """Bytes that start a job on the given setup."""
         ...
 
     def page(self, lines: list[str]) -> bytes:

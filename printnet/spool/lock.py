@@ -1,4 +1,5 @@
-"""Expiring cooperative locks on the shared disk: the I/O shell of `printnet.lease`.
+"""Expiring cooperative locks in a spool's locks/, across hosts: the I/O shell of
+`printnet.lease`.
 
 Print servers on different hosts cooperate only through files, so a lock is a
 file, it expires, and nobody compares wall clocks.  See docs/LOCKS.md for the

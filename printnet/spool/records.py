@@ -1,4 +1,4 @@
-"""Records a server leaves on the shared disk: done/ records, the accounting log,
+"""Records a server leaves in a spool: done/ records, the accounting log,
 the event log and its status (heartbeat) file.
 
 * ``done/<id>.json`` — a finished job: the master-file entry as it ended, the

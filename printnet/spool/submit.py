@@ -1,4 +1,4 @@
-"""Station side: put jobs and control requests on the shared disk.
+"""Station side: put jobs and control requests into a spool.
 
 Publishing order (a crash at any point leaves no visible half-job):
 
