@@ -328,7 +328,7 @@ def _on_own_terminal() -> bool:
 @cli.command(context_settings={"ignore_unknown_options": True,
                                "allow_interspersed_args": False})
 @click.option("--server", "server_name", metavar="NAME",
-              help="The server (default: the only one running on this host).")
+              help="The server, any case (default: the only one running on this host).")
 @click.option("--password-env", metavar="VAR",
               help="Read the console password from this environment variable.")
 @click.option("--new-password-env", metavar="VAR",
