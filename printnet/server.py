@@ -68,6 +68,16 @@ from typing import Any, Final
 from printnet import __version__, security, verbs
 from printnet import config as config_mod
 from printnet.config import Config
+from printnet.cycle import (
+    Control,
+    CycleInputs,
+    Plan,
+    Reconcile,
+    Schedule,
+    find_orphans,
+    plan_cycle,
+    plan_schedule,
+)
 from printnet.errors import (
     Fenced,
     LockHeld,
@@ -82,17 +92,14 @@ from printnet.masterfile import (
     MasterState,
     Op,
     SortKey,
-    op_add,
 )
 from printnet.model import (
-    ControlAction,
     ControlRequest,
     JobState,
     PrintRequest,
     Request,
     clean_text,
 )
-from printnet.quota import policy_held
 from printnet.scheduling import Decisions, PrinterView, busy_printers, decide, in_night
 from printnet.spool import master as master_io
 from printnet.spool import records
@@ -307,97 +314,100 @@ class SpoolService:
             self.master_lock.release()
 
     def _locked_cycle(self, results: list[Result]) -> bool:
+        """Under the master lock: gather the inputs, plan (`cycle.plan_cycle`), carry
+        out the plan: endings first, then the fenced commit, then the after-effects."""
         store = self.store
         store.refresh(sure=True)  # decisions below must see every committed entry
         state = store.state
-        ops: list[Op] = []
-        after: list[Callable[[], None]] = []
-        done_ids = None
-
+        server = self.server
+        now_local = server.clock()
+        reconcile = None
         if not self.reconciled:
-            done_ids = master_io.finished_ids(self.spool)
-            ops += self._reconcile_ops(done_ids)
-
+            self.intake.finish_claims()
+            reconcile = Reconcile(
+                received=master_io.received_requests(
+                    self.spool, on_error=lambda n, e: self.log(f"received/{n}: {e}")),
+                done=master_io.finished_ids(self.spool))
         # Jobs taken in: counted pages, limits and quotas decide how they enter.
+        added = list(self.taken)
         jobs, refused = self.admission.admit(
             [t.request for i, t in self.taken.items()
              if i not in state and isinstance(t.request, PrintRequest)],
-            state, now_local=self.server.clock())
-        ops += [op_add(job) for job in jobs]
-        for refusal in refused:
-            after.append(partial(self._refuse, self.taken[refusal.request.id], refusal.reason))
-        added = list(self.taken)
+            state, now_local=now_local)
+        orphans = self._orphans()
+        operators = server.config.server.operators
+        controls = [Control(t.request, security.is_operator(t.request.user, operators))
+                    for t in self.controls if isinstance(t.request, ControlRequest)]
+        inputs = CycleInputs(
+            server=server.name, token=self.server_lock.token or "", reconcile=reconcile,
+            taken=set(self.taken), printing=set(self.printing), admitted=jobs,
+            results=results, orphans=orphans,
+            orphans_done={j.id for j in orphans
+                          if (self.spool.done / f"{j.id}.json").exists()},
+            controls=controls,
+            policy=partial(self.admission.policy_ops, now=now_local, now_local=now_local,
+                           server_name=server.name))
+        plan = plan_cycle(state, inputs, now_local)  # steps 1-6
 
-        # Results from the printers.  Their done/ records and accounting lines are
-        # written unsynced, then made durable in one pass, before the commit.
-        settled = verbs.Change()
-        for result in results:
-            settled.add(self._finish_ops(result, after))
-        ops += settled.ops
-        records.make_durable(self.spool, verbs.write_endings(self.spool, settled.endings,
+        # Before the commit: stop printers of canceled jobs, write the endings (done/
+        # records, accounting lines), made durable in one pass.
+        for job_id in plan.settled:
+            self.printing.pop(job_id, None)
+        for job_id in plan.stop:
+            server.abandon(job_id)
+        records.make_durable(self.spool, verbs.write_endings(self.spool, plan.endings,
                                                              sync=False))
+        for text in plan.logs:
+            self.log(text)
+        server.counters.printed += plan.printed
+        server.counters.requeued += plan.requeued
+        for job_id in plan.clean:
+            server.cleaner.unlink(self.spool.received / (job_id + REQ_SUFFIX))
 
-        # Orphaned printing jobs (holder's lease expired).
-        for job in self._orphans():
-            if (self.spool.done / f"{job.id}.json").exists():
-                ops.append(verbs.remove_done(job))
-                after.append(partial(self._unlink_received, job.id))
-            else:
-                ops.append(verbs.restart(job))
-                self.log(f"job {job.id} requeued: holder {job.holder} stopped renewing "
-                         "its lease")
-                self.server.counters.requeued += 1
-
-        # Apply ops so far to a scratch view for control requests and scheduling.
-        # (Control requests and claims are decided on the state these ops produce.)
-        preview = _Preview(state, ops)
-
-        # Control requests.
-        for taken in self.controls:
-            req = taken.request
-            assert isinstance(req, ControlRequest)
-            outcomes = self._control_ops(req, preview, ops, after)
-            after.append(partial(records.write_control_result, self.spool, req.id, req.user,
-                                 req.action.value, outcomes))
-            after.append(partial(taken.path.unlink, missing_ok=True))
-
-        # Policy: held jobs past HELDEXPIRY are canceled, quota-held ones that fit go.
-        now_local = self.server.clock()
-        policy = self.admission.policy_ops(preview.state, now=now_local,
-                                           now_local=now_local, server_name=self.server.name)
-        verbs.write_endings(self.spool, policy.endings)
-        for op in policy.ops:
-            preview.add(op)
-            ops.append(op)
-        for job_id in policy.ended:
-            self.log(f"job {job_id} canceled: held longer than HELDEXPIRY")
-            after.append(partial(self._unlink_received, job_id))
-
-        # Schedule.
-        claims: list[tuple[str, str]] = []
+        # Step 7 (`cycle.plan_schedule`), once the endings are durable: our printers
+        # as they are after that sync (a printer that finished meanwhile is free).
         sched_key: tuple[object, ...] | None = None
-        if not self.server.stopping and not self.server_lock.lost:
-            views = self.server.printer_views(self)
-            decisions, sched_key = self._decide(preview.state, views)
-            token = self.server_lock.token or ""
-            for job_id, printer in decisions.claims:
-                ops.append(verbs.start(job_id, printer, holder=self.server.name, token=token))
-                claims.append((job_id, printer))
-            for job_id, note in decisions.notes.items():
-                ops.append(verbs.note(job_id, note))
+        if not server.stopping and not self.server_lock.lost:
+            views = server.printer_views(self)
+            sched_key = self._sched_key(views)
+            schedule = Schedule(
+                views=views, now_local=server.clock(), night=server.config.server.night,
+                own=set(server.workers), busy=server.busy_printers(self),
+                slots=server.slots(self), incremental=sched_key == self.sched_key)
+            assert plan.state is not None
+            plan_schedule(plan.state, inputs, schedule, plan)
 
-        if ops:
+        if plan.ops:
             self.server_lock.check()
-            store.commit(ops, self.master_lock)
+            store.commit(plan.ops, self.master_lock)
         if sched_key is not None:
             self._decided(sched_key)
         self.reconciled = True
+        for refusal in refused:
+            self._refuse(self.taken[refusal.request.id], refusal.reason)
         for job_id in added:
             self.taken.pop(job_id, None)
+        ctl_paths = {t.request.id: t.path for t in self.controls}
         self.controls.clear()
+        self._hand_out(plan.claims)
+        after: list[Callable[[], None]] = [partial(self._unlink_received, i)
+                                           for i in plan.ended]
+        for req, outcomes in plan.answers:
+            after.append(partial(records.write_control_result, self.spool, req.id, req.user,
+                                 req.action.value, outcomes))
+            after.append(partial(ctl_paths[req.id].unlink, missing_ok=True))
+        for fn in after:
+            try:
+                fn()
+            except (OSError, PrintnetError) as exc:  # cleanup after a commit: never fatal
+                self.log(f"after commit: {exc}")
+        return bool(plan.ops)
+
+    def _hand_out(self, claims: list[tuple[str, str]]) -> None:
+        """Give the jobs just claimed (and committed) to their printers."""
         token = self.server_lock.token or ""
         for job_id, printer in claims:
-            claimed = store.state.get(job_id)
+            claimed = self.store.state.get(job_id)
             if claimed is None or claimed.state is not JobState.PRINTING \
                     or claimed.token != token:
                 continue
@@ -414,14 +424,15 @@ class SpoolService:
                 self.server.wake.set()
                 continue
             self.claimed_any = True
-        for fn in after:
-            try:
-                fn()
-            except (OSError, PrintnetError) as exc:  # cleanup after a commit: never fatal
-                self.log(f"after commit: {exc}")
-        return bool(ops)
 
     # -- scheduling ---------------------------------------------------------------------
+
+    def _sched_key(self, views: list[PrinterView]) -> tuple[object, ...]:
+        """What must be as at the last full walk for an incremental one: the printers
+        (setups, online, stopped), the NIGHT window, and the master file's loads."""
+        night = self.server.config.server.night
+        return (tuple((v.name, v.setup, v.classes, v.online, v.stopped) for v in views),
+                in_night(self.server.clock(), night), self.store.loads)
 
     def _decide(self, state: MasterState,
                 views: list[PrinterView]) -> tuple[Decisions, tuple[object, ...]]:
@@ -431,19 +442,18 @@ class SpoolService:
         printer's setup, online or stopped state, or the NIGHT window changed;
         otherwise only jobs changed since the last cycle are looked at (see
         `scheduling.decide`).  Returns the decisions and the key to pass to
-        `_decided` once they are committed.
+        `_decided` once they are committed.  (The locked cycle decides the same way,
+        in `cycle.plan_cycle`.)
         """
-        now_local = self.server.clock()
-        night = self.server.config.server.night
-        key = (tuple((v.name, v.setup, v.classes, v.online, v.stopped) for v in views),
-               in_night(now_local, night), self.store.loads)
-        changed = state.changed if key == self.sched_key else None
-        # Our own printers' workers say how many jobs each can take (see
-        # `Server.slots`); the master file's printing jobs say it for the others.
-        busy = (busy_printers(state) - set(self.server.workers)) \
-            | self.server.busy_printers(self)
-        return decide(state, views, now_local=now_local, night=night, busy=busy,
-                      changed=changed, slots=self.server.slots(self)), key
+        key = self._sched_key(views)
+        schedule = Schedule(views=views, now_local=self.server.clock(),
+                            night=self.server.config.server.night, own=set(self.server.workers),
+                            busy=self.server.busy_printers(self), slots=self.server.slots(self),
+                            incremental=key == self.sched_key)
+        plan = Plan()
+        plan_schedule(state, CycleInputs(self.server.name, ""), schedule, plan)
+        assert plan.decisions is not None
+        return plan.decisions, key
 
     def _decided(self, key: tuple[object, ...]) -> None:
         """The last decisions are in the master file: later walks may be incremental."""
@@ -451,95 +461,6 @@ class SpoolService:
         self.store.state.changed.clear()
 
     # -- pieces of the locked cycle ----------------------------------------------------
-
-    def _reconcile_ops(self, done_ids: set[str]) -> list[Op]:
-        """At start: jobs in received/ the master lacks; our previous life's jobs."""
-        ops: list[Op] = []
-        state = self.store.state
-        self.intake.finish_claims()
-        for job_id, req in master_io.received_requests(
-            self.spool, on_error=lambda n, e: self.log(f"received/{n}: {e}")
-        ).items():
-            if job_id not in state and job_id not in done_ids and job_id not in self.taken:
-                ops.append(op_add(Job.from_request(req)))
-            elif job_id in done_ids and job_id not in state:
-                # Finished, but its request outlived a crash before the clean-up.
-                self.server.cleaner.unlink(self.spool.received / (job_id + REQ_SUFFIX))
-        token = self.server_lock.token
-        for job in state.jobs.values():
-            if job.state is JobState.PRINTING and job.holder == self.server.name \
-                    and job.token != token and job.id not in self.printing:
-                if job.id in done_ids:
-                    ops.append(verbs.remove_done(job))
-                else:
-                    ops.append(verbs.restart(job))
-                    self.log(f"job {job.id} requeued: this server restarted while printing it")
-                    self.server.counters.requeued += 1
-        return ops
-
-    def _finish_ops(self, result: Result, after: list[Callable[[], None]]) -> verbs.Change:
-        a = result.assignment
-        job_id = a.job.id
-        self.printing.pop(job_id, None)
-        current = self.store.state.get(job_id)
-        if current is None or current.token != a.token:
-            # Someone requeued it while we printed (our lease had lapsed): their
-            # version wins; our print is recorded as a restart by the requeue.
-            self.log(f"job {job_id}: result {result.outcome} dropped (lease lost)")
-            return verbs.Change()
-        if result.outcome is JobState.COMPLETED:
-            self.server.counters.printed += 1
-        elif result.outcome is JobState.ABORTED:
-            self.log(f"job {job_id} aborted: {result.reason}")
-        elif result.outcome is JobState.HELD:
-            self.log(f"job {job_id} held: {result.reason}")
-        change = verbs.settle(current, result, server=self.server.name)
-        if change.ended:
-            after.append(partial(self._unlink_received, job_id))
-        return change
-
-    def _control_ops(self, req: ControlRequest, preview: _Preview, ops: list[Op],
-                     after: list[Callable[[], None]]) -> dict[str, str]:
-        outcomes: dict[str, str] = {}
-        operator = security.is_operator(req.user, self.server.config.server.operators)
-        for job_id in req.jobs:
-            job = preview.state.get(job_id)
-            if job is None:
-                outcomes[job_id] = "not found (finished or never queued)"
-                continue
-            if job.user != req.user and not operator:
-                outcomes[job_id] = "not your job"
-                continue
-            if req.action is ControlAction.RELEASE and not operator and policy_held(job):
-                outcomes[job_id] = f"{job.note}: only an operator can release it"
-                continue
-            change = self._control_change(req, job)
-            if change is None:
-                outcomes[job_id] = f"not possible while {job.state.value}"
-                continue
-            if req.action is ControlAction.CANCEL and job.state is JobState.PRINTING:
-                # Tell the printer to stop; its interrupted result then finds the job gone.
-                self.server.abandon(job_id)
-            for op in change.ops:
-                preview.add(op)
-            ops += change.ops
-            if change.endings:
-                verbs.write_endings(self.spool, change.endings)
-                self.log(f"job {job_id} canceled by {req.user}")
-                after.append(partial(self._unlink_received, job_id))
-            outcomes[job_id] = "applied"
-        return outcomes
-
-    def _control_change(self, req: ControlRequest, job: Job) -> verbs.Change | None:
-        """What a station's control request does to `job` (None: not possible now)."""
-        now = self.server.clock()
-        if req.action is ControlAction.CANCEL:
-            return verbs.cancel(job, by=req.user, at=now, server=self.server.name)
-        if req.action is ControlAction.HOLD and job.state is JobState.PENDING:
-            return verbs.Change([verbs.hold(job, f"held by {req.user}", now)])
-        if req.action is ControlAction.RELEASE and job.state is JobState.HELD:
-            return verbs.Change([verbs.release(job)])
-        return None
 
     def _stop_lost_jobs(self) -> None:
         """Stop printing jobs the master file no longer gives us: canceled through
@@ -552,19 +473,11 @@ class SpoolService:
 
     def _orphans(self) -> list[Job]:
         """Printing jobs whose holder's lease is gone (observed on our own clock)."""
-        out = []
-        seen: dict[str, tuple[bool, str | None]] = {}
-        for job in self.store.state.printing_jobs():
-            if job.holder == self.server.name:
-                continue
-            if job.holder not in seen:
-                status = self.table.observe(server_lock_name(job.holder))
-                token = status.record.token if status.record is not None else None
-                seen[job.holder] = (status.present and not status.stale, token)
-            alive, token = seen[job.holder]
-            if not alive or token != job.token:
-                out.append(job)
-        return out
+        def lease(holder: str) -> tuple[bool, str | None]:
+            status = self.table.observe(server_lock_name(holder))
+            token = status.record.token if status.record is not None else None
+            return status.present and not status.stale, token
+        return find_orphans(self.store.state, self.server.name, lease)
 
     def _take_in(self) -> None:
         if time.monotonic() - self.last_sweep >= 2 * self.server.config.server.lease:
@@ -785,35 +698,6 @@ class _Cleaner:
         """Wait until every queued unlink is done."""
         with self._cond:
             return self._cond.wait_for(lambda: self._pending == 0, timeout)
-
-
-class _Preview:
-    """The master state as it will be after the ops planned so far (copy-on-write)."""
-
-    def __init__(self, state: MasterState, ops: Iterable[Op]) -> None:
-        self.base = state
-        self.ops = list(ops)
-        self._state: MasterState | None = None
-
-    @property
-    def state(self) -> MasterState:
-        if not self.ops:
-            return self.base
-        if self._state is None:
-            # Copies only the jobs the ops touch: O(ops), not O(jobs), per cycle.
-            self._state = self.base.preview(self.ops)
-        return self._state
-
-    def get(self, job_id: str) -> Job | None:
-        return self.state.get(job_id)
-
-    def add(self, op: Op) -> None:
-        self.ops.append(op)
-        if self._state is not None:
-            job = self._state.jobs.get(op.id)
-            if job is not None and job is self.base.jobs.get(op.id):
-                self._state.jobs[op.id] = _copy_job(job)  # copy before the first change
-            self._state.apply_all([op], strict=False)
 
 
 def _copy_job(job: Job) -> Job:

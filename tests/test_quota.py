@@ -335,13 +335,20 @@ def test_the_free_space_guard_refuses_new_requests(
 
 def operator(server: Server, *argv: str) -> Any:
     """A console command as the server terminal runs it, answered between ticks."""
+    import importlib
     import threading
 
-    from printnet.console import Console, Request
+    console: Any = importlib.import_module("printnet.console")
+    if hasattr(console, "Request"):  # the console as one module, on the Server itself
+        target: Any = server
+        command = console.Request(argv=list(argv))
+    else:  # the console package, through the server's operator protocol
+        target = importlib.import_module("printnet.operated").OperatedServer(server)
+        command = console.Command(argv=list(argv))
 
     box: list[Any] = []
     thread = threading.Thread(target=lambda: box.append(
-        Console(server).execute(Request(argv=list(argv)))))
+        console.Console(target).execute(command)))
     thread.start()
     reply = until(server, f"console {argv[0]}", lambda: box and box[0])
     thread.join()
