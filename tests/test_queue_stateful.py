@@ -9,9 +9,9 @@ are requeued once its lease, renewed on a fake clock by live servers only, is
 judged stale by `printnet.lease`.
 
 Every change goes through the shipped code: the server's planner
-(`printnet.cycle.plan_cycle`: reconcile at start, adds, printers' results,
+(`printnet.server.cycle.plan_cycle`: reconcile at start, adds, printers' results,
 orphans, control requests, scheduling), its orphan finder
-(`printnet.cycle.find_orphans`) and the job verbs' endings
+(`printnet.server.cycle.find_orphans`) and the job verbs' endings
 (`printnet.verbs.write_endings`); the test only carries out a plan the way
 `SpoolService._locked_cycle` does (endings, commit, remove finished requests).
 Invariants: no submitted job is ever lost (each is in exactly one place: new/,
@@ -48,7 +48,11 @@ from hypothesis.stateful import (
 from printnet import lease as lease_mod
 from printnet import masterfile as mf
 from printnet import verbs
-from printnet.cycle import (
+from printnet.errors import Fenced
+from printnet.masterfile import Job, MasterState, Op
+from printnet.model import ControlAction, ControlRequest, JobState, PrintRequest, Priority
+from printnet.scheduling import PrinterView
+from printnet.server.cycle import (
     Control,
     CycleInputs,
     Plan,
@@ -57,10 +61,6 @@ from printnet.cycle import (
     find_orphans,
     plan_cycle,
 )
-from printnet.errors import Fenced
-from printnet.masterfile import Job, MasterState, Op
-from printnet.model import ControlAction, ControlRequest, JobState, PrintRequest, Priority
-from printnet.scheduling import PrinterView
 from printnet.spool import master as master_io
 from printnet.spool.intake import Intake
 from printnet.spool.layout import Spool

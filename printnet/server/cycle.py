@@ -8,7 +8,7 @@ around it (`Plan`: endings to write before the commit, printers to stop,
 claims to hand out, requests to remove and answers to write after it, lines
 to log).  Also `find_orphans` (printing jobs whose holder's lease is gone),
 given how a holder's lease is judged.  The shell is
-`printnet.server.SpoolService` (its `_locked_cycle` gathers the inputs,
+`printnet.server.disk.SpoolService` (its `_locked_cycle` gathers the inputs,
 calls this, and carries out the plan); `tests/test_queue_stateful.py` drives
 the same functions.
 
