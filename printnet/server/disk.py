@@ -61,6 +61,7 @@ from printnet.model import (
     clean_text,
 )
 from printnet.scheduling import Decisions, PrinterView, in_night
+from printnet.server import presence
 from printnet.server.cycle import (
     Control,
     CycleInputs,
@@ -153,12 +154,16 @@ class SpoolService:
             return
         status = self.table.observe(self.server_lock.name)
         rec = status.record
-        if rec is not None and rec.host == HOST and not _pid_alive(rec.pid):
-            # RACE-free: only this host can run that pid; it is dead, so the lock is ours.
+        if rec is not None and rec.host == HOST and rec.pid != os.getpid() \
+                and self.server.presence.held:
+            # RACE-free: we hold this name's presence flock on this host (`presence`),
+            # which the kernel released when our predecessor died: the lock is ours.
+            # (Its pid may belong to another process by now: pids are not asked.)
             break_lock(self.table, self.server_lock.name, force=True)
             if self.server_lock.try_acquire():
                 self.server_lock.start_heartbeat()
-                self.log(f"took over the lease of dead process {rec.pid}")
+                self.log(f"took over the lease of dead process {rec.pid} (its presence "
+                         "lock on this host was free)")
                 return
         deadline = time.monotonic() + 2.5 * self.server.config.server.lease
         while time.monotonic() < deadline:
@@ -178,10 +183,17 @@ class SpoolService:
         own restart could not even take its jobs back in for that long.
         """
         rec = self.table.observe(MASTER_LOCK).record
-        if rec is None or rec.host != HOST or rec.pid == os.getpid() or _pid_alive(rec.pid):
+        if rec is None or rec.host != HOST or rec.pid == os.getpid():
             return False
-        # RACE-free as in `start`: only this host can run that pid, and it is dead.
-        # (Whatever it wrote under the lock is fenced by the master file anyway.)
+        if rec.holder.upper() == self.server.name.upper():
+            dead = self.server.presence.held  # our predecessor: see `start`
+        else:
+            dead = presence.running(rec.holder) is False
+        if not dead:
+            return False
+        # RACE-free as in `start`: no process of this host holds the holder's presence
+        # flock, so it is dead.  (Whatever it wrote under the lock is fenced by the
+        # master file anyway.)
         break_lock(self.table, MASTER_LOCK, force=True)
         self.log(f"broke the master lock of dead process {rec.pid} ({rec.holder})")
         return self.master_lock.try_acquire()
@@ -555,13 +567,3 @@ class SpoolService:
 
 def _copy_job(job: Job) -> Job:
     return replace(job)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -41,6 +41,7 @@ from printnet.model import (
 from printnet.scheduling import busy_printers, decide
 from printnet.server.disk import DISK_BACKOFF, LOCK_PASS_OVER, SpoolService
 from printnet.server.hints import Cleaner, Hints
+from printnet.server.presence import Presence
 from printnet.server.reload import ConfigReload
 from printnet.spool import records
 from printnet.spool.layout import Spool
@@ -102,6 +103,9 @@ class Server(ConfigReload):
         self.workers: dict[str, PrinterWorker] = {}
         self.services: list[SpoolService] = []
         self.hints = Hints(self.wake)
+        # Held for the process's life: a successor of this name on this host that gets
+        # it knows we are dead (`presence`; the kernel releases it, kill -9 included).
+        self.presence = Presence(self.name)
         self._calls: list[tuple[Callable[[], Any], threading.Event, list[Any]]] = []
         # Claim-ahead: jobs claimed for a printer that is still printing, given to
         # its worker the moment it finishes the one before (`give`, `_on_result`).
@@ -161,6 +165,9 @@ class Server(ConfigReload):
         self.hints.watch(service.spool.new)
 
     def start(self) -> None:
+        if not self.presence.acquire():
+            self.event(f"a process named {self.name} may run on this host ({self.presence.path}"
+                       " is locked): its leases are waited for, not taken over")
         for name in self.config.printers:
             self.workers[name] = self._make_worker(name)
         for root in self.config.server.spools:
@@ -324,6 +331,7 @@ class Server(ConfigReload):
             with contextlib.suppress(PrintnetError, OSError):
                 service.stop()
         self.hints.close()
+        self.presence.release()
         self.event(f"server {self.name} stopped")
 
 def install_signal_handlers(server: Server) -> None:
