@@ -83,12 +83,16 @@ class Change:
 # Changes of state
 
 
-def hold(job: Job, note: str, at: datetime, *, token_was: str | None = None) -> Op:
+def hold(job: Job, note: str, at: datetime, *, token_was: str | None = None,
+         restarted: bool = False) -> Op:
     """Hold `job` with `note`, stamped `at` (HELDEXPIRY counts from it).
 
     `token_was`: a printing job handed back held (printer trouble, policy HOLD)
-    is fenced by its holder's token."""
+    is fenced by its holder's token; `restarted`: it was sent again after a
+    lost connection before it was held (a reprint)."""
     extra: dict[str, Any] = {"at": iso(at)}
+    if restarted:
+        extra["restarted"] = True
     if token_was is not None:
         extra["token_was"] = token_was
     return op_state(job.id, JobState.HELD, note, **extra)
@@ -174,6 +178,7 @@ def settle(job: Job, result: Result, *, server: str) -> Change:
     if result.outcome in (JobState.COMPLETED, JobState.ABORTED):
         done = replace(job)
         done.setup = result.setup or done.setup
+        done.restarted += result.reprints  # started again after a connection loss
         record = records.done_record(
             done, outcome=result.outcome.value, reason=result.reason, pages=result.pages,
             sheets=result.sheets, size=result.size, started=result.started,
@@ -182,7 +187,8 @@ def settle(job: Job, result: Result, *, server: str) -> Change:
         return Change([op_remove(job.id, token_was=token)],
                       [Ending(job.id, record, once=False)])
     if result.outcome is JobState.HELD:
-        return Change([hold(job, result.reason, result.finished, token_was=token)])
+        return Change([hold(job, result.reason, result.finished, token_was=token,
+                            restarted=result.reprints > 0)])
     return Change([requeue(job, result.reason, restarted=result.interrupted,
                            token_was=token)])
 

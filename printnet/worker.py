@@ -8,14 +8,20 @@ a `Result` and the server commits it.
 
 Printer trouble: a port that cannot be opened, or a write that makes no
 progress for the printer's STALL seconds, marks the printer offline with a
-reason.  Because the write loop knows exactly how many bytes went out, the
-job resumes from that byte when the printer answers again (policy RETRY, the
-default: the job keeps its claim and so its place at the head of its queue),
-or is handed back to be held (HOLD) or aborted (ABORT).  After the last byte
-the worker waits for the printer to print its buffer, with the same STALL
-limit (a plain flush() would wait for ever on a printer gone offline).  An
-idle printer left offline is looked at every RETRY seconds, sending it
-nothing (`_probe`), so its queue starts again when it answers.
+reason.  Because the write loop knows exactly how many bytes went out, after
+a stall (the port stays open) the job resumes from that byte when the printer
+answers again (policy RETRY, the default: the job keeps its claim and so its
+place at the head of its queue), or is handed back to be held (HOLD) or
+aborted (ABORT).  After a *connection loss* the port kind decides
+(`ports.port_kind`): a port whose device acknowledges bytes resumes at the
+offset; one that cannot (raw TCP: megabytes die in socket buffers) starts the
+job again from its beginning, behind a page that says ``restarted``, and the
+result counts the reprint (`Result.reprints`: the done record and accounting
+line's ``restarted``).  After the last byte `writer.complete` makes sure the
+far end took it (the printer printed its buffer; a TCP printer acknowledged
+every byte and the FIN), with the same STALL limit.  An idle printer left
+offline is looked at every RETRY seconds, sending it nothing (`_probe`), so
+its queue starts again when it answers.
 """
 
 from __future__ import annotations
@@ -35,16 +41,15 @@ from serial import SerialBase, SerialException
 from printnet.config import Config, ErrorPolicy, Flow, PrinterConfig, SetupConfig
 from printnet.errors import PortError, PrinterStalled, PrintnetError
 from printnet.masterfile import Job
-from printnet.model import JobState, PrintRequest, decode_request
+from printnet.model import Format, JobState, PrintRequest, decode_request
 from printnet.printers.drivers import get_driver
-from printnet.printers.ports import close_port, open_port, scheme
+from printnet.printers.ports import PortKind, Resume, close_port, open_port, port_kind, scheme
 from printnet.printers.render import Rendered, RenderJob, render
-from printnet.printers.writer import SendFailed, SendStalled, send
+from printnet.printers.writer import SendFailed, complete, send
 from printnet.security import open_job_folder, read_job_file
 from printnet.spool.layout import REQ_SUFFIX, Spool
 from printnet.spool.publish import TRANSIENT_ERRNOS, read_bytes
 
-DRAIN_POLL = 0.1  # seconds between looks at a printer's buffer while it prints it
 MISSING_GRACE = 3.0  # seconds a claimed job's files may stay invisible to this host
 
 T = TypeVar("T")
@@ -72,6 +77,7 @@ class Result:
     request: dict[str, Any] | None = None
     interrupted: bool = False  # stopped mid-print: a reprint will follow
     setup: str = ""  # the setup it was printed with
+    reprints: int = 0  # times it started again from its beginning (connection lost)
 
 
 class JobDataError(PrintnetError):
@@ -325,41 +331,76 @@ class PrinterWorker:
         setup = self._setup_for(a.job)
         rendered = self._render(a.job, files, setup)
         data = b"".join(rendered.chunks)
-        self.total = len(data)
+        kind = port_kind(self.printer)
+        payload = data  # what this attempt sends: data, or a restart page and data
+        reprints = 0
+        self.total = len(payload)
         self.page_total = rendered.pages
         offset = 0
         while True:
             try:
-                offset = self._send(data, offset)
+                offset = self._send(payload, offset, kind)
                 break
             except (PortError, PrinterStalled) as exc:
                 # Both SendStalled and SendFailed carry the exact offset reached.
-                offset = max(offset, int(getattr(exc, "sent", offset)))
+                reached = max(offset, int(getattr(exc, "sent", offset)))
                 self._trouble(str(exc))
+                if isinstance(exc, SendFailed) and kind.resume is Resume.RESTART:
+                    # The connection is gone with what its buffers held: the offset
+                    # says what left us, not what the printer took.  Start again.
+                    if reached > 0:
+                        reprints += 1
+                        payload = self._restart_page(a.job, setup, reprints) + data
+                        self.total = len(payload)
+                        self.on_event(
+                            f"job {a.job.id} on printer {self.name}: the connection broke "
+                            f"after {reached} bytes; the job prints again from its start "
+                            f"(reprint {reprints})")
+                    offset = 0
+                else:
+                    offset = reached
                 policy = self.printer.error_policy
                 if self._abandon:
-                    return self._interrupted(a, offset, started, request_json)
+                    return self._interrupted(a, offset, started, request_json, reprints)
                 if policy is ErrorPolicy.HOLD:
                     return Result(a, JobState.HELD, f"held: printer trouble: {exc}",
-                                  started=started, request=request_json)
+                                  started=started, request=request_json, reprints=reprints)
                 if policy is ErrorPolicy.ABORT:
                     return Result(a, JobState.ABORTED, f"printer trouble: {exc}",
-                                  pages=self._pages_done(rendered, offset, len(data)),
-                                  started=started, request=request_json)
+                                  pages=self._pages_done(rendered, offset, len(payload)),
+                                  started=started, request=request_json, reprints=reprints)
                 if not self._wait(self.printer.retry_interval):
-                    return self._interrupted(a, offset, started, request_json)
-        if offset < len(data):
-            return self._interrupted(a, offset, started, request_json)
+                    return self._interrupted(a, offset, started, request_json, reprints)
+        if offset < len(payload):
+            return self._interrupted(a, offset, started, request_json, reprints)
         self._recovered()
         self.pages = rendered.pages
         return Result(a, JobState.COMPLETED, "", pages=rendered.pages,
                       sheets=rendered.pages, size=len(data), started=started,
-                      request=request_json, setup=setup.name)
+                      request=request_json, setup=setup.name, reprints=reprints)
+
+    def _restart_page(self, job: Job, setup: SetupConfig, reprint: int) -> bytes:
+        """The page that goes before a job printed again from its start.
+
+        Not for a raw job without a header page: its bytes go out untouched (a
+        printer language file must begin with its own first byte).
+        """
+        if job.format == Format.RAW and not (job.header and self.printer.header_pages):
+            return b""
+        driver = get_driver(self.printer.driver)
+        width = max(setup.width, 1)
+        lines = [f"*** RESTARTED: job {job.id} (reprint {reprint}) ***",
+                 "",
+                 "The connection to the printer broke during this job.",
+                 "It prints again from its beginning; pages before this",
+                 "one may be incomplete."]
+        return driver.begin(setup) + driver.page([line[:width] for line in lines])
 
     def _interrupted(self, a: Assignment, offset: int, started: datetime,
-                     request_json: dict[str, Any]) -> Result:
+                     request_json: dict[str, Any], reprints: int = 0) -> Result:
         return Result(a, JobState.PENDING, "requeued: server stopped mid-print",
-                      started=started, request=request_json, interrupted=offset > 0)
+                      started=started, request=request_json,
+                      interrupted=offset > 0 or reprints > 0, reprints=reprints)
 
     def _setup_for(self, job: Job) -> SetupConfig:
         name = self.setup
@@ -384,9 +425,12 @@ class PrinterWorker:
             date=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"),
         )
 
-    def _send(self, data: bytes, offset: int) -> int:
-        """Send from `offset`; the port stays open across a stall (closing a real
-        serial port can discard bytes the kernel took and we counted as sent)."""
+    def _send(self, data: bytes, offset: int, kind: PortKind) -> int:
+        """Send from `offset`, then make sure the printer took the last byte
+        (`writer.complete`); the offset reached, ``len(data)`` only when it did.
+
+        The port stays open across a stall (closing a real serial port can
+        discard bytes the kernel took and we counted as sent)."""
         if self._port is None:
             self._port = open_port(self.printer, self.config.etc)
 
@@ -398,40 +442,16 @@ class PrinterWorker:
         try:
             sent = send(self._port, data, stall_timeout=self.printer.stall_timeout,
                         on_progress=progress, should_stop=self._should_stop, start=offset)
+            self.sent = sent
+            if sent == len(data) and not complete(
+                    self._port, kind, sent=sent, stall_timeout=self.printer.stall_timeout,
+                    label=f"printer {self.name}", should_stop=self._should_stop):
+                # Stopped before the end was sure: short of the end, so not completed.
+                return sent - 1 if sent else 0
         except SendFailed:
             self._close_port()  # the port itself failed: reopen on the next attempt
             raise
-        self.sent = sent
-        if sent == len(data) and self.printer.port.startswith(("file:", "sim:")):
-            self._drain(self._port, sent)  # our own schemes: wait until it is printed
         return sent
-
-    def _drain(self, port: SerialBase, sent: int) -> None:
-        """Wait until the printer has printed its buffer.
-
-        A printer that stops printing with bytes in its buffer (offline, paper
-        out) raises `SendStalled` after STALL seconds without progress: a plain
-        ``flush()`` would wait for ever.  All bytes were taken (``sent``), so a
-        retry only waits here again.
-        """
-        drain = getattr(port, "drain", None)
-        if drain is None:
-            port.flush()
-            return
-        line: Any = port  # out_waiting: a property of every concrete port class
-        last = int(line.out_waiting)
-        since = time.monotonic()
-        while not drain(DRAIN_POLL):
-            if self._abandon:
-                return
-            waiting = int(line.out_waiting)
-            now = time.monotonic()
-            if waiting < last:
-                last, since = waiting, now
-            elif now - since >= self.printer.stall_timeout:
-                raise SendStalled(
-                    f"printer {self.name} printed nothing for {now - since:.1f} s "
-                    f"({waiting} bytes still in its buffer)", sent=sent)
 
     def _close_port(self) -> None:
         port, self._port = self._port, None

@@ -18,7 +18,17 @@ import serial
 
 from printnet.config import Flow, PrinterConfig
 from printnet.errors import PortError
-from printnet.printers.ports import PACKAGE, open_port, port_url, register_schemes
+from printnet.printers.ports import (
+    PACKAGE,
+    Finish,
+    Resume,
+    device_reason,
+    open_port,
+    port_kind,
+    port_url,
+    register_schemes,
+)
+from printnet.printers.simctl import sim_control
 from printnet.printers.writer import SendStalled, send
 
 XOFF, XON = b"\x13", b"\x11"
@@ -156,9 +166,32 @@ def test_pty_xoff_stalls_with_exact_count_and_xon_resumes(
 
 
 def test_missing_device_is_a_port_error_naming_the_printer(tmp_path: Path) -> None:
-    printer = PrinterConfig(name="R&D", port=str(tmp_path / "ttyNOPE"))
-    with pytest.raises(PortError, match=r"printer R&D: cannot open"):
+    device = tmp_path / "ttyNOPE"
+    printer = PrinterConfig(name="R&D", port=str(device))
+    with pytest.raises(PortError) as info:
         open_port(printer, tmp_path)
+    assert str(info.value) == f"printer R&D: cannot open {device}: No such file or directory"
+
+
+def test_refused_connection_is_one_clean_sentence(tmp_path: Path) -> None:
+    # Issue 16: not "cannot open socket://...: Could not open port socket://...: [Errno 111]"
+    probe = socket.create_server(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now
+    url = f"socket://127.0.0.1:{port}"
+    with pytest.raises(PortError) as info:
+        open_port(PrinterConfig(name="NET", port=url), tmp_path)
+    assert str(info.value) == f"printer NET: cannot open {url}: Connection refused"
+
+
+def test_missing_file_printer_folder_is_one_clean_sentence(tmp_path: Path) -> None:
+    out = tmp_path / "nope" / "LOCAL.prn"
+    with pytest.raises(PortError) as info:
+        open_port(PrinterConfig(name="LOCAL", port=f"file://{out}"), tmp_path)
+    assert str(info.value) == f"printer LOCAL: cannot open file://{out}: No such file or directory"
+    with pytest.raises(PortError) as info:
+        open_port(PrinterConfig(name="SIM", port=f"sim://S?out={out}"), tmp_path)
+    assert str(info.value).count("open") == 1 and "No such file or directory" in str(info.value)
 
 
 def test_unknown_scheme_is_a_port_error(tmp_path: Path) -> None:
@@ -328,5 +361,45 @@ def test_loop_port_round_trip(tmp_path: Path) -> None:
     try:
         assert send(port, b"ping" * 100, stall_timeout=1) == 400
         assert port.read(400) == b"ping" * 100
+    finally:
+        port.close()
+
+
+# ---------------------------------------------------------------------------
+# The resume rule (docs/PRINTERS.md)
+
+
+@pytest.mark.parametrize(("port", "flow", "resume", "finish"), [
+    ("/dev/ttyS0", Flow.XONXOFF, Resume.OFFSET, Finish.NONE),
+    ("/dev/ttyUSB0", Flow.RTSCTS, Resume.OFFSET, Finish.NONE),
+    ("/dev/ttyS0", Flow.NONE, Resume.RESTART, Finish.NONE),
+    ("socket://10.1.2.3:9100", Flow.NONE, Resume.RESTART, Finish.TCP_FIN),
+    ("SOCKET://[::1]:9100", Flow.XONXOFF, Resume.RESTART, Finish.TCP_FIN),
+    ("rfc2217://host:2217", Flow.RTSCTS, Resume.RESTART, Finish.TCP_ACK),
+    ("file://../output/LOCAL.prn", Flow.NONE, Resume.OFFSET, Finish.DRAIN),
+    ("sim://P1?out=x.prn", Flow.NONE, Resume.OFFSET, Finish.DRAIN),
+    ("loop://", Flow.NONE, Resume.OFFSET, Finish.NONE),
+    ("ipp://printer/ipp/print", Flow.NONE, Resume.RESTART, Finish.NONE),
+    ("spy:///dev/ttyS0", Flow.XONXOFF, Resume.RESTART, Finish.NONE),
+])
+def test_each_port_kind_says_whether_it_can_resume_at_an_offset(
+        port: str, flow: Flow, resume: Resume, finish: Finish) -> None:
+    kind = port_kind(PrinterConfig(name="P", port=port, flow=flow))
+    assert (kind.resume, kind.finish) == (resume, finish)
+    assert kind.why
+
+
+def test_device_reason_of_the_simulated_printer(tmp_path: Path) -> None:
+    out = tmp_path / "P.prn"
+    port = open_port(PrinterConfig(name="P", port=f"sim://P?out={out}"), tmp_path)
+    try:
+        assert device_reason(port) is None  # online: nothing to say
+        for state, says in (("paperout", "out of paper"), ("offline", "offline"),
+                            ("xoff", "holding XOFF")):
+            sim_control(out, state)
+            deadline = time.monotonic() + 10
+            while device_reason(port) != says and time.monotonic() < deadline:
+                time.sleep(0.02)  # the printer looks at its state file every 50 ms
+            assert device_reason(port) == says
     finally:
         port.close()

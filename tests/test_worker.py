@@ -139,6 +139,36 @@ def test_a_printer_that_stops_with_the_job_in_its_buffer_does_not_hang_the_worke
     assert lines_of(rig.out(), "M1") == list(range(60))
 
 
+@pytest.mark.parametrize(("state", "says"), [("paperout", "out of paper"),
+                                            ("offline", "offline")])
+def test_the_printer_says_why_it_takes_nothing(rig_factory: Any, state: str,
+                                              says: str) -> None:
+    # Issue 16: paper out shows as paper out, not as "took no bytes for 1.0 s".
+    rig = rig_factory(baud="38400", stall=0.5, retry=0.1)
+    rig.worker.assign(rig.job(lines=200))
+    wait_for(lambda: len(rig.out()) > 2000, 10, "printing")
+    rig.set(state)
+    wait_for(lambda: rig.worker.state == "offline", 5, "the printer marked offline")
+    [reason] = rig.worker.status()["reasons"]
+    assert f": {says} (took no bytes for " in reason, reason
+    rig.set("online")
+    assert rig.result().outcome is JobState.COMPLETED
+    assert lines_of(rig.out(), "M1") == list(range(200))
+
+
+def test_paper_out_with_the_job_in_its_buffer_says_so(rig_factory: Any) -> None:
+    rig = rig_factory(baud="19200", stall=0.5, retry=0.1, buffer=8192)
+    rig.worker.assign(rig.job(lines=60))  # ~2.5 KB: all of it in the printer's buffer
+    wait_for(lambda: rig.worker.sent == rig.worker.total > 0, 5, "every byte sent")
+    rig.set("paperout")
+    wait_for(lambda: rig.worker.state == "offline", 5, "the printer marked offline")
+    [reason] = rig.worker.status()["reasons"]
+    assert reason.startswith("printer W1: out of paper (printed nothing for "), reason
+    assert "still in its buffer" in reason
+    rig.set("online")
+    assert rig.result().outcome is JobState.COMPLETED
+
+
 def test_hold_policy_holds_the_job_and_the_printer_comes_back_by_itself(
         rig_factory: Any) -> None:
     rig = rig_factory(baud="38400", stall=0.5, retry=0.1, errors="HOLD")

@@ -2,7 +2,14 @@
 
 Owns `register_schemes()` (printnet's own URL schemes ``file://`` and ``sim://``,
 found by pyserial in this package), `port_url()` (a printer's configured port
-made into the URL pyserial opens), `open_port()` and `close_port()`.
+made into the URL pyserial opens), `open_port()` and `close_port()`, and the
+one rule of what a byte count is worth: `port_kind()` says for each kind of
+port whether a job may resume at a byte offset after the connection was lost
+(`Resume.OFFSET`: the device acknowledges what it took) or must start again
+from its beginning (`Resume.RESTART`), and how the end of a job is made sure
+of (`Finish`, carried out by `writer.complete`).  `device_reason()` asks a
+port why its printer takes nothing (the simulated printer's state, the modem
+lines a line's flow control uses).
 
 Ports: device paths (``/dev/ttyS0``, ``/dev/ttyUSB0``; opened with an exclusive
 lock so two servers cannot drive one line), ``socket://host:port`` (raw TCP,
@@ -27,7 +34,10 @@ rules) and is used as given.
 
 from __future__ import annotations
 
+import re
 import socket
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
@@ -36,9 +46,84 @@ import serial
 from serial.serialutil import SerialBase
 
 from printnet.errors import PortError
+from printnet.printers import protocol_sim
+from printnet.printers.simctl import SimState
 from printnet.settings import Flow, PrinterConfig
 
 PACKAGE: Final = "printnet.printers"
+
+
+class Resume(StrEnum):
+    """What a job does after its connection to the printer was lost mid-job."""
+
+    OFFSET = "offset"  # go on at the exact byte reached: the device acknowledged it
+    RESTART = "restart"  # start again from the beginning (header page included)
+
+
+class Finish(StrEnum):
+    """How the end of a job is made sure of, once `send` has handed over the last byte."""
+
+    NONE = "none"  # the port took the last byte; nothing more can be known
+    DRAIN = "drain"  # printnet's own printers: wait until the device printed its buffer
+    TCP_FIN = "tcp-fin"  # shutdown(SHUT_WR); send queue and FIN acknowledged; EOF read
+    TCP_ACK = "tcp-ack"  # send queue acknowledged (the connection stays in use)
+
+
+@dataclass(frozen=True, slots=True)
+class PortKind:
+    """A kind of port and what its byte counts are worth (docs/PRINTERS.md, the table)."""
+
+    name: str
+    resume: Resume
+    finish: Finish
+    why: str
+
+
+SERIAL: Final = PortKind(
+    "serial line with flow control", Resume.OFFSET, Finish.NONE,
+    "the printer stops the line (XOFF, CTS, DSR) when it cannot take more, so what the "
+    "port took went down the line; the port stays open across a stall")
+SERIAL_NO_FLOW: Final = PortKind(
+    "serial line without flow control", Resume.RESTART, Finish.NONE,
+    "nothing tells what the printer took: after the device failed (a USB adapter "
+    "unplugged) the job starts again")
+SOCKET: Final = PortKind(
+    "raw TCP (socket://)", Resume.RESTART, Finish.TCP_FIN,
+    "send() only says the local kernel took the bytes; megabytes can sit in socket "
+    "buffers and die with the connection")
+RFC2217: Final = PortKind(
+    "serial over the network (rfc2217://)", Resume.RESTART, Finish.TCP_ACK,
+    "a TCP connection to a terminal server: what its buffers and ours held when the "
+    "connection broke is unknown")
+FILE: Final = PortKind(
+    "file (file://)", Resume.OFFSET, Finish.DRAIN,
+    "every write that returned is in the file; closing the descriptor loses nothing")
+SIM: Final = PortKind(
+    "simulated printer (sim://)", Resume.OFFSET, Finish.DRAIN,
+    "models a serial line with flow control; its device buffer outlives the port")
+LOOP: Final = PortKind(
+    "loopback (loop://, tests only)", Resume.OFFSET, Finish.NONE,
+    "in-process, blocking writes: a write returns once the queue holds the bytes")
+IPP: Final = PortKind(
+    "IPP (ipp://, not yet a port)", Resume.RESTART, Finish.NONE,
+    "job-level: a lost IPP job is submitted again (or from the impression the printer "
+    "reports), never resumed at a byte")
+UNKNOWN: Final = PortKind(
+    "other pyserial port", Resume.RESTART, Finish.NONE,
+    "nothing is known about what it acknowledges: restarting prints twice, never loses")
+
+KINDS: Final[dict[str, PortKind]] = {
+    "socket": SOCKET, "rfc2217": RFC2217, "file": FILE, "sim": SIM, "loop": LOOP,
+    "ipp": IPP, "ipps": IPP,
+}
+
+
+def port_kind(printer: PrinterConfig) -> PortKind:
+    """The kind of the printer's port: the one place that says what a byte count means."""
+    kind = scheme(printer.port.strip())
+    if kind == "":
+        return SERIAL if printer.flow is not Flow.NONE else SERIAL_NO_FLOW
+    return KINDS.get(kind, UNKNOWN)
 
 
 def register_schemes() -> None:
@@ -137,8 +222,59 @@ def open_port(printer: PrinterConfig, etc_dir: Path) -> SerialBase:
             port.exclusive = True
         port.open()
     except (serial.SerialException, OSError, ValueError) as exc:
-        raise PortError(f"printer {printer.name}: cannot open {url}: {exc}") from exc
+        raise PortError(
+            f"printer {printer.name}: cannot open {url}: {open_failure(url, exc)}") from exc
     return port
+
+
+_PYSERIAL_PREFIX: Final = re.compile(r"(?is)^could not open port (.*?): (?=\S)")
+_ERRNO_PREFIX: Final = re.compile(r"^\[Errno -?\d+\] ")
+
+
+def open_failure(url: str, exc: BaseException) -> str:
+    """Why a port did not open, without pyserial's "could not open port URL:" repeat."""
+    text = _ERRNO_PREFIX.sub("", str(exc).strip())
+    lowered = text.lower()
+    for name in (url, url.lower()):
+        prefix = f"could not open port {name}: "
+        if lowered.startswith(prefix.lower()):
+            text = text[len(prefix):]
+            break
+    else:
+        match = _PYSERIAL_PREFIX.match(text)
+        if match:
+            text = text[match.end():]
+    text = _ERRNO_PREFIX.sub("", text.strip())
+    named = text.rsplit(": ", 1)
+    if len(named) == 2 and named[1].strip("'\"") in (url, url.split("://", 1)[-1]):
+        text = named[0]  # "No such file or directory: '/dev/ttyS9'": the path again
+    return text or type(exc).__name__
+
+
+_SIM_REASONS: Final = {
+    SimState.PAPEROUT: "out of paper",
+    SimState.OFFLINE: "offline",
+    SimState.XOFF: "holding XOFF",
+}
+
+
+def device_reason(port: SerialBase) -> str | None:
+    """Why the printer takes nothing, where the device can say; None where it cannot.
+
+    The simulated printer says its state; a line with hardware flow control says
+    which modem line is off.  A pty or a network port cannot tell (None).
+    """
+    try:
+        if isinstance(port, protocol_sim.Serial):
+            return _SIM_REASONS.get(port.sim_state)
+        line: object = port
+        if getattr(port, "dsrdtr", False) and not getattr(line, "dsr", True):
+            return "not ready (DSR off)"
+        if getattr(port, "rtscts", False) and not getattr(line, "cts", True):
+            return "not ready (CTS off)"
+    except (OSError, serial.SerialException, ValueError):
+        return None
+    return None
 
 
 def close_port(port: SerialBase) -> None:

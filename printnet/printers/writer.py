@@ -27,23 +27,39 @@ write that returns None, 0, raises a timeout or EAGAIN counts as "nothing
 taken".  Time is measured with the monotonic clock.
 
 After `stall_timeout` seconds without a single byte taken, `send` raises
-`SendStalled` with ``sent``: the caller reports the printer offline and later
-calls `send` again with ``start=sent`` — nothing printed twice, nothing lost.
+`SendStalled` with ``sent`` (and the device's own reason where it gives one:
+`ports.device_reason`): the caller reports the printer offline and later
+calls `send` again with ``start=sent`` on the same open port — nothing printed
+twice, nothing lost.  After a `SendFailed` the port is gone with whatever its
+buffers held: whether ``sent`` is still worth anything is the port kind's rule
+(`ports.port_kind`), not this module's.
+
+Owns `complete()` too: once `send` handed over the last byte, it makes sure the
+far end took it, the way the port kind says (`ports.Finish`).  On a TCP port
+"the last write returned" means only that the local kernel holds the bytes, so
+``complete`` shuts the sending side down, waits until the kernel's send queue
+is empty (``ioctl(SIOCOUTQ)``; after ``shutdown`` the FIN counts in it, so 0
+means every byte *and* the FIN were acknowledged) and then reads to EOF.  A
+connection that breaks before that is a `SendFailed`: the job did not complete.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import select
+import socket
+import struct
 import sys
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from serial.serialutil import SerialBase, SerialException, SerialTimeoutException
 
 from printnet.errors import PortError, PrinterStalled
+from printnet.printers.ports import Finish, PortKind, device_reason
 
 if sys.platform != "win32":
     from serial.serialposix import Serial as _PosixSerial
@@ -54,6 +70,8 @@ POLL: Final = 0.1  # longest single wait, so should_stop is heard
 MIN_SLEEP: Final = 0.002
 MAX_SLEEP: Final = 0.05
 _NOTHING_TAKEN: Final = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.ENOBUFS})
+SIOCOUTQ: Final = 0x5411  # = TIOCOUTQ: bytes in a TCP send queue not yet acknowledged
+TCP_CLOSE: Final = 7  # tcpi_state of a connection that is gone (reset, or closed)
 
 
 class SendStalled(PrinterStalled):
@@ -171,11 +189,14 @@ def send(
             continue
         idle = time.monotonic() - last_progress
         if idle >= stall_timeout:
-            raise SendStalled(
-                f"{_label(port)}: printer took no bytes for {idle:.1f} s "
-                f"(after {sent} of {total} bytes)",
-                sent=sent,
-            )
+            why = device_reason(port)
+            if why:
+                message = (f"{_label(port)}: {why} (took no bytes for {idle:.1f} s, "
+                           f"after {sent} of {total} bytes)")
+            else:
+                message = (f"{_label(port)}: printer took no bytes for {idle:.1f} s "
+                           f"(after {sent} of {total} bytes)")
+            raise SendStalled(message, sent=sent)
         left = stall_timeout - idle
         if fd is not None:
             _wait_writable(fd, min(left, POLL))
@@ -183,3 +204,154 @@ def send(
             time.sleep(min(sleep, left, POLL))
             sleep = min(sleep * 2, MAX_SLEEP)
     return sent
+
+
+# ---------------------------------------------------------------------------
+# The end of a job
+
+
+def complete(
+    port: SerialBase,
+    kind: PortKind,
+    *,
+    sent: int,
+    stall_timeout: float,
+    label: str,
+    should_stop: Callable[[], bool] | None = None,
+) -> bool:
+    """Make sure the far end took the last byte; False if `should_stop` said so first.
+
+    Call after `send` returned ``len(data)`` (`sent`).  Raises `SendStalled` when
+    nothing moves for `stall_timeout` seconds (the port stays usable: call again)
+    and `SendFailed` when the connection broke first (the job did not complete).
+    """
+    stop = should_stop or (lambda: False)
+    if kind.finish is Finish.DRAIN:
+        return _drain(port, sent=sent, stall_timeout=stall_timeout, label=label, stop=stop)
+    if kind.finish in (Finish.TCP_FIN, Finish.TCP_ACK):
+        sock = getattr(port, "_socket", None)
+        if not isinstance(sock, socket.socket):
+            raise SendFailed(f"{label}: the connection is closed (after {sent} bytes)",
+                             sent=sent)
+        return _tcp_complete(sock, fin=kind.finish is Finish.TCP_FIN, sent=sent,
+                             stall_timeout=stall_timeout, label=label, stop=stop)
+    return True
+
+
+def _drain(port: SerialBase, *, sent: int, stall_timeout: float, label: str,
+           stop: Callable[[], bool]) -> bool:
+    """Wait until printnet's own printer has printed its buffer.
+
+    A printer that stops printing with bytes in its buffer (offline, paper out)
+    raises `SendStalled` after `stall_timeout` without progress: a plain
+    ``flush()`` would wait for ever.
+    """
+    drain = getattr(port, "drain", None)
+    if drain is None:
+        port.flush()  # file://: fsync
+        return True
+    line: Any = port  # out_waiting: a property of every concrete port class
+    last = int(line.out_waiting)
+    since = time.monotonic()
+    while not drain(POLL):
+        if stop():
+            return False
+        waiting = int(line.out_waiting)
+        now = time.monotonic()
+        if waiting < last:
+            last, since = waiting, now
+        elif now - since >= stall_timeout:
+            why = device_reason(port)
+            if why:
+                message = (f"{label}: {why} (printed nothing for {now - since:.1f} s, "
+                           f"{waiting} bytes still in its buffer)")
+            else:
+                message = (f"{label} printed nothing for {now - since:.1f} s "
+                           f"({waiting} bytes still in its buffer)")
+            raise SendStalled(message, sent=sent)
+    return True
+
+
+def _unacknowledged(sock: socket.socket) -> int | None:
+    """Bytes (and a FIN) in the kernel's send queue not yet acknowledged; None: unknown."""
+    try:
+        raw = fcntl.ioctl(sock.fileno(), SIOCOUTQ, b"\0" * 4)
+    except OSError:
+        return None
+    return int(struct.unpack("i", raw)[0])
+
+
+def _tcp_state(sock: socket.socket) -> int | None:
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _tcp_complete(sock: socket.socket, *, fin: bool, sent: int, stall_timeout: float,
+                  label: str, stop: Callable[[], bool]) -> bool:
+    def broken(why: str) -> SendFailed:
+        return SendFailed(f"{label}: the connection broke before the printer took the "
+                          f"last byte ({why}; {sent} bytes were sent)", sent=sent)
+
+    def check_error() -> None:
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            raise broken(os.strerror(err))
+
+    def read_some() -> bool:
+        """Read what the printer says (discarded); True at EOF."""
+        try:
+            return not sock.recv(1 << 16)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            raise broken(exc.strerror or str(exc)) from exc
+
+    check_error()
+    if fin:
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            raise broken(exc.strerror or str(exc)) from exc
+    eof = False
+    queued = _unacknowledged(sock)
+    last, since = queued, time.monotonic()
+    while queued:  # None (no SIOCOUTQ here): EOF is all there is to go by
+        if stop():
+            return False
+        check_error()
+        if _tcp_state(sock) == TCP_CLOSE:
+            raise broken("connection closed")
+        now = time.monotonic()
+        if last is None or queued < last:
+            last, since = queued, now
+        elif now - since >= stall_timeout:
+            raise SendStalled(f"{label} acknowledged nothing for {now - since:.1f} s "
+                              f"({queued} bytes not yet acknowledged)", sent=sent)
+        if fin and not eof:
+            ready = select.select([sock], [], [], MAX_SLEEP)[0]
+            if ready:
+                eof = read_some()
+        else:
+            time.sleep(MIN_SLEEP * 5)
+        queued = _unacknowledged(sock)
+    if not fin:
+        return True
+    # Every byte and the FIN were acknowledged by the printer's TCP stack.  A
+    # printer closes its side once it has read it all: EOF.  One that resets
+    # instead had not taken everything (a reset drops what it had not read).
+    deadline = time.monotonic() + stall_timeout
+    while not eof:
+        if stop():
+            return False
+        left = deadline - time.monotonic()
+        if left <= 0:
+            check_error()
+            return True  # it keeps the connection open: its stack acknowledged it all
+        if select.select([sock], [], [], min(left, POLL))[0]:
+            if read_some():
+                break
+            deadline = time.monotonic() + stall_timeout  # it talks back: still alive
+    check_error()
+    return True
