@@ -300,11 +300,18 @@ def server(ctx: click.Context, name: str | None, drain: bool, no_console: bool) 
         return cfg
 
     srv = Server(load(), drain=drain, loader=load)
+    # The console reaches the server only through what an operator may ask of it.
+    from printnet.console import start_control
+    from printnet.operated import OperatedServer
+
+    operated = OperatedServer(srv)
+    srv.front_door = lambda: start_control(operated)  # the console's control socket
     install_signal_handlers(srv)
     if not no_console and _on_own_terminal():
         from printnet.console import serve_with_console
 
-        serve_with_console(srv)  # the operator console on this terminal
+        serve_with_console(operated, run=srv.run,  # the operator console on this terminal
+                           restore_signals=lambda: install_signal_handlers(srv))
     else:
         srv.run()
 
@@ -321,7 +328,7 @@ def _on_own_terminal() -> bool:
 @cli.command(context_settings={"ignore_unknown_options": True,
                                "allow_interspersed_args": False})
 @click.option("--server", "server_name", metavar="NAME",
-              help="The server (default: the only one running on this host).")
+              help="The server, any case (default: the only one running on this host).")
 @click.option("--password-env", metavar="VAR",
               help="Read the console password from this environment variable.")
 @click.option("--new-password-env", metavar="VAR",

@@ -31,14 +31,15 @@ while the edit was being validated is not overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Final
 
@@ -46,64 +47,14 @@ from printnet import cmdfile
 from printnet.errors import ConfigError
 from printnet.quota import OverAction, Period, QuotaRule
 
-
-class Flow(StrEnum):
-    NONE = "none"
-    XONXOFF = "xonxoff"
-    RTSCTS = "rtscts"
-    DSRDTR = "dsrdtr"
-
-
-class ErrorPolicy(StrEnum):
-    """What a printer does with its current job when it comes back after trouble."""
-
-    RETRY = "retry"  # resume/reprint the job, keeping its place
-    HOLD = "hold"  # put the job on hold for the operator
-    ABORT = "abort"  # abort the job with the reason
-
-
-class DriverName(StrEnum):
-    PLAIN = "plain"
-    ESCP = "escp"
-
-
-@dataclass(frozen=True, slots=True)
-class SetupConfig:
-    """A setup (form): what is loaded in a printer and how pages look."""
-
-    name: str  # e.g. STANDARD, CHECKS
-    form: str = "PLAIN"  # the paper: PLAIN, CHECKS, LABELS ...
-    length: int = 66  # lines per page
-    width: int = 80  # characters per line
-    init: bytes = b""  # extra initialization bytes an intelligent driver sends
-
-
-@dataclass(frozen=True, slots=True)
-class PrinterConfig:
-    name: str
-    port: str  # a pyserial URL, or a device path
-    baud: int = 9600
-    bytesize: int = 8
-    parity: str = "N"  # N E O M S
-    stopbits: float = 1
-    flow: Flow = Flow.NONE
-    driver: DriverName = DriverName.PLAIN
-    setup: str = "STANDARD"  # the setup mounted at start
-    header: str | None = None  # header template name (etc/<name>.hdr); None: built-in
-    classes: tuple[str, ...] = ()
-    error_policy: ErrorPolicy = ErrorPolicy.RETRY
-    stall_timeout: float = 30.0  # seconds without progress before the printer is offline
-    retry_interval: float = 5.0  # seconds between attempts to reach an offline printer
-    accepting: bool = True
-    reject_reason: str = ""
-    stopped: bool = False
-    password_hash: str | None = None
-    max_copies: int | None = None
-    max_bytes: int | None = None
-    max_pages: int | None = None
-    max_file: int | None = None  # bytes of one file of a job
-    over_limit: OverAction = OverAction.REJECT  # OVERLIMIT=: a job over a MAX... limit
-    header_pages: bool = True  # HEADER=NONE: never print header pages
+# The setup, driver and printer settings live in the pure `printnet.settings`, so the
+# renderer and drivers need not import this I/O module; re-exported here.
+from printnet.settings import DriverName as DriverName  # noqa: PLC0414 (re-export)
+from printnet.settings import ErrorPolicy as ErrorPolicy  # noqa: PLC0414 (re-export)
+from printnet.settings import Flow as Flow  # noqa: PLC0414 (re-export)
+from printnet.settings import PrinterConfig as PrinterConfig  # noqa: PLC0414 (re-export)
+from printnet.settings import SetupConfig as SetupConfig  # noqa: PLC0414 (re-export)
+from printnet.spool.publish import fsync_dir, write_temp
 
 
 @dataclass(frozen=True, slots=True)
@@ -529,9 +480,22 @@ def header_template(config: Config, printer: PrinterConfig) -> str | None:
 # Writing: defaults and edits
 
 
+def defaults_folder() -> Traversable:
+    """Where the example configuration that `printnet init` copies lives.
+
+    One copy: the repository's top-level etc/.  A wheel carries it as package data
+    printnet/defaults/ (setup.py maps that folder onto etc/); a checkout or an
+    editable install has no printnet/defaults/ and reads etc/ beside the package.
+    """
+    packaged = resources.files("printnet").joinpath("defaults")
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "etc"
+
+
 def default_text(name: str) -> str:
-    """The embedded default of an etc file (server.cmd, printers.cmd, local.hdr)."""
-    return resources.files("printnet").joinpath("defaults", name).read_text("utf-8")
+    """The example of an etc file (server.cmd, printers.cmd, local.hdr)."""
+    return defaults_folder().joinpath(name).read_text("utf-8")
 
 
 def write_defaults(etc: Path) -> list[Path]:
@@ -558,46 +522,18 @@ def write_defaults(etc: Path) -> list[Path]:
     return created
 
 
-def _temp_name(path: Path) -> Path:
-    return path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-
-
 def _write_temp(path: Path, data: bytes, mode: int, owner: tuple[int, int] | None, *,
                 exact_mode: bool = True) -> Path:
     """A complete, fsynced temp file beside `path`: `mode` exactly, or less the umask."""
-    tmp = _temp_name(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if exact_mode else mode)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        if owner is not None:
-            try:
-                os.fchown(fd, *owner)
-            except OSError:
-                pass
-        if exact_mode:
-            os.fchmod(fd, mode)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    return tmp
+    return write_temp(path.parent, data, mode, prefix=f".{path.name}", exact_mode=exact_mode,
+                      owner=owner)
 
 
 def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    # Best effort: the file is already in place; a folder we cannot open or fsync
+    # (some FUSE filesystems) must not fail an edit that succeeded.
+    with contextlib.suppress(OSError):
+        fsync_dir(folder)
 
 
 def _create_new(path: Path, data: bytes, mode: int) -> bool:

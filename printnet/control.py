@@ -1,7 +1,9 @@
 """The local control channel of a running print server: one unix socket per server.
 
 Owns where the socket lives, its permissions, and its tiny protocol; what a
-request *means* is `printnet.console`'s business (the handler passed in).
+request *means* is the handler's business (`printnet.console.gate.Console`,
+which the CLI wires in).  Server names are case-insensitive here too: the
+socket is named after the upper-cased name (`safe_name`).
 
 Where (host-local, never on the shared disk)::
 
@@ -22,7 +24,7 @@ Protocol: the client connects, sends one JSON object on one line (at most
 `MAX_LINE` bytes), the server answers with one JSON object on one line and
 closes.  One request per connection.  The handler runs on a connection thread
 (at most `MAX_CLIENTS` at a time); it decides which work goes to the server
-thread (`Server.call`).
+thread (`RunningServer.between_cycles`).
 
 A server that finds a live socket of the same name (another server of that
 name on this host) logs it and runs without a control channel rather than
@@ -85,7 +87,13 @@ def runtime_dir() -> Path:
 
 
 def safe_name(server: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in server)
+    """The socket's name for a server name as a user typed it.
+
+    Server names are case-insensitive (a server started with `--name barcon` runs
+    as BARCON), so the name is upper-cased like every printnet name.
+    """
+    canonical = server.strip().upper()
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in canonical)
 
 
 def socket_path(server: str, folder: Path | None = None) -> Path:
@@ -285,6 +293,7 @@ def _read_line(conn: socket.socket) -> bytes:
 def call(server: str, request: dict[str, Any], *, timeout: float = REPLY_TIMEOUT,
          folder: Path | None = None) -> dict[str, Any]:
     """Send one request to the running server `server` on this host; its reply."""
+    server = server.strip().upper()  # names are case-insensitive: barcon is BARCON
     path = socket_path(server, folder)
     _check_folder(path.parent, owners={os.geteuid(), 0}, create=False)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -231,7 +231,10 @@ def write_status(spool: Path, etc: Path, *, printer: str | None, user: str | Non
         if p.get("accepting") is False:  # the operator's CP REJECT reason
             rejecting = f"rejecting new jobs: {p.get('reject_reason') or 'not accepting'}"
             reasons = f"{reasons}; {rejecting}" if reasons else rejecting
-        job = f" printing {p['job']}" if p.get("job") else ""
+        # The state already says "printing"; a job under another state (offline,
+        # unknown) is named as such.
+        job = "" if not p.get("job") else (
+            f" {p['job']}" if p.get("state") == "printing" else f" (job {p['job']})")
         write(f"printer {p['name']}: {p['state']}{job}, setup {p.get('setup')}"
               f"{' (' + reasons + ')' if reasons else ''} [server {p.get('server')}]\n")
     out = _job_lines(lines)

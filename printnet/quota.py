@@ -14,7 +14,8 @@ Rules, in the words of docs/SECURITY.md:
   `QUOTA @staff ...` the members of a Unix group.  With ``PRINTER=X`` only
   jobs sent to printer X by name count and are checked.
 * **Usage** of a user in a period = the pages of their accounting lines
-  whose ``finished`` time falls in the period, plus the counted pages of
+  whose ``finished`` time falls in the period (a canceled job's line counts
+  no pages, whoever canceled it), plus the counted pages of
   their live jobs (any state) except those held by policy (quota or
   limit), minus nothing: a job is never counted twice (a live job whose
   accounting line is already written counts once, from the line).
@@ -166,6 +167,8 @@ class UsageBook:
             if not (isinstance(job, str) and isinstance(user, str)
                     and isinstance(printer, str) and type(pages) is int and pages >= 0):
                 continue
+            if line.get("outcome") == "canceled":
+                pages = 0  # a canceled job is not charged (an aborted one printed in part)
             self.ids.add(job)
             self.entries.append(_Entry(job, finished, user, printer, pages))
             taken += 1

@@ -1,6 +1,6 @@
 # Sourced by scripts/*: create or refresh the project's virtual environment.
 # Installs printnet (editable) with its test tools; re-runs pip only when
-# pyproject.toml changed since the last install.
+# pyproject.toml or setup.py changed since the last install.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${PRINTNET_VENV:-$ROOT/.venv}"
@@ -21,7 +21,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 stamp="$VENV/.printnet-installed"
-if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ] || [ "$ROOT/setup.py" -nt "$stamp" ]; then
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
   "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
   touch "$stamp"

@@ -190,7 +190,7 @@ class Chaos:
         shared_fs.wait_for(
             lambda: wanted <= set(self.share.a.run(["ls", str(servers)], timeout=30)
                                   .stdout.decode().split()), 60, "servers' status files",
-            poll=0.3)
+            interval=0.3)
 
     def _start(self, server: ServerProc) -> None:
         server.start()

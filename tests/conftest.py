@@ -1,17 +1,57 @@
-"""Shared fixtures: a fresh spool, a default etc/ folder, and a CLI runner."""
+"""Shared fixtures: a fresh spool, a default etc/ folder, and a CLI runner; and the
+hermetic guard that keeps every test away from the checkout's ./spool and ./etc."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import pytest
 from click.testing import CliRunner, Result
 
 from printnet.masterfile import Job
 from printnet.spool.layout import Spool
+
+# The poisoned working directory's etc/ is valid but knows only this printer, so a
+# request that reads it fails with "unknown printer ... (known: POISONED_CWD)"; its
+# SPOOL is a plain file, so a server or spool command that reads ./spool fails too.
+POISON_PRINTER: Final = "POISONED_CWD"
+POISON_TEXT: Final = ("not a spool: tests/conftest.py poisoned the working directory, so "
+                      "a test that uses ./spool or ./etc instead of its own fails\n")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def hermetic_cwd() -> Iterator[Path]:
+    """Run the whole session from a temporary folder whose ./spool is a plain file and
+    whose ./etc knows only printer POISONED_CWD, without PRINTNET_SPOOL/PRINTNET_ETC in
+    the environment.
+
+    `printnet` falls back to ./spool and ./etc of its working directory; a test (or a
+    subprocess it starts) that forgets to name its own would otherwise pick up the
+    checkout's (made by `scripts/demo`) or a developer's shell settings.  Here such a
+    test fails loudly on the poisoned files instead of passing or failing by accident.
+    """
+    saved_cwd = os.getcwd()
+    saved_env = {k: os.environ.pop(k) for k in ("PRINTNET_SPOOL", "PRINTNET_ETC")
+                 if k in os.environ}
+    with tempfile.TemporaryDirectory(prefix="printnet-cwd-") as folder:
+        Path(folder, "spool").write_text(POISON_TEXT)
+        Path(folder, "etc").mkdir()
+        Path(folder, "etc", "server.cmd").write_text(
+            f"SERVER NAME={POISON_PRINTER}\nSPOOL spool\n")
+        Path(folder, "etc", "printers.cmd").write_text(
+            f"PRINTER {POISON_PRINTER} PORT=loop://\nSETUP STANDARD FORM=PLAIN LENGTH=66 "
+            f"WIDTH=80\nDEFAULT {POISON_PRINTER}\n")
+        os.chdir(folder)
+        try:
+            yield Path(folder)
+        finally:
+            os.chdir(saved_cwd)
+            os.environ.update(saved_env)
 
 
 @pytest.fixture

@@ -28,12 +28,14 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
+
+from waiting import wait_for as wait_for  # noqa: PLC0414 (re-exported for the e2e tests)
 
 from printnet.masterfile import Job
 from printnet.spool import master as master_io
@@ -245,10 +247,15 @@ def start_server(
 
 def printnet(*args: str, env: Mapping[str, str] | None = None, check: bool = True,
              timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """Run the `printnet` CLI in a subprocess; with check, fail the test on exit != 0."""
-    proc = subprocess.run([PYTHON, "-m", "printnet", *args], capture_output=True, text=True,
-                          env=dict(env) if env is not None else None, timeout=timeout,
-                          check=False)
+    """Run the `printnet` CLI in a subprocess; with check, fail the test on exit != 0.
+
+    It runs in a fresh empty folder, so an option the caller leaves out (--spool,
+    --etc) falls back to nothing rather than to some working directory's ./spool or
+    ./etc; PRINTNET_SPOOL/PRINTNET_ETC come only from `env`."""
+    with tempfile.TemporaryDirectory(prefix="printnet-cli-") as cwd:
+        base = dict(env) if env is not None else server_env(Path(cwd) / "run")
+        proc = subprocess.run([PYTHON, "-m", "printnet", *args], capture_output=True,
+                              text=True, env=base, timeout=timeout, check=False, cwd=cwd)
     if check and proc.returncode != 0:
         raise AssertionError(f"printnet {' '.join(args)} exited {proc.returncode}:\n"
                              f"{proc.stdout}{proc.stderr}")
@@ -257,22 +264,6 @@ def printnet(*args: str, env: Mapping[str, str] | None = None, check: bool = Tru
 
 # ---------------------------------------------------------------------------
 # Waiting
-
-
-def wait_for(predicate: Callable[[], T], timeout: float, what: str = "the condition", *,
-             interval: float = 0.05, on_timeout: Callable[[], str] | None = None) -> T:
-    """Poll `predicate` until it returns something truthy (returned); AssertionError
-    naming `what` (and `on_timeout()`'s text, e.g. server logs) at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            extra = f"\n{on_timeout()}" if on_timeout is not None else ""
-            raise AssertionError(f"timed out after {timeout} s waiting for {what} "
-                                 f"(last value {value!r}){extra}")
-        time.sleep(interval)
 
 
 def logs(servers: Iterable[ServerProcess], tail: int = 4000) -> str:

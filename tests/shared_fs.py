@@ -47,10 +47,12 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, TypeVar
+
+from waiting import wait_for as wait_for  # noqa: PLC0414 (re-exported: chaos_engine, test_multihost)
 
 T = TypeVar("T")
 
@@ -103,18 +105,6 @@ def _run(argv: Sequence[str], timeout: float = 60.0, check: bool = True,
         raise Unavailable(f"{' '.join(argv)} failed ({proc.returncode}): "
                           f"{(proc.stderr or proc.stdout).strip()[-500:]}")
     return proc
-
-
-def wait_for(cond: Callable[[], T], timeout: float, what: str, poll: float = 0.1) -> T:
-    """Poll `cond` until it returns something truthy; AssertionError after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(poll)
 
 
 # -- packages ---------------------------------------------------------------------------

@@ -632,3 +632,16 @@ def test_queue_hash_stored_in_printers_cmd(etc: Path) -> None:
     config = edit(etc, "printers.cmd",
                   lambda t: cmdfile.update_command(t, "PRINTER", "LOCAL", {"PASSWORD": stored}))
     assert config.printers["LOCAL"].password_hash == stored
+
+
+def test_the_embedded_default_is_the_repositorys_etc(tmp_path: Path) -> None:
+    """`printnet init` copies the top-level etc/ byte for byte (one copy, no other)."""
+    from printnet.config import DEFAULT_FILES, defaults_folder
+
+    repo_etc = Path(__file__).resolve().parent.parent / "etc"
+    assert Path(str(defaults_folder())).resolve() == repo_etc
+    etc = tmp_path / "etc"
+    write_defaults(etc)
+    for name, _mode in DEFAULT_FILES:
+        assert (etc / name).read_bytes() == (repo_etc / name).read_bytes(), name
+    assert not (Path(__file__).resolve().parent.parent / "printnet" / "defaults").exists()

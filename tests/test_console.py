@@ -22,11 +22,12 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_for
 
 from printnet import cmdfile, config
 from printnet.api import Station
@@ -43,20 +44,6 @@ EVENT = re.compile(r"\d\d:\d\d:\d\d [A-Z0-9&_.+-]+: [^\n]*\n")
 PASSWORD = "sesame"
 CTTY_EXEC = ("import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
              "os.execv(sys.argv[1], sys.argv[1:])")
-
-
-def wait_for(cond: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    """Poll `cond` until it returns something true; fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.2)
 
 
 class Project:
@@ -86,10 +73,11 @@ class Project:
 
     # -- the server ---------------------------------------------------------------------
 
-    def start(self, *options: str) -> subprocess.Popen[bytes]:
+    def start(self, *options: str, server_options: tuple[str, ...] = ()
+              ) -> subprocess.Popen[bytes]:
         with open(self.log, "ab") as log:
             self.server = subprocess.Popen(
-                [PRINTNET, *options, "server"], cwd=self.root, env=self.env,
+                [PRINTNET, *options, "server", *server_options], cwd=self.root, env=self.env,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         wait_for(self.answering, what="the server's console socket")
         return self.server
@@ -125,7 +113,8 @@ class Project:
     # -- the console and stations ----------------------------------------------------
 
     def console(self, *args: str, password: str | None = None, new_password: str | None = None,
-                ok: bool | None = True) -> subprocess.CompletedProcess[str]:
+                ok: bool | None = True, server: str | None = None
+                ) -> subprocess.CompletedProcess[str]:
         env = dict(self.env)
         opts: list[str] = []
         if password is not None:
@@ -135,13 +124,22 @@ class Project:
             env["NEWPW"] = new_password
             opts += ["--new-password-env", "NEWPW"]
         result = subprocess.run(
-            [PRINTNET, "console", "--server", self.name, *opts, *args], cwd=self.root,
+            [PRINTNET, "console", "--server", server or self.name, *opts, *args],
+            cwd=self.root,
             env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
             check=False)
         if ok is True:
             assert result.returncode == 0, (args, result.stdout, result.stderr)
         elif ok is False:
             assert result.returncode != 0, (args, result.stdout, result.stderr)
+        return result
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A station command (`printnet request`, `status`) on this project's spool."""
+        result = subprocess.run(
+            [PRINTNET, "--spool", str(self.spool.root), *args], cwd=self.root, env=self.env,
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
         return result
 
     def json(self, *args: str, **kw: Any) -> Any:
@@ -482,10 +480,45 @@ def test_cancel_stops_a_printing_job_and_ch_shows_its_progress(running: Project)
     prog = wait_for(progress, what="a page printed")
     assert prog["page_total"] >= 5 and prog["pages"] < prog["page_total"]
     assert re.search(rf"page \d+ of {prog['page_total']}", running.console("CH").stdout)
+    # `printnet status` names the job once: "printing <id>", not "printing printing <id>".
+    shown = [line for line in running.cli("status").stdout.splitlines()
+             if line.startswith("printer SLOW:")]
+    assert shown and shown[0].startswith(f"printer SLOW: printing {job},"), shown
     running.console("CANCEL", job)
     running.wait_done(job, outcome="canceled")
     wait_for(lambda: running.json("CP", "SLOW")["printers"][0]["state"] == "idle",
              what="the printer idle again")
+
+
+def test_names_are_case_insensitive_wherever_a_user_types_one(tmp_path: Path) -> None:
+    """Servers, printers, setups and classes: `barcon` is BARCON everywhere."""
+    project = Project(tmp_path, name="BARCON")
+    try:
+        project.start(server_options=("--name", "barcon"))  # runs as BARCON
+        assert "Server BARCON" in project.console("I", server="barcon").stdout
+        assert "Printer LOCAL" in project.console("CH", server="Barcon").stdout
+        project.console("CP", "STOP", "local", server="barcon")
+        project.console("CP", "ADD", "side", "PORT=file://../output/SIDE.prn",
+                        "CLASS=front", server="barcon")
+        (project.root / "memo.txt").write_text("a memo\n")
+        job = project.cli("request", "-P", "local", "-s", "checks", "memo.txt").stdout.strip()
+        wait_for(lambda: project.job(job), what="the job taken in")
+        assert project.job(job).printer == "LOCAL" and project.job(job).setup == "CHECKS"
+        assert job in project.cli("status", "-P", "local").stdout
+        assert job in project.console("CH", "local").stdout
+        assert "moved to FRONT" in project.console("MOVE", job, "front").stdout
+        assert job in project.console("CH", "Front").stdout
+        project.console("MOVE", job, "local")
+        project.console("CP", "MOUNT", "local", "checks")
+        assert project.json("CP", "local")["printers"][0]["mounted"] == "CHECKS"
+        locks = [r["lock"] for r in project.json("F", "LOCKS")["locks"]]
+        assert "server.BARCON" in locks
+        refused = project.console("F", "BREAK", "server.barcon", ok=False)
+        assert "own lease" in refused.stderr
+        project.console("CP", "START", "LOCAL", server="barcon")
+        project.wait_done(job)
+    finally:
+        project.stop()
 
 
 def test_p_i_f_and_q(running: Project) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_for
 
 from printnet.errors import LockHeld, LockLost, SpoolError, UsageError, ValidationError
 from printnet.lease import LockRecord, stale_after
@@ -54,15 +55,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    """Poll `condition` until true; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what or condition}")
-        time.sleep(0.002)
 
 
 def listing(folder: Path) -> list[str]:

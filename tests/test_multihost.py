@@ -73,7 +73,7 @@ class Bench:
         wanted = {f"{n}.json" for n in names}
         wait_for(lambda: wanted <= set(
             self.share.a.run(["ls", str(folder)], timeout=30).stdout.decode().split()),
-            30, f"status files of {names}", poll=0.3)
+            30, f"status files of {names}", interval=0.3)
 
     def submit(self, host: Host, printers: str, n: int, priority: str = "standard",
                **wrap: Any) -> list[tuple[str, str]]:
@@ -95,7 +95,7 @@ class Bench:
         def check() -> dict[str, Any] | None:
             state = self.state(host)
             return state if pred(state) else None
-        found = wait_for(check, timeout, what, poll=0.5)
+        found = wait_for(check, timeout, what, interval=0.5)
         assert found is not None
         return found
 

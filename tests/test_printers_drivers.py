@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from printnet.config import DriverName, SetupConfig
 from printnet.printers.drivers import (
     EscpDriver,
     PlainDriver,
@@ -15,6 +14,7 @@ from printnet.printers.drivers import (
     get_driver,
     strip_controls,
 )
+from printnet.settings import DriverName, SetupConfig
 
 _ALLOWED_LOW = {0x0D, 0x0A, 0x0C}
 

@@ -7,12 +7,12 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from printnet.config import DriverName, SetupConfig
 from printnet.model import Format
 from printnet.printers.banner import block_letters
 from printnet.printers.drivers import EscpDriver, PlainDriver, get_driver
 from printnet.printers.paginate import paginate
 from printnet.printers.render import RenderJob, count_pages, count_raw_pages, render
+from printnet.settings import DriverName, SetupConfig
 
 SETUP = SetupConfig("CHECKS", form="CHECKS", length=22, width=80)
 JOB = RenderJob(

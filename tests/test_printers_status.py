@@ -92,7 +92,7 @@ def test_status_says_paper_out_offline_and_refused_in_one_sentence(
         wait_for(partial(shows, root, "P1", wanted), 20, f"P1 {says}",
                  on_timeout=lambda: logs(servers))
         text = printnet("--spool", str(root), "status", env=env).stdout
-        assert re.search(rf"printer P1: offline printing {p1.id}, setup STANDARD "
+        assert re.search(rf"printer P1: offline \(job {p1.id}\), setup STANDARD "
                          rf"\(sim://P1\?\S+: {says} \(took no bytes for \d+\.\d s, "
                          rf"after \d+ of \d+ bytes\)\) \[server S1\]", text), text
         sim_control(sim.out, "online")

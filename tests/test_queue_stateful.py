@@ -2,12 +2,22 @@
 
 Two "servers" (each a MasterStore, an Intake and a lease token) share one spool.
 Rules submit, take in, claim, complete, cancel, hold/release, compact, commit with
-a stale view, and crash a server at any step (also half-way through a claim or
-between taking requests in and entering them).  A crashed holder's printing jobs
+a stale view, and crash a server at any step (also half-way through a claim,
+between taking requests in and entering them, and between writing a finished
+job's done/ record and committing its removal).  A crashed holder's printing jobs
 are requeued once its lease, renewed on a fake clock by live servers only, is
-judged stale by `printnet.lease`.  Invariants: no submitted job is ever lost (each
-is in exactly one place: new/, received/ + master, or done/), a fresh reader, a
-long-lived reader and every up-to-date server agree, and queue order holds.
+judged stale by `printnet.lease`.
+
+Every change goes through the shipped code: the server's planner
+(`printnet.server.cycle.plan_cycle`: reconcile at start, adds, printers' results,
+orphans, control requests, scheduling), its orphan finder
+(`printnet.server.cycle.find_orphans`) and the job verbs' endings
+(`printnet.verbs.write_endings`); the test only carries out a plan the way
+`SpoolService._locked_cycle` does (endings, commit, remove finished requests).
+Invariants: no submitted job is ever lost (each is in exactly one place: new/,
+received/ + master, or done/, or, after a crash, one of the in-between places
+recovery resolves), a fresh reader, a long-lived reader and every up-to-date
+server agree, and queue order holds.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,16 +47,27 @@ from hypothesis.stateful import (
 
 from printnet import lease as lease_mod
 from printnet import masterfile as mf
+from printnet import verbs
 from printnet.errors import Fenced
 from printnet.masterfile import Job, MasterState, Op
-from printnet.model import JobState, PrintRequest, Priority
-from printnet.scheduling import PrinterView, decide
+from printnet.model import ControlAction, ControlRequest, JobState, PrintRequest, Priority
+from printnet.scheduling import PrinterView
+from printnet.server.cycle import (
+    Control,
+    CycleInputs,
+    Plan,
+    Reconcile,
+    Schedule,
+    find_orphans,
+    plan_cycle,
+)
 from printnet.spool import master as master_io
 from printnet.spool.intake import Intake
 from printnet.spool.layout import Spool
 from printnet.spool.master import MasterStore
 from printnet.spool.publish import unique_name
 from printnet.spool.submit import Source, Submitter
+from printnet.worker import Assignment, Result
 
 LEASE = 10.0
 PRINTERS = {"S1": "LP1", "S2": "LP2"}
@@ -60,7 +81,10 @@ class ModelJob:
     printer: str
     priority: Priority
     state: JobState
-    where: str  # new | half (claim half done) | received | master | done
+    # new | half (claim half done) | received | master | done, or after a crash
+    # between a finished job's done/ record and its removal: finished (record and
+    # master entry) | done-left (record and request; the job left the master)
+    where: str
     holder: str = ""
     token: str = ""
     restarted: int = 0
@@ -96,6 +120,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.servers: dict[str, Server | None] = dict.fromkeys(PRINTERS)
         self.incarnation = itertools.count()
         self.voided: list[tuple[str, str]] = []  # (job id, token) of claims that ended
+        self.claimed: dict[tuple[str, str], Job] = {}  # (job id, token) -> job as claimed
         self.fence = FakeFence()
         self.reader = MasterStore(self.spool)  # a long-lived reader, never writing
         for name in PRINTERS:
@@ -132,6 +157,31 @@ class QueueMachine(RuleBasedStateMachine):
             server.seen = self.commits
         return applied
 
+    def _plan(self, server: Server, **inputs: Any) -> Plan:
+        """The server's planner on this server's current view."""
+        return plan_cycle(server.store.state,
+                          CycleInputs(server=server.name, token=server.token, **inputs),
+                          NIGHT_TIME)
+
+    def _carry_out(self, server: Server, plan: Plan) -> int:
+        """As `SpoolService._locked_cycle`: endings first, the commit, then the
+        finished jobs' requests leave received/."""
+        verbs.write_endings(self.spool, plan.endings)
+        applied = self._commit(server, plan.ops)
+        for job_id in plan.ended:
+            if job_id not in server.store.state:
+                (self.spool.received / f"{job_id}.req").unlink()
+        for job_id in plan.clean:
+            (self.spool.received / f"{job_id}.req").unlink()
+        return applied
+
+    def _control(self, server: Server, action: ControlAction, job_id: str) -> Plan:
+        req = ControlRequest(id=f"C{len(self.jobs):017d}", user="alice", station="ws1",
+                             submitted=NIGHT_TIME, action=action, jobs=(job_id,))
+        plan = self._plan(server, controls=[Control(req, operator=False)])
+        assert plan.answers == [(req, {job_id: "applied"})]
+        return plan
+
     def _pick(self, data: st.DataObject, where: str, *states: JobState) -> ModelJob | None:
         candidates = sorted(
             j.id for j in self.jobs.values()
@@ -155,32 +205,32 @@ class QueueMachine(RuleBasedStateMachine):
         self._reconcile(server)
 
     def _reconcile(self, server: Server) -> None:
-        """What a starting server does: finish half claims, enter what received/ holds,
-        requeue its own previous life's printing jobs."""
+        """What a starting server does (the shipped reconcile of `plan_cycle`): finish
+        half claims, enter what received/ holds, requeue its own previous life's
+        printing jobs (or remove them when their done/ record exists)."""
         self._refresh(server)
         server.intake.finish_claims()
-        done = master_io.finished_ids(self.spool)
-        state = server.store.state
-        ops: list[Op] = [
-            mf.op_add(Job.from_request(req))
-            for job_id, req in master_io.received_requests(self.spool).items()
-            if job_id not in state and job_id not in done
-        ]
-        mine = [j for j in state.jobs.values() if j.state is JobState.PRINTING
-                and j.holder == server.name and j.token != server.token]
-        ops += [mf.op_state(j.id, JobState.PENDING, mf.RESTARTED_NOTE, restarted=True,
-                            token_was=j.token) for j in mine]
-        if mine:
+        found = Reconcile(master_io.received_requests(self.spool),
+                          master_io.finished_ids(self.spool))
+        plan = self._plan(server, reconcile=found)
+        if plan.requeued:
             event("restart requeued its own jobs")
         if any(j.where in ("half", "received") for j in self.jobs.values()):
             event("reconcile entered received requests")
-        self._commit(server, ops)
+        self._carry_out(server, plan)
         for job in self.jobs.values():
             if job.where in ("half", "received"):
                 job.where = "master"
-            elif job.where == "master" and job.state is JobState.PRINTING \
+            elif job.where == "done-left":
+                job.where = "done"  # its leftover request is removed
+                event("reconcile removed a finished job's request")
+            elif job.where in ("master", "finished") and job.state is JobState.PRINTING \
                     and job.holder == server.name and job.token != server.token:
-                self._requeue(job)
+                if job.where == "finished":
+                    job.where = "done-left"
+                    event("restart removed its own finished job")
+                else:
+                    self._requeue(job)
 
     # -- stations ------------------------------------------------------------------
 
@@ -220,9 +270,10 @@ class QueueMachine(RuleBasedStateMachine):
             self.servers[server.name] = None
             return
         self._refresh(server)
-        ops = [mf.op_add(Job.from_request(t.request)) for t in taken
-               if isinstance(t.request, PrintRequest)]
-        assert self._commit(server, ops) == len(ops)
+        admitted = [Job.from_request(t.request) for t in taken
+                    if isinstance(t.request, PrintRequest)]
+        plan = self._plan(server, admitted=admitted, taken={j.id for j in admitted})
+        assert self._carry_out(server, plan) == len(admitted)
         for job_id in waiting:
             self.jobs[job_id].where = "master"
 
@@ -245,23 +296,23 @@ class QueueMachine(RuleBasedStateMachine):
         name = server.name
         self._refresh(server)
         printer = PRINTERS[name]
-        decisions = decide(server.store.state, [PrinterView(printer, "STANDARD")],
-                           now_local=NIGHT_TIME, night=(0, 6))
-        busy = any(j.where == "master" and j.state is JobState.PRINTING and j.printer == printer
-                   for j in self.jobs.values())
+        plan = self._plan(server, schedule=Schedule(
+            views=[PrinterView(printer, "STANDARD")], now_local=NIGHT_TIME, night=(0, 6)))
+        busy = any(j.where in ("master", "finished") and j.state is JobState.PRINTING
+                   and j.printer == printer for j in self.jobs.values())
         ready = sorted(
             (j for j in self.jobs.values() if j.where == "master"
              and j.state is JobState.PENDING and j.printer == printer),
             key=lambda j: (j.priority.rank, j.id),
         )
         expected = [] if busy or not ready else [(ready[0].id, printer)]
-        assert decisions.claims == expected
-        assert decisions.notes == {}
+        assert plan.claims == expected
+        assert plan.decisions is not None and plan.decisions.notes == {}
         if not expected:
             return
         job_id = expected[0][0]
-        self._commit(server, [mf.op_state(job_id, JobState.PRINTING, holder=name,
-                                          token=server.token, assigned=printer)])
+        assert self._carry_out(server, plan) == 1
+        self.claimed[(job_id, server.token)] = replace(server.store.state.jobs[job_id])
         job = self.jobs[job_id]
         job.state, job.holder, job.token, job.note = (
             JobState.PRINTING, name, server.token, "")
@@ -271,45 +322,50 @@ class QueueMachine(RuleBasedStateMachine):
         return sorted(j.id for j in self.jobs.values() if j.where == "master"
                       and j.state is JobState.PRINTING and j.token in tokens)
 
+    def _result(self, job_id: str, token: str, outcome: JobState) -> Result:
+        job = self.claimed[(job_id, token)]
+        return Result(Assignment(self.spool, replace(job), token), outcome, pages=1,
+                      finished=NIGHT_TIME)
+
     @precondition(lambda self: bool(self._printing_by_live_holder()))
-    @rule(data=st.data())
-    def complete(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), crash_before_commit=st.booleans())
+    def complete(self, data: st.DataObject, crash_before_commit: bool) -> None:
+        """A printer finished the job: its server's next cycle settles it."""
         job = self.jobs[data.draw(st.sampled_from(self._printing_by_live_holder()))]
         server = self.servers[job.holder]
         assert server is not None
         self._refresh(server)
-        applied = self._commit(server, [mf.op_state(job.id, JobState.COMPLETED,
-                                                    token_was=job.token)])
-        assert applied == 1
-        job.state, job.holder, job.token, job.note = JobState.COMPLETED, "", "", ""
-
-    @precondition(lambda self: self._any_alive()
-                  and self._any_in("master", JobState.COMPLETED, JobState.CANCELED))
-    @rule(data=st.data())
-    def remove_finished(self, data: st.DataObject) -> None:
-        """Record a finished (completed or canceled) job in done/ and let it go."""
-        server = self._server(data)
-        job = self._pick(data, "master", JobState.COMPLETED, JobState.CANCELED)
-        assert job is not None
-        self._refresh(server)
-        record = {"job": server.store.state.jobs[job.id].to_json()}
-        (self.spool.done / f"{job.id}.json").write_text(json.dumps(record))
-        assert self._commit(server, [mf.op_remove(job.id)]) == 1
-        (self.spool.received / f"{job.id}.req").unlink()
+        plan = self._plan(server, results=[self._result(job.id, job.token,
+                                                        JobState.COMPLETED)],
+                          printing={job.id})
+        assert plan.settled == [job.id] and plan.ended == [job.id] and plan.printed == 1
+        if crash_before_commit:
+            verbs.write_endings(self.spool, plan.endings)
+            self.servers[server.name] = None
+            job.where = "finished"
+            return
+        assert self._carry_out(server, plan) == 1
         job.where = "done"
+        job.state, job.holder, job.token, job.note = JobState.COMPLETED, "", "", ""
 
     @precondition(lambda self: self._any_alive() and self._any_in(
         "master", JobState.PENDING, JobState.HELD, JobState.PRINTING))
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
+        """The job's owner cancels it with a control request."""
         server = self._server(data)
         job = self._pick(data, "master", JobState.PENDING, JobState.HELD, JobState.PRINTING)
         assert job is not None
         self._refresh(server)
-        assert self._commit(server, [mf.op_state(job.id, JobState.CANCELED, "by alice")]) == 1
+        plan = self._control(server, ControlAction.CANCEL, job.id)
+        assert plan.stop == ([job.id] if job.state is JobState.PRINTING else [])
+        assert self._carry_out(server, plan) == 1
+        record = json.loads((self.spool.done / f"{job.id}.json").read_text())
+        assert (record["outcome"], record["reason"]) == ("canceled", "canceled by alice")
         if job.token:
             self.voided.append((job.id, job.token))
-        job.state, job.holder, job.token, job.note = JobState.CANCELED, "", "", "by alice"
+        job.state, job.holder, job.token = JobState.CANCELED, "", ""
+        job.where = "done"
 
     @precondition(lambda self: self._any_alive()
                   and self._any_in("master", JobState.PENDING, JobState.HELD))
@@ -318,10 +374,13 @@ class QueueMachine(RuleBasedStateMachine):
         server = self._server(data)
         job = self._pick(data, "master", JobState.PENDING, JobState.HELD)
         assert job is not None
-        new = JobState.HELD if job.state is JobState.PENDING else JobState.PENDING
+        holding = job.state is JobState.PENDING
         self._refresh(server)
-        assert self._commit(server, [mf.op_state(job.id, new)]) == 1
-        job.state, job.note = new, ""
+        plan = self._control(server, ControlAction.HOLD if holding else ControlAction.RELEASE,
+                             job.id)
+        assert self._carry_out(server, plan) == 1
+        job.state = JobState.HELD if holding else JobState.PENDING
+        job.note = "held by alice" if holding else ""
 
     @precondition(lambda self: self._any_alive() and self._any_in("master"))
     @rule(data=st.data())
@@ -350,8 +409,13 @@ class QueueMachine(RuleBasedStateMachine):
         job_id, token = data.draw(st.sampled_from(self.voided))
         store = MasterStore(self.spool)
         store.refresh()
-        applied = store.commit([mf.op_state(job_id, JobState.COMPLETED, token_was=token),
-                                mf.op_remove(job_id, token_was=token)], self.fence)
+        result = self._result(job_id, token, JobState.COMPLETED)
+        plan = plan_cycle(store.state, CycleInputs(server="ZOMBIE", token=token,
+                                                   results=[result]), NIGHT_TIME)
+        assert plan.ops == [] and plan.endings == []  # the planner drops it
+        # And were its ops committed anyway, the lease token fences them.
+        ops = verbs.settle(self.claimed[(job_id, token)], result, server="ZOMBIE").ops
+        applied = store.commit(ops, self.fence)
         self.commits += 1
         assert applied == 0  # fenced by the lease token: changes nothing
         event("voided holder fenced")
@@ -410,18 +474,25 @@ class QueueMachine(RuleBasedStateMachine):
         live_tokens = {s.token for s in self.servers.values() if s is not None}
         assert {self.board[h][0] for h in stale}.isdisjoint(live_tokens)
         self._refresh(server)
-        orphans = [
-            j for j in server.store.state.jobs.values() if j.state is JobState.PRINTING
-            and (j.holder in stale or self.board[j.holder][0] != j.token)
-        ]
-        expected = sorted(j.id for j in self.jobs.values() if j.where == "master"
+
+        def lease(holder: str) -> tuple[bool, str | None]:
+            return holder not in stale, self.board[holder][0]
+
+        orphans = find_orphans(server.store.state, server.name, lease)
+        expected = sorted(j.id for j in self.jobs.values() if j.where in ("master", "finished")
                           and j.state is JobState.PRINTING and j.token not in live_tokens)
         assert sorted(j.id for j in orphans) == expected
-        ops = [mf.op_state(j.id, JobState.PENDING, mf.RESTARTED_NOTE, restarted=True,
-                           token_was=j.token) for j in orphans]
-        assert self._commit(server, ops) == len(ops)
+        done = master_io.finished_ids(self.spool)
+        plan = self._plan(server, orphans=orphans,
+                          orphans_done={j.id for j in orphans if j.id in done})
+        assert self._carry_out(server, plan) == len(orphans)
         for job_id in expected:
-            self._requeue(self.jobs[job_id])
+            job = self.jobs[job_id]
+            if job.where == "finished":
+                job.where = "done"
+                event("orphan with a done record removed")
+            else:
+                self._requeue(job)
         if expected:
             event("orphaned jobs requeued")
 
@@ -433,7 +504,8 @@ class QueueMachine(RuleBasedStateMachine):
         received = set(os.listdir(self.spool.received))
         done = master_io.finished_ids(self.spool)
         state = master_io.load(self.spool)
-        assert set(state.jobs) == {j.id for j in self.jobs.values() if j.where == "master"}
+        assert set(state.jobs) == {j.id for j in self.jobs.values()
+                                   if j.where in ("master", "finished")}
         assert {n for n in new if n.startswith(".")} == set()
         for job in self.jobs.values():
             req = f"{job.id}.req"
@@ -444,9 +516,11 @@ class QueueMachine(RuleBasedStateMachine):
                 "master": job.id in state,
                 "done": job.id in done,
             }
-            expected = {"master": {"received", "master"}}.get(job.where, {job.where})
+            expected = {"master": {"received", "master"},
+                        "finished": {"received", "master", "done"},
+                        "done-left": {"received", "done"}}.get(job.where, {job.where})
             assert {p for p, here in places.items() if here} == expected, (job, places)
-            if job.where == "master":
+            if job.where in ("master", "finished"):
                 got = state.jobs[job.id]
                 assert (got.state, got.holder, got.token, got.restarted, got.note,
                         got.priority, got.printer) == (

@@ -327,3 +327,77 @@ def test_the_free_space_guard_refuses_new_requests(
         assert result.exit_code == 1
         assert "below its guard of 1073741824 MiB: not accepting new requests" in result.stderr
     assert sorted(os.listdir(spool.new)) == []
+
+
+# ---------------------------------------------------------------------------
+# Operator verbs and the policy (bugs of issue 12)
+
+
+def operator(server: Server, *argv: str) -> Any:
+    """A console command as the server terminal runs it, answered between ticks."""
+    import importlib
+    import threading
+
+    console: Any = importlib.import_module("printnet.console")
+    if hasattr(console, "Request"):  # the console as one module, on the Server itself
+        target: Any = server
+        command = console.Request(argv=list(argv))
+    else:  # the console package, through the server's operator protocol
+        target = importlib.import_module("printnet.operated").OperatedServer(server)
+        command = console.Command(argv=list(argv))
+
+    box: list[Any] = []
+    thread = threading.Thread(target=lambda: box.append(
+        console.Console(target).execute(command)))
+    thread.start()
+    reply = until(server, f"console {argv[0]}", lambda: box and box[0])
+    thread.join()
+    return reply
+
+
+def test_an_operator_hold_stamps_the_hold_time(
+    spool: Spool, etc: Path, run_cli: CliRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 3-day-old job held at the console waits HELDEXPIRY from its hold, not its submit."""
+    monkeypatch.setattr("printnet.spool.admission.POLICY_INTERVAL", 0.05)  # look often
+    configure(etc, "HELDEXPIRY 24\n")
+    old = submit(run_cli, "-P", "PARKED", tmp=tmp_path)  # stays pending: PARKED is stopped
+    later = datetime.now().astimezone() + timedelta(days=3)
+    with running(etc, clock=lambda: later) as server:
+        until(server, "the job", live(spool, old))
+        reply = operator(server, "HOLD", old)
+        assert reply.ok, reply.error
+        job = live(spool, old)()
+        assert job.state is JobState.HELD
+        since = held_since(job)
+        assert since is not None and abs((since - later).total_seconds()) < 1
+        deadline = time.monotonic() + 1.0  # many policy looks
+        while time.monotonic() < deadline:
+            server.tick()
+            time.sleep(0.01)
+        assert live(spool, old)() is not None, "canceled at once by HELDEXPIRY"
+        assert not (spool.done / f"{old}.json").exists()
+
+
+def test_usage_does_not_count_canceled_jobs() -> None:
+    book = UsageBook()
+    book.feed([line("A", "alice", 10, NOW, outcome="completed"),
+               line("B", "alice", 7, NOW, outcome="canceled"),
+               line("C", "alice", 3, NOW, outcome="aborted")])  # printed in part
+    assert book.used("alice", period_start(Period.DAY, NOW)) == 13
+    assert book.ids == {"A", "B", "C"}  # B's live job is not counted either
+
+
+def test_an_operator_cancel_is_not_charged_to_the_quota(
+    spool: Spool, etc: Path, run_cli: CliRun, tmp_path: Path,
+) -> None:
+    configure(etc, "QUOTA * PAGES=5 PER=WEEK\n")
+    parked = submit(run_cli, "-P", "PARKED", body=b"a\n" * 25, tmp=tmp_path)  # 4 pages
+    with running(etc) as server:
+        until(server, "the parked job", live(spool, parked))
+        reply = operator(server, "CANCEL", parked)
+        assert reply.ok, reply.error
+        assert until(server, "the cancel", done(spool, parked))["outcome"] == "canceled"
+        second = submit(run_cli, body=b"b\n" * 25, tmp=tmp_path)  # 4 pages: fits in 5
+        record = until(server, "the second job", done(spool, second))
+        assert record["outcome"] == "completed"

@@ -37,7 +37,7 @@ from __future__ import annotations
 import re
 from typing import Final, Protocol
 
-from printnet.config import DriverName, SetupConfig
+from printnet.settings import DriverName, SetupConfig
 
 ESC: Final = "\x1b"
 FF: Final = b"\f"
@@ -163,7 +163,7 @@ class Driver(Protocol):
     name: DriverName
 
     def begin(self, setup: SetupConfig) -> bytes:
-        """Bytes that start a job on the given setup (form)."""
+        """Bytes that start a job on the given setup."""
         ...
 
     def page(self, lines: list[str]) -> bytes:

@@ -1,4 +1,4 @@
-"""Pure: pagination of text jobs into the pages of a setup (form).
+"""Pure: pagination of text jobs into the pages of a setup.
 
 Owns the page layout of text jobs: every page starts with a heading line
 (title on the left; date stamp and ``Page N of M`` on the right), then a blank

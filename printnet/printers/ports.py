@@ -45,10 +45,10 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 import serial
 from serial.serialutil import SerialBase
 
-from printnet.config import Flow, PrinterConfig
 from printnet.errors import PortError
 from printnet.printers import protocol_sim
 from printnet.printers.simctl import SimState
+from printnet.settings import Flow, PrinterConfig
 
 PACKAGE: Final = "printnet.printers"
 

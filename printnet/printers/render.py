@@ -27,11 +27,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from printnet.config import SetupConfig
 from printnet.model import Format, clean_text
 from printnet.printers.banner import header_page
 from printnet.printers.drivers import Driver
 from printnet.printers.paginate import add_headings, page_bodies
+from printnet.settings import SetupConfig
 
 
 @dataclass(frozen=True, slots=True)

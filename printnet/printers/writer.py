@@ -5,7 +5,7 @@ out: `SendStalled` (a `PrinterStalled`) and `SendFailed` (a `PortError`).
 
 Ports are opened with ``write_timeout=0`` (`ports.open_port`): each write
 returns at once with the number of bytes the port took, the only mode in which
-pyserial reports that exactly (FACTS.md).  `send` keeps the running count, and
+pyserial reports that exactly (docs/PRINTERS.md).  `send` keeps the running count, and
 when the port takes nothing it waits efficiently:
 
 * a port with a file descriptor (a tty, ``socket://``): ``select`` for

@@ -19,8 +19,8 @@ Owns, for one shared disk as one server serves it:
   ...`` or refused (``ACTION=REJECT``).
 * **Each cycle** (`policy_due` without the lock, `policy_ops` under it, at
   most every `POLICY_INTERVAL` seconds): held jobs older than HELDEXPIRY are
-  canceled (done record and accounting line first, as for any cancel), and
-  quota-held jobs that fit again are released.
+  canceled (`printnet.verbs.expire`: done record and accounting line first,
+  as for any cancel), and quota-held jobs that fit again are released.
 
 Usage is read from ``log/accounting.jsonl`` incrementally (by byte offset),
 kept for the longest period only.  Counts made at intake live in this
@@ -38,10 +38,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from printnet import quota
+from printnet import quota, verbs
 from printnet.config import Config, PrinterConfig, SetupConfig
 from printnet.errors import RequestInvalid, SpoolError
-from printnet.masterfile import Job, MasterState, Op, op_remove, op_state
+from printnet.masterfile import Job, MasterState
 from printnet.model import JobState, PrintRequest, Request, iso
 from printnet.printers.render import RenderJob, count_pages
 from printnet.security import open_job_folder, read_job_file, user_groups
@@ -242,35 +242,24 @@ class Admission:
         return self._policy_pending
 
     def policy_ops(self, state: MasterState, *, now: datetime, now_local: datetime,
-                   server_name: str) -> tuple[list[Op], list[str]]:
-        """Under the master lock: (ops, ids of jobs removed).  Writes the done records
-        and accounting lines of expired jobs before returning (as a cancel does)."""
+                   server_name: str) -> verbs.Change:
+        """Under the master lock: expired held jobs end (`verbs.expire`: the caller
+        writes their done records and accounting lines before the commit), quota-held
+        jobs that fit again are released."""
+        change = verbs.Change()
         if not self._policy_pending:
-            return [], []
+            return change
         self._policy_pending = False
         server = self._config().server
-        ops: list[Op] = []
-        removed: list[str] = []
         if server.held_expiry is not None:
             reason = quota.expiry_reason(server.held_expiry)
-            lines = []
             for job in quota.expired(state, server.held_expiry, now):
-                done = self.spool.done / f"{job.id}.json"
-                # A done record left by a commit that failed already has its line.
-                if not done.exists():
-                    record = records.done_record(
-                        _copy(job), outcome=JobState.CANCELED.value, reason=reason, pages=0,
-                        sheets=0, size=0, started=None, finished=now, request=None,
-                        server=server_name)
-                    records.write_done(self.spool, job.id, record)
-                    lines.append(records.accounting_line(record))
-                ops.append(op_remove(job.id))
-                removed.append(job.id)
-            records.append_lines(self.spool.accounting, lines)
+                change.add(verbs.expire(job, reason=reason, at=now, server=server_name))
         if server.quotas:
-            for job in self._releasable(state, now_local, server.quotas, skip=set(removed)):
-                ops.append(op_state(job.id, JobState.PENDING, ""))
-        return ops, removed
+            for job in self._releasable(state, now_local, server.quotas,
+                                        skip=set(change.ended)):
+                change.ops.append(verbs.release(job))
+        return change
 
     def _releasable(self, state: MasterState, now_local: datetime,
                     rules: tuple[quota.QuotaRule, ...], skip: set[str] | None = None,
@@ -290,12 +279,6 @@ class Admission:
                 out.append(job)
                 quota.add_live(live, job)
         return out
-
-
-def _copy(job: Job) -> Job:
-    from dataclasses import replace
-
-    return replace(job)
 
 
 def _limits(req: PrintRequest, printer: PrinterConfig) -> list[tuple[str, str, str]]:

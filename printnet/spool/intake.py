@@ -44,7 +44,7 @@ from typing import Final
 from printnet.errors import PrintnetError, RequestInvalid, SpoolError
 from printnet.model import MAX_REQUEST_BYTES, PrintRequest, Request, clean_text, decode_request
 from printnet.spool.layout import CTL_SUFFIX, REQ_SUFFIX, Spool, is_visible
-from printnet.spool.publish import TRANSIENT_ERRNOS, unique_name, write_atomic
+from printnet.spool.publish import unique_name, write_atomic
 
 DEFER_LIMIT: Final = 600.0  # seconds a claimed request may fail to read before rejection
 # Opening a claimed request fails with these because of the file itself (a socket,
@@ -276,7 +276,7 @@ class Intake:
         except FileNotFoundError:
             return  # RACE: another server finished it meanwhile (or a later sweep finds it)
         except RequestInvalid as exc:
-            if again and (self.spool.done / f"{name.split('.')[0]}.json").exists():
+            if again and (self.spool.done / f"{name.split('.', maxsplit=1)[0]}.json").exists():
                 return  # RACE: another server finished it since it was set aside
             reason = str(exc)
         except (PrintnetError, OSError) as exc:

@@ -1,6 +1,6 @@
 """The spool's directory layout, its format-version file and its permissions.
 
-On-disk layout of one shared disk (DESIGN.md)::
+The folders of one spool (DESIGN.md)::
 
     <spool>/
       VERSION     "printnet-spool 1": the layout version; refused if unknown
@@ -67,7 +67,7 @@ CTL_SUFFIX: Final = ".ctl"
 
 @dataclass(frozen=True)
 class Spool:
-    """Paths of one shared disk."""
+    """Paths of one spool; `root` is its folder."""
 
     root: Path
 

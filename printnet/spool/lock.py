@@ -1,4 +1,5 @@
-"""Expiring cooperative locks on the shared disk: the I/O shell of `printnet.lease`.
+"""Expiring cooperative locks in a spool's locks/, across hosts: the I/O shell of
+`printnet.lease`.
 
 Print servers on different hosts cooperate only through files, so a lock is a
 file, it expires, and nobody compares wall clocks.  See docs/LOCKS.md for the
@@ -103,7 +104,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Final, TypeVar
+from typing import Final
 
 from printnet.errors import LockHeld, LockLost, SpoolError, UsageError, ValidationError
 from printnet.lease import (
@@ -126,15 +127,16 @@ from printnet.spool.publish import (
     HOST,
     fsync_dir,
     link_new,
+    retry_estale,
     translate,
     unique_name,
+    write_all,
     write_new,
 )
 
 log = logging.getLogger(__name__)
 
 FALLBACK_LEASE: Final = 60.0  # judge a lock whose record is unreadable with this lease
-ESTALE_TRIES: Final = 4
 OWNER: Final = ".owner."
 ORPHAN: Final = ".orphan."
 MAX_NAME: Final = 100
@@ -146,9 +148,6 @@ _NO_HARD_LINKS: Final = frozenset(
     {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK, errno.EACCES}
 )
 _OPEN_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
-
-T = TypeVar("T")
-
 
 def validate_name(name: str) -> str:
     """Return `name` if it is a valid lock name, else raise `ValidationError`."""
@@ -174,30 +173,6 @@ def _wall_iso() -> str:
 
 def _new_token() -> str:
     return secrets.token_hex(12)
-
-
-def _retry(op: Callable[[], T], path: Path | None = None) -> T:
-    """Run `op`, retrying a few times on ESTALE (NFS file handle gone stale).
-
-    With `path`, its folder is listed before each retry: the client's cached
-    name -> handle entry for a replaced lock file can stay stale for about a
-    second (measured on GlusterFS with its default caches: without this, every
-    open() of the lock name failed for ~1 s after each change, and contenders
-    on that client starved); a listing refreshes the cached entries.
-    """
-    for attempt in range(ESTALE_TRIES - 1):
-        try:
-            return op()
-        except OSError as exc:
-            if exc.errno != errno.ESTALE:
-                raise
-            if path is not None:
-                try:
-                    os.listdir(path.parent)
-                except OSError:
-                    pass
-            time.sleep(0.005 * (attempt + 1))
-    return op()
 
 
 def _signature(st: os.stat_result) -> FileSignature:
@@ -248,7 +223,7 @@ def _read(path: Path) -> tuple[FileSignature, bytes] | None:
             os.close(fd)
 
     try:
-        return _retry(op, path)
+        return retry_estale(op, path)
     except OSError as exc:
         raise translate(exc, path) from exc
 
@@ -266,7 +241,7 @@ def _inode(path: Path) -> int | None:
             os.close(fd)
 
     try:
-        return _retry(op, path)
+        return retry_estale(op, path)
     except OSError as exc:
         raise translate(exc, path) from exc
 
@@ -274,7 +249,7 @@ def _inode(path: Path) -> int | None:
 def _rename_won(src: Path, dest: Path) -> bool:
     """`rename(src, dest)` to a unique `dest`: True if we moved `src`, False if it was gone."""
     try:
-        _retry(lambda: os.rename(src, dest))
+        retry_estale(lambda: os.rename(src, dest))
     except FileNotFoundError:
         # RACE: NFS answers a retransmitted rename that succeeded with ENOENT.  `dest`
         # is a unique name nobody else uses, so if it exists, the rename was ours.
@@ -287,7 +262,7 @@ def _rename_won(src: Path, dest: Path) -> bool:
 def _unlink_quiet(path: Path) -> None:
     """Remove `path`; ENOENT is fine (gone already, or NFS's false ENOENT after success)."""
     try:
-        _retry(lambda: os.unlink(path))
+        retry_estale(lambda: os.unlink(path))
     except FileNotFoundError:
         pass
     except OSError as exc:
@@ -457,7 +432,7 @@ class LockTable:
 
     def _listdir(self) -> list[str]:
         try:
-            return sorted(_retry(lambda: os.listdir(self.lock_dir)))
+            return sorted(retry_estale(lambda: os.listdir(self.lock_dir)))
         except OSError as exc:
             raise translate(exc, self.lock_dir) from exc
 
@@ -702,9 +677,7 @@ class ExpiringLock:
         except OSError as exc:
             raise translate(exc, owner) from exc
         try:
-            data = memoryview(self._record(token).encode())
-            while data:
-                data = data[os.write(fd, data) :]
+            write_all(fd, self._record(token).encode())
             os.fsync(fd)
             inode = os.fstat(fd).st_ino
             started = self.table.clock()
@@ -794,7 +767,7 @@ class ExpiringLock:
             try:
                 # RACE: if a breaker already won our owner file, this touches an inode
                 # that is about to be (or already is) unlinked: harmless, we check next.
-                _retry(lambda: os.utime(fd))
+                retry_estale(lambda: os.utime(fd))
             except OSError as exc:
                 raise translate(exc, self.paths.lock) from exc
             if not self._still_ours():

@@ -1,4 +1,4 @@
-"""Operator maintenance of a shared disk: rebuild the master file, purge by age.
+"""Operator maintenance of a spool: rebuild the master file, purge by age.
 
 Both take the master lock (rebuild must; purge does so that it never races a
 server finishing a job whose data it would remove).

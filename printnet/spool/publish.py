@@ -1,4 +1,8 @@
-"""Atomic publishing on a shared disk (Maildir's discipline).
+"""The filesystem primitives, once: atomic publishing (Maildir's discipline), fsync,
+put-if-absent, ESTALE retry, unique names, and the errno classification.
+
+Every module that writes files (the spool's stores, submit, records, the lock, the
+configuration editor) uses these; none writes its own temp-fsync-rename loop.
 
 Readers must never see a half-written file, and nothing published is edited in
 place:
@@ -8,9 +12,14 @@ place:
 * `write_new(path, data)`: the same, but put-if-absent: the temp file is
   `link()`ed to `path`, which fails with `FileExistsError` if `path` exists.
   This is the fencing primitive: two writers of the same name cannot both win.
+* Below them, for callers that publish in their own steps (a batch of requests,
+  a lock's owner record, a configuration file that keeps its owner):
+  `write_temp` (a complete temp file, raw `OSError`s), `write_all`, `fsync_file`,
+  `fsync_dir`, `retry_estale`, `unlink_quietly`.
 
 NFS can report a retransmitted `link()` as EEXIST after it succeeded; after an
-EEXIST we compare inodes to learn whether we actually won (FACTS.md).
+EEXIST we compare inodes to learn whether we actually won (docs/LOCKS.md,
+"Measured facts").
 Temp names start with a dot so scans of a folder skip them; `unique_name()`
 makes them unique across hosts (time, host, pid, counter, random).
 """
@@ -21,10 +30,13 @@ import errno
 import itertools
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from printnet.errors import SpoolError, SpoolFull
+
+T = TypeVar("T")
 
 _counter = itertools.count()
 # os.uname(), not socket.gethostname(): the same name on POSIX, without importing
@@ -125,26 +137,59 @@ def sync_filesystem(path: Path) -> bool:
     return True
 
 
-def _write_temp(directory: Path, data: bytes, mode: int, sync: bool) -> Path:
-    tmp = directory / unique_name()
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd`.  A nearly full disk takes part of a write: loop
+    (the rest raises ENOSPC), so a caller never publishes half a file."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def fsync_file(path: Path) -> None:
+    """fsync a file written earlier (by name; raw OSError)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            if sync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise translate(exc, tmp) from exc
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_temp(directory: Path, data: bytes, mode: int, *, sync: bool = True,
+               prefix: str = ".tmp", exact_mode: bool = False,
+               owner: tuple[int, int] | None = None) -> Path:
+    """A complete, uniquely named temp file in `directory` holding `data`; raw OSError.
+
+    Its mode is `mode` less the umask, or exactly `mode` with `exact_mode` (created
+    0600 first, so it is never more open than asked for); `owner` (uid, gid) is
+    given to it where permitted.  fsynced unless `sync` is False (the caller makes
+    it durable later, e.g. one syncfs for a batch).  On failure nothing is left.
+    """
+    tmp = directory / unique_name(prefix)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if exact_mode else mode)
+    try:
+        write_all(fd, data)
+        if owner is not None:
+            try:
+                os.fchown(fd, *owner)
+            except OSError:
+                pass
+        if exact_mode:
+            os.fchmod(fd, mode)  # after fchown, which may clear mode bits
+        if sync:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        unlink_quietly(tmp)
+        raise
+    os.close(fd)
     return tmp
+
+
+def _write_temp(directory: Path, data: bytes, mode: int, sync: bool) -> Path:
+    try:
+        return write_temp(directory, data, mode, sync=sync)
+    except OSError as exc:
+        raise translate(exc, directory) from exc
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, sync: bool = True) -> None:
@@ -153,7 +198,7 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, sync: bool = Tru
     try:
         os.rename(tmp, path)
     except OSError as exc:
-        _unlink_quietly(tmp)
+        unlink_quietly(tmp)
         raise translate(exc, path) from exc
     if sync:
         fsync_dir(path.parent)
@@ -167,16 +212,44 @@ def write_new(path: Path, data: bytes, *, mode: int = 0o644, sync: bool = True) 
     finally:
         # A failing disk may refuse this too: the temp name is garbage either way,
         # and an error here must not hide whether the put itself succeeded.
-        _unlink_quietly(tmp)
+        unlink_quietly(tmp)
     if sync:
         fsync_dir(path.parent)
 
 
-def _unlink_quietly(path: Path) -> None:
+def unlink_quietly(path: Path) -> None:
+    """Remove `path` if it is there; any error is ignored (garbage, purged later)."""
     try:
         path.unlink(missing_ok=True)
     except OSError:
         pass
+
+
+ESTALE_TRIES: Final = 4
+
+
+def retry_estale(op: Callable[[], T], path: Path | None = None) -> T:
+    """Run `op`, retrying a few times on ESTALE (NFS file handle gone stale).
+
+    With `path`, its folder is listed before each retry: the client's cached
+    name -> handle entry for a replaced file can stay stale for about a
+    second (measured on GlusterFS with its default caches: without this, every
+    open() of a lock name failed for ~1 s after each change, and contenders
+    on that client starved); a listing refreshes the cached entries.
+    """
+    for attempt in range(ESTALE_TRIES - 1):
+        try:
+            return op()
+        except OSError as exc:
+            if exc.errno != errno.ESTALE:
+                raise
+            if path is not None:
+                try:
+                    os.listdir(path.parent)
+                except OSError:
+                    pass
+            time.sleep(0.005 * (attempt + 1))
+    return op()
 
 
 def link_new(src: Path, dest: Path) -> None:

@@ -1,4 +1,4 @@
-"""Records a server leaves on the shared disk: done/ records, the accounting log,
+"""Records a server leaves in a spool: done/ records, the accounting log,
 the event log and its status (heartbeat) file.
 
 * ``done/<id>.json`` — a finished job: the master-file entry as it ended, the
@@ -12,8 +12,9 @@ the event log and its status (heartbeat) file.
   clients; the lock does).
 * ``log/events.log`` — one line per notable event (intake rejections, printer
   trouble, lock breaks, restarts), informational.
-* ``servers/<NAME>.json`` — the server's status, rewritten atomically every
-  cycle; its age tells stations whether the server is alive.
+* ``servers/<NAME>.json`` — the *server file*: the server's status, rewritten
+  atomically every cycle (`write_server_file`); its age tells stations whether the
+  server is alive.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from printnet.model import clean_text, iso
 from printnet.spool.layout import Spool
 from printnet.spool.publish import (
     fsync_dir,
+    fsync_file,
     sync_filesystem,
     translate,
     write_atomic,
@@ -97,11 +99,7 @@ def make_durable(spool: Spool, paths: Iterable[Path]) -> None:
         return
     for path in paths:
         try:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_file(path)
         except OSError as exc:
             raise translate(exc, path) from exc
     for folder in {path.parent for path in paths}:
@@ -165,9 +163,15 @@ def log_event(spool: Spool, server: str, text: str) -> None:
         pass
 
 
-def write_status(spool: Spool, name: str, status: Mapping[str, Any]) -> None:
+def write_server_file(spool: Spool, name: str, status: Mapping[str, Any]) -> None:
+    """Replace servers/<NAME>.json, the server file (status and heartbeat), whole."""
     data = json.dumps(status, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
     write_atomic(spool.servers / f"{name}.json", data, sync=False)
+
+
+# The old name, kept only until the engine's callers use `write_server_file` (issue 12:
+# "write_status" named three things).
+write_status = write_server_file
 
 
 def write_control_result(

@@ -1,4 +1,4 @@
-"""Station side: put jobs and control requests on the shared disk.
+"""Station side: put jobs and control requests into a spool.
 
 Publishing order (a crash at any point leaves no visible half-job):
 
@@ -45,7 +45,14 @@ from printnet.model import (
 )
 from printnet.passwords import queue_proof
 from printnet.spool.layout import CTL_SUFFIX, REQ_SUFFIX, Spool, is_visible
-from printnet.spool.publish import fsync_dir, sync_filesystem, translate, unique_name
+from printnet.spool.publish import (
+    fsync_dir,
+    fsync_file,
+    sync_filesystem,
+    translate,
+    unique_name,
+    write_temp,
+)
 
 CHUNK = 1 << 20
 # Modes are set exactly (not left to the umask).  In a spool set up for several
@@ -182,21 +189,9 @@ class Submitter:
         return final, files
 
     def _write_tmp(self, data: bytes, written: list[Path]) -> Path:
-        tmp = self.spool.tmp / unique_name()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, REQUEST_MODE)
-        try:
-            os.fchmod(fd, REQUEST_MODE)  # whatever the umask: the servers must read it
-            # A nearly full disk takes part of a write: loop (the rest raises ENOSPC),
-            # never publish half a request.
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        except OSError:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-            raise
-        os.close(fd)
+        # Exactly REQUEST_MODE whatever the umask: the servers must read it.  Not yet
+        # durable: `_sync` covers the whole batch.
+        tmp = write_temp(self.spool.tmp, data, REQUEST_MODE, sync=False, exact_mode=True)
         written.append(tmp)
         return tmp
 
@@ -208,11 +203,7 @@ class Submitter:
             if path.is_dir():
                 fsync_dir(path)
             else:
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                fsync_file(path)
         fsync_dir(self.spool.data)
         fsync_dir(self.spool.tmp)
 
@@ -237,11 +228,7 @@ class Submitter:
         req = ControlRequest(new_id(now), self.user, self.station, now, action, tuple(job_ids))
         tmp = self._write_tmp(req.encode(), [])
         try:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_file(tmp)
             os.rename(tmp, self.spool.new / (req.id + CTL_SUFFIX))
             fsync_dir(self.spool.new)
         except OSError as exc:

@@ -10,8 +10,9 @@
 SERVER
 
 ; SPOOL folder
-;   A shared disk (spool folder) this server serves; one line per disk, served
-;   round-robin.  A relative path is relative to the folder that holds etc/.
+;   A spool (a folder on a shared disk, or a local one) this server serves; one
+;   line per spool, served round-robin.  A relative path is relative to the
+;   folder that holds etc/.
 ;   Without any SPOOL line the spool is <that folder>/spool.
 SPOOL spool
 ;SPOOL /mnt/net1/printnet

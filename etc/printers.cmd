@@ -1,5 +1,5 @@
-; etc/printers.cmd -- the printers this server drives and the setups (forms)
-; they can mount.
+; etc/printers.cmd -- the printers this server drives and the setups they can
+; mount (a setup: the form, i.e. the paper, and the page geometry).
 ;
 ; One command per line; ";" starts a comment (except inside "double quotes").
 ; Keywords, keys and names may be typed in any case.  The console's CP command
