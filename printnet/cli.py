@@ -121,6 +121,9 @@ def init(ctx: click.Context, owner: str | None, group: str | None) -> None:
 @click.option("--raw", is_flag=True, help="Send the bytes untouched (no pagination).")
 @click.option("--hold", is_flag=True, help="Queue the job held; `release` it later.")
 @click.option("--each", is_flag=True, help="One job per file (bulk producers).")
+@click.option("--encoding", metavar="NAME",
+              help="The text's encoding: utf-8, latin-1, cp1252, cp437, utf-16... "
+                   "(default: utf-8 if it decodes, else cp1252).")
 @click.option(
     "--password-env", metavar="VAR",
     help="Read the queue password from this environment variable.",
@@ -131,7 +134,8 @@ def init(ctx: click.Context, owner: str | None, group: str | None) -> None:
 def request(
     ctx: click.Context, printer: str | None, priority: str, copies: int, title: str,
     setup: str | None, no_header: bool, raw: bool, hold: bool, each: bool,
-    password_env: str | None, ask_password: bool, files: tuple[str, ...],
+    encoding: str | None, password_env: str | None, ask_password: bool,
+    files: tuple[str, ...],
 ) -> None:
     """Queue FILES as one print job (like lpr; `-` reads standard input).
 
@@ -144,7 +148,8 @@ def request(
         password = click.prompt("Queue password", hide_input=True, err=True)
     run_request(ctx.obj["spool"], ctx.obj["etc"], files, printer=printer, priority=priority,
                 copies=copies, title=title, setup=setup, header=not no_header, raw=raw,
-                hold=hold, each=each, password_env=password_env, password=password)
+                hold=hold, each=each, password_env=password_env, password=password,
+                encoding=encoding)
 
 
 # -- status ----------------------------------------------------------------------

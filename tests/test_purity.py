@@ -25,6 +25,7 @@ PURE: Final = (
     "printnet.quota",
     "printnet.report",
     "printnet.settings",
+    "printnet.charset",
     "printnet.printers.paginate",
     "printnet.printers.banner",
     "printnet.printers.drivers",
