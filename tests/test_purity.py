@@ -26,6 +26,7 @@ PURE: Final = (
     "printnet.report",
     "printnet.settings",
     "printnet.charset",
+    "printnet.splitter",
     "printnet.printers.paginate",
     "printnet.printers.banner",
     "printnet.printers.drivers",
