@@ -35,6 +35,11 @@ master of.
   before PATH is linked: PATH must not exist, except as a dangling link into
   ``/dev/pts`` (left by a capture that was killed), which is replaced.  Nothing
   is linked or written on bad input.
+* **Trouble.** A job the spool refuses (full, unmounted, unwritable) is kept in
+  memory and retried every second, in order, while capture goes on reading; a
+  line on standard error says so.  If capture stops before it is queued, it is
+  written to ``PATH.unqueued-N`` beside the link and capture exits 1 naming the
+  files: a captured job is never dropped.
 * **Stopping.** SIGINT or SIGTERM: the job in progress (if any bytes came) is
   submitted, the link is removed (only if it is still ours) and capture exits 0.
 """
@@ -57,11 +62,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
-from printnet.errors import UsageError
+from printnet.errors import PrintnetError, SpoolError, UsageError
 from printnet.splitter import FormFeedRule, Splitter
 
 PTS: Final = "/dev/pts/"
 READ_SIZE = 1 << 16
+RETRY = 1.0  # seconds between attempts to queue a job the spool refused
+RETRY_REPORT = 30.0  # seconds between two reports of the same trouble
 
 
 @dataclass
@@ -188,6 +195,10 @@ class Capture:
         self.clock = clock
         self.jobs = 0
         self.stopping = False
+        self.unsent: list[tuple[bytes, int]] = []  # ended jobs not yet queued, in order
+        self._retry_at: float | None = None
+        self._last_error = -RETRY_REPORT
+        self._reported = 0  # the job whose trouble was reported last
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
     def request_stop(self) -> None:
@@ -198,7 +209,38 @@ class Capture:
     def _finish(self, jobs: Sequence[bytes]) -> None:
         for data in jobs:
             self.jobs += 1
-            self.submit(data, self.jobs)
+            self.unsent.append((data, self.jobs))
+        self._send()
+
+    def _send(self) -> None:
+        """Submit the jobs not yet queued, in order; one that fails waits for a retry."""
+        while self.unsent:
+            data, n = self.unsent[0]
+            try:
+                self.submit(data, n)
+            except (PrintnetError, OSError) as exc:
+                now = self.clock()
+                if n != self._reported or now - self._last_error >= RETRY_REPORT:
+                    self._last_error, self._reported = now, n
+                    sys.stderr.write(f"printnet capture: job #{n} ({len(data)} bytes) not "
+                                     f"queued yet, retrying: {exc}\n")
+                    sys.stderr.flush()
+                self._retry_at = now + RETRY
+                return
+            self.unsent.pop(0)
+        self._retry_at = None
+
+    def save_unsent(self, folder: Path, stem: str) -> list[Path]:
+        """Keep the jobs that never reached the spool as files (never lose them)."""
+        saved = []
+        for data, n in self.unsent:
+            path = folder / f"{stem}.unqueued-{n}"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with open(fd, "wb") as out:
+                out.write(data)
+            saved.append(path)
+        self.unsent.clear()
+        return saved
 
     def run(self) -> None:
         poller = select.poll()
@@ -207,6 +249,8 @@ class Capture:
         try:
             while not self.stopping:
                 due = self.splitter.deadline()
+                if self._retry_at is not None:
+                    due = self._retry_at if due is None else min(due, self._retry_at)
                 timeout = None if due is None else max(0, int((due - self.clock()) * 1000) + 1)
                 events = dict(poller.poll(timeout))
                 if self._wake_r in events:
@@ -214,7 +258,7 @@ class Capture:
                         os.read(self._wake_r, 64)
                 if self.printer.master in events:
                     self._readable()
-                self._finish(self.splitter.tick(self.clock()))
+                self._finish(self.splitter.tick(self.clock()))  # also retries unsent jobs
                 if not self.splitter.pending:
                     self.printer.hold()  # a job ended by idle/FF: hold between writers
             data, _ = self.printer.read()  # bytes that came with the stop
@@ -271,5 +315,9 @@ def run_capture(spool: Path, etc: Path, options: CaptureOptions) -> int:
         printer.close()
         for sig, handler in old.items():
             signal.signal(sig, handler)
+    if capture.unsent:
+        saved = capture.save_unsent(options.device.parent, options.device.name)
+        raise SpoolError(f"{len(saved)} captured job(s) could not be queued; kept in "
+                         + ", ".join(str(p) for p in saved))
     return capture.jobs
 

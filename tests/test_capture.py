@@ -221,3 +221,31 @@ def test_bad_options_one_line_nothing_written(
     else:
         assert not os.path.lexists(device)
     assert os.listdir(spool / "new") == [] and os.listdir(spool / "data") == []
+
+
+def test_a_job_the_spool_refuses_is_retried_and_never_dropped(
+        tmp_path: Path, setup: tuple[Path, Path, PrinterSpec, list[CaptureProcess]]) -> None:
+    spool, etc, _, started = setup
+    cap = CaptureProcess(tmp_path, spool, etc, tmp_path / "lp0", "-P", "P1")
+    started.append(cap)
+    cap.wait_linked()
+    new, away = spool / "new", spool / "new.away"
+    new.rename(away)  # the spool cannot take requests now
+    subprocess.run(["sh", "-c", f'printf "first" > "{cap.device}"'], check=True, timeout=30)
+    wait_for(lambda: "not queued yet" in cap.stderr(), 30, "the refusal reported",
+             on_timeout=cap.stderr)
+    away.rename(new)
+    [first] = cap.wait_jobs(1)  # retried once the spool is back
+    assert job(spool, first)[1] == b"first"
+
+    new.rename(away)
+    subprocess.run(["sh", "-c", f'printf "second" > "{cap.device}"'], check=True, timeout=30)
+    wait_for(lambda: cap.stderr().count("not queued yet") >= 2, 60, "the second refusal",
+             on_timeout=cap.stderr)
+    assert cap.stop() == 1  # stopped with a job unqueued: kept in a file, said so
+    kept = tmp_path / "lp0.unqueued-2"
+    assert kept.read_bytes() == b"second"
+    assert str(kept) in cap.stderr().strip().splitlines()[-1]
+    assert not os.path.lexists(cap.device)
+    away.rename(new)
+    assert cap.ids() == [first]
