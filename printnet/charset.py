@@ -219,6 +219,45 @@ def _without_accents(ch: str) -> str:
                    if not unicodedata.combining(c))
 
 
+def _substitute(ch: str, charset: str, cache: dict[str, bool]) -> str:
+    """What prints for `ch`, a character `charset` lacks (the module docstring's rule)."""
+    for candidate in (LOOKALIKES.get(ch), _without_accents(ch)):
+        if candidate and _has(charset, candidate, cache):
+            return candidate
+    return REPLACEMENT
+
+
+_HANDLERS: dict[str, str] = {}
+
+
+def _handler(charset: str) -> str:
+    """The name of the codec error handler that substitutes for `charset`.
+
+    Encoding with it runs at the codec's speed and calls back only for the runs
+    of characters the set lacks.  (A handler is told the codec, e.g. "charmap",
+    not the set, so there is one per set, registered on first use.)
+    """
+    name = _HANDLERS.get(charset)
+    if name is None:
+        cache: dict[str, bool] = {}
+
+        def handler(exc: UnicodeError) -> tuple[str, int]:
+            if not isinstance(exc, UnicodeEncodeError):
+                raise exc
+            run = exc.object[exc.start:exc.end]
+            return "".join(_substitute(ch, charset, cache) for ch in run), exc.end
+
+        name = f"printnet-fit-{charset}"
+        codecs.register_error(name, handler)
+        _HANDLERS[charset] = name
+    return name
+
+
+def encode(text: str, charset: str) -> bytes:
+    """`text` in `charset`, substituting what it lacks (never fails)."""
+    return text.encode(charset, _handler(charset))
+
+
 def fit(text: str, charset: str) -> str:
     """`text` with every character `charset` lacks substituted (module docstring)."""
     try:
@@ -226,21 +265,4 @@ def fit(text: str, charset: str) -> str:
         return text  # the common case: nothing to substitute
     except UnicodeEncodeError:
         pass
-    cache: dict[str, bool] = {}
-    out: list[str] = []
-    for ch in text:
-        if _has(charset, ch, cache):
-            out.append(ch)
-            continue
-        for candidate in (LOOKALIKES.get(ch), _without_accents(ch)):
-            if candidate and _has(charset, candidate, cache):
-                out.append(candidate)
-                break
-        else:
-            out.append(REPLACEMENT)
-    return "".join(out)
-
-
-def encode(text: str, charset: str) -> bytes:
-    """`text` in `charset`, substituting what it lacks (never fails)."""
-    return fit(text, charset).encode(charset)
+    return encode(text, charset).decode(charset)
