@@ -101,9 +101,13 @@ class VirtualPrinter:
 
     def link(self) -> None:
         """Make `device` a symlink to the slave (refusing anything in its way)."""
-        check_device(self.device)
+        # A dangling link into /dev/pts may have come alive since it was checked: the
+        # number was free, and our own pty may have been given it.
+        ours = _target(self.device) == self.slave_name
+        if not ours:
+            check_device(self.device)
         with contextlib.suppress(FileNotFoundError):
-            if _stale_link(self.device):
+            if ours or _stale_link(self.device):
                 os.unlink(self.device)
         try:
             os.symlink(self.slave_name, self.device)
@@ -161,13 +165,17 @@ class VirtualPrinter:
             os.close(self.master)
 
 
+def _target(path: Path) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
 def _stale_link(path: Path) -> bool:
     """A dangling symlink into /dev/pts: what a killed capture leaves behind."""
-    try:
-        target = os.readlink(path)
-    except OSError:
-        return False
-    return target.startswith(PTS) and not os.path.exists(target)
+    target = _target(path)
+    return target is not None and target.startswith(PTS) and not os.path.exists(target)
 
 
 def check_device(path: Path) -> None:
@@ -285,6 +293,7 @@ def run_capture(spool: Path, etc: Path, options: CaptureOptions) -> int:
 
     station = Station(spool, etc if etc.exists() else None)
     station.template(**options.request)  # the printer and every option, before linking
+    check_device(options.device)  # before the pty: it may take a dead capture's number
     printer = VirtualPrinter(options.device)
     splitter = Splitter(idle=options.idle, formfeed=options.formfeed)
     device = str(options.device)

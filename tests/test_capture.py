@@ -180,12 +180,24 @@ def test_a_stale_link_of_a_killed_capture_is_replaced(
         tmp_path: Path, setup: tuple[Path, Path, PrinterSpec, list[CaptureProcess]]) -> None:
     spool, etc, _, started = setup
     device = tmp_path / "lp0"
-    os.symlink("/dev/pts/99999", device)
-    cap = CaptureProcess(tmp_path, spool, etc, device, "-P", "P1")
-    started.append(cap)
-    wait_for(lambda: os.readlink(device) != "/dev/pts/99999" or cap.proc.poll() is not None,
-             30, "the stale link replaced", on_timeout=cap.stderr)
-    assert cap.stop() == 0, cap.stderr()
+    crashed = CaptureProcess(tmp_path, spool, etc, device, "-P", "P1")
+    started.append(crashed)
+    crashed.wait_linked()
+    old_target = os.readlink(device)
+    crashed.proc.kill()  # kill -9: no clean-up, the link stays
+    crashed.proc.wait(30)
+    wait_for(lambda: not os.path.exists(old_target) or os.readlink(device) != old_target, 30,
+             "the dead capture's pty is gone")
+    assert os.path.islink(device)  # dangling now
+    again = CaptureProcess(tmp_path, spool, etc, device, "-P", "P1")
+    started.append(again)
+    wait_for(lambda: os.path.exists(device) or again.proc.poll() is not None, 30,
+             "the stale link replaced", on_timeout=again.stderr)
+    subprocess.run(["sh", "-c", f'printf "after the crash" > "{device}"'], check=True,
+                   timeout=30)
+    [job_id] = again.wait_jobs(1)
+    assert again.stop() == 0, again.stderr()
+    assert job(spool, job_id)[1] == b"after the crash"
 
 
 @pytest.mark.parametrize(("make", "args", "message"), [
