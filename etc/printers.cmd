@@ -33,10 +33,13 @@ PRINTER LOCAL PORT=file://../output/LOCAL.prn SETUP=STANDARD HEADER=LOCAL
 ;   a simulated printer (no hardware) that runs at its baud rate
 ;PRINTER SIMULATED PORT=sim://SIMULATED?out=../output/SIMULATED.prn BAUD=9600 SETUP=LABELS HEADER=NONE
 
-; SETUP name FORM=paper LENGTH=lines WIDTH=characters [INIT=bytes]
+; SETUP name FORM=paper LENGTH=lines WIDTH=characters [INIT=bytes] [ENCODING=set]
 ;   FORM: the paper that must be loaded (a job asking for setup CHECKS waits
 ;   until a printer has it mounted).  LENGTH 3..255, WIDTH 10..255.
 ;   INIT: bytes an intelligent driver sends first: \xNN, \e (ESC), \\.
+;   ENCODING: the printer's character set (cp437, latin-1, cp850, cp1252, ascii,
+;   utf-8, ...): text jobs are converted to it, what it lacks printed as a
+;   look-alike or "?".  Default: the driver's (PLAIN latin-1, ESCP cp437).
 SETUP STANDARD FORM=PLAIN LENGTH=66 WIDTH=80
 SETUP CHECKS FORM=CHECKS LENGTH=22 WIDTH=80
 SETUP LABELS FORM=LABELS LENGTH=12 WIDTH=40

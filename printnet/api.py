@@ -17,6 +17,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from printnet import charset
 from printnet.errors import ConfigError, NotFound, PrintnetError, UsageError
 from printnet.masterfile import Job, LazyState
 from printnet.model import (
@@ -136,8 +137,11 @@ class Station:
         header: bool = True,
         raw: bool = False,
         hold: bool = False,
+        encoding: str | None = None,
     ) -> PrintRequest:
-        """Validate the options of a print request (nothing is written)."""
+        """Validate the options of a print request (nothing is written).
+
+        `encoding`: the text's source encoding (None: detected at submit time)."""
         dests = self.destinations()
         name = printer or os.environ.get("PRINTNET_PRINTER") or dests.default
         if not name:
@@ -170,11 +174,20 @@ class Station:
                 raise UsageError(
                     f"unknown setup {setup_name!r} (known: {', '.join(sorted(dests.setups))})"
                 )
+        source = None
+        if encoding:
+            if raw:
+                raise UsageError("--encoding applies to text jobs (--raw sends the bytes "
+                                 "untouched)")
+            try:
+                source = charset.source_encoding(encoding)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
         return PrintRequest(
             id="0" * 18, user=self.user, station=self.station, submitted=datetime.now(UTC),
             printer=dest, priority=prio, copies=copies, title=clean_text(title, MAX_TITLE),
             setup=setup_name, header=header, format=Format.RAW if raw else Format.TEXT,
-            hold=hold,
+            hold=hold, encoding=source,
         )
 
     def submit(

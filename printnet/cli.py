@@ -121,6 +121,9 @@ def init(ctx: click.Context, owner: str | None, group: str | None) -> None:
 @click.option("--raw", is_flag=True, help="Send the bytes untouched (no pagination).")
 @click.option("--hold", is_flag=True, help="Queue the job held; `release` it later.")
 @click.option("--each", is_flag=True, help="One job per file (bulk producers).")
+@click.option("--encoding", metavar="NAME",
+              help="The text's encoding: utf-8, latin-1, cp1252, cp437, utf-16... "
+                   "(default: utf-8 if it decodes, else cp1252).")
 @click.option(
     "--password-env", metavar="VAR",
     help="Read the queue password from this environment variable.",
@@ -131,7 +134,8 @@ def init(ctx: click.Context, owner: str | None, group: str | None) -> None:
 def request(
     ctx: click.Context, printer: str | None, priority: str, copies: int, title: str,
     setup: str | None, no_header: bool, raw: bool, hold: bool, each: bool,
-    password_env: str | None, ask_password: bool, files: tuple[str, ...],
+    encoding: str | None, password_env: str | None, ask_password: bool,
+    files: tuple[str, ...],
 ) -> None:
     """Queue FILES as one print job (like lpr; `-` reads standard input).
 
@@ -144,7 +148,70 @@ def request(
         password = click.prompt("Queue password", hide_input=True, err=True)
     run_request(ctx.obj["spool"], ctx.obj["etc"], files, printer=printer, priority=priority,
                 copies=copies, title=title, setup=setup, header=not no_header, raw=raw,
-                hold=hold, each=each, password_env=password_env, password=password)
+                hold=hold, each=each, password_env=password_env, password=password,
+                encoding=encoding)
+
+
+# -- capture (the virtual printer) ------------------------------------------------
+
+
+@cli.command()
+@click.option("--device", required=True, type=click.Path(path_type=Path),
+              help="Where to link the virtual serial device (must not exist).")
+@click.option("-P", "--printer", help="Printer or class (default: the configured DEFAULT).")
+@click.option("-p", "--priority", default="standard", show_default=True,
+              help="high | standard | overnight.")
+@click.option("-n", "--copies", type=int, default=1, show_default=True, help="Copies (1-999).")
+@click.option("-t", "--title", default="", help="Title of every job (default: DEVICE #N).")
+@click.option("-s", "--setup", help="Setup (form) the jobs need.")
+@click.option("--no-header", is_flag=True, help="No header pages.")
+@click.option("--hold", is_flag=True, help="Queue the jobs held.")
+@click.option("--text", is_flag=True,
+              help="Submit as text (paginated; dumb printers' drivers strip control codes) "
+                   "instead of raw.")
+@click.option("--encoding", metavar="NAME", help="With --text: the text's encoding.")
+@click.option("--idle", type=float, metavar="SECONDS",
+              help="End a job after SECONDS without bytes (default: only when the writer "
+                   "closes).")
+@click.option("--formfeed", default="off", show_default=True, metavar="RULE",
+              help="off | each (every form feed ends a job) | SECONDS (a form feed followed "
+                   "by SECONDS without bytes ends a job).")
+@click.option("--password-env", metavar="VAR",
+              help="Read the queue password from this environment variable.")
+@click.pass_context
+def capture(ctx: click.Context, device: Path, printer: str | None, priority: str, copies: int,
+            title: str, setup: str | None, no_header: bool, hold: bool, text: bool,
+            encoding: str | None, idle: float | None, formfeed: str,
+            password_env: str | None) -> None:
+    """A virtual printer: link DEVICE to a pseudo-terminal and queue what programs
+    write there, one job per writer (docs/CAPTURE.md).
+
+    A job ends when the writer closes the device, after --idle SECONDS without
+    bytes, or on the --formfeed rule.  Jobs are raw (the bytes as written) unless
+    --text; each job id is printed.  Runs until SIGINT/SIGTERM; the link is removed.
+    """
+    from printnet.capture import CaptureOptions, run_capture
+    from printnet.errors import UsageError
+    from printnet.splitter import FormFeedRule
+
+    try:
+        rule = FormFeedRule.parse(formfeed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if idle is not None and not 0 < idle <= 86400:
+        raise UsageError(f"--idle must be 0 < SECONDS <= 86400, not {idle:g}")
+    if encoding and not text:
+        raise UsageError("--encoding applies to --text captures (raw jobs are bytes)")
+    password = None
+    if password_env:
+        password = os.environ.get(password_env)
+        if password is None:
+            raise UsageError(f"environment variable {password_env} is not set")
+    run_capture(ctx.obj["spool"], ctx.obj["etc"], CaptureOptions(
+        device=device, idle=idle, formfeed=rule, title=title, password=password,
+        request={"printer": printer, "priority": priority, "copies": copies, "setup": setup,
+                 "header": not no_header, "raw": not text, "hold": hold,
+                 "encoding": encoding}))
 
 
 # -- status ----------------------------------------------------------------------

@@ -50,6 +50,7 @@ from enum import StrEnum
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
+from printnet.charset import is_printer_encoding
 from printnet.errors import ConfigError, NotFound
 from printnet.model import clean_text, normalize_name, valid_name, valid_user
 from printnet.passwords import valid_hash, valid_queue_hash
@@ -636,6 +637,8 @@ SETUP_KEYS: Final[Mapping[str, Value]] = {
     "LENGTH": Int(3, 255, "lines"),
     "WIDTH": Int(10, 255, "characters"),
     "INIT": Escapes(),
+    "ENCODING": Check(is_printer_encoding, "a printer character set: cp437, latin-1, cp850, "
+                      "cp1252, ascii, utf-8, ... (docs/CONFIG.md)"),
 }
 
 PRINTERS_SCHEMA: Final = Schema("printers.cmd", {

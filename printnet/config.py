@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Final
 
 from printnet import cmdfile
+from printnet.charset import printer_encoding
 from printnet.errors import ConfigError
 from printnet.quota import OverAction, Period, QuotaRule
 
@@ -267,6 +268,11 @@ def _server(cmds: list[cmdfile.Command], project: Path, server_name: str | None,
     )
 
 
+def _charset(name: str | None) -> str | None:
+    # The schema checked the name; record the canonical one (latin-1 -> iso8859-1).
+    return None if name is None else printer_encoding(name)
+
+
 def _spool_path(project: Path, raw: str) -> Path:
     # Lexical normalization only: resolving would touch the shared disk, and a
     # dead network mount must not hang the loading of the configuration.
@@ -290,6 +296,7 @@ def _printers(
                 length=cmd.get_int("LENGTH", 66),
                 width=cmd.get_int("WIDTH", 80),
                 init=cmd.get_bytes("INIT"),
+                encoding=_charset(cmd.get_opt_str("ENCODING")),
             )
         elif cmd.keyword == "PRINTER":
             header = cmd.get_opt_str("HEADER")

@@ -39,6 +39,7 @@ _REQUEST_VALUES = {
     "-P": "printer", "--printer": "printer", "-p": "priority", "--priority": "priority",
     "-n": "copies", "--copies": "copies", "-t": "title", "--title": "title",
     "-s": "setup", "--setup": "setup", "--password-env": "password_env",
+    "--encoding": "encoding",
 }
 _REQUEST_FLAGS = {"--no-header": "no_header", "--raw": "raw", "--hold": "hold",
                   "--each": "each"}
@@ -117,7 +118,7 @@ def _fast(argv: list[str]) -> Callable[[], None] | None:
             title=opts.get("title", ""), setup=opts.get("setup"),
             header=not opts.get("no_header"), raw=bool(opts.get("raw")),
             hold=bool(opts.get("hold")), each=bool(opts.get("each")),
-            password_env=opts.get("password_env"))
+            password_env=opts.get("password_env"), encoding=opts.get("encoding"))
     if command == "status":
         parsed = _options(rest, _STATUS_VALUES, _STATUS_FLAGS)
         if parsed is None:
@@ -187,7 +188,8 @@ def _ask_password(printer: str) -> str:
 def run_request(spool: Path, etc: Path, files: Sequence[str], *, printer: str | None,
                 priority: str, copies: int, title: str, setup: str | None,
                 header: bool, raw: bool, hold: bool, each: bool,
-                password_env: str | None = None, password: str | None = None) -> None:
+                password_env: str | None = None, password: str | None = None,
+                encoding: str | None = None) -> None:
     """`printnet request`: queue the files, print each job id on its own line."""
     if password_env:
         password = os.environ.get(password_env)
@@ -201,7 +203,7 @@ def run_request(spool: Path, etc: Path, files: Sequence[str], *, printer: str | 
     requests = _station(spool, etc).submit(
         list(files), each=each, stdin=sys.stdin.buffer if "-" in files else None,
         password=password, ask=ask, printer=printer, priority=priority, copies=copies, title=title,
-        setup=setup, header=header, raw=raw, hold=hold,
+        setup=setup, header=header, raw=raw, hold=hold, encoding=encoding,
     )
     sys.stdout.write("".join(f"{req.id}\n" for req in requests))
     sys.stdout.flush()

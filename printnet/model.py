@@ -4,6 +4,10 @@ Owns: `Priority`, `JobState` (with the one table of allowed transitions),
 `Format`, `ControlAction`, job ids, text cleaning, and the versioned request
 file (print requests and control requests) with its one validator.
 
+A print request's optional ``encoding`` (null or absent: UTF-8) names the source
+encoding of its text, one of `printnet.charset.SOURCE_ENCODINGS` by any of its
+names; it is read back canonical (``latin-1`` -> ``iso8859-1``).
+
 Request file format, version 1: one UTF-8 JSON object, at most
 `MAX_REQUEST_BYTES`, with the key ``"printnet": 1`` and ``"kind"`` either
 ``"print"`` or ``"control"``.  Unknown keys, wrong types and out-of-range
@@ -26,6 +30,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
+from printnet.charset import is_source_encoding, source_encoding
 from printnet.errors import InvalidTransition, RequestInvalid
 
 FORMAT_VERSION: Final = 1
@@ -277,6 +282,9 @@ class PrintRequest:
     hold: bool = False
     password: str | None = None  # a proof derived from the queue password, never clear
     files: tuple[SpooledFile, ...] = field(default_factory=tuple)
+    # The text's source encoding, canonical (`printnet.charset`): what the station
+    # detected or was told (--encoding).  None: UTF-8 (and always for raw jobs).
+    encoding: str | None = None
 
     @property
     def size(self) -> int:
@@ -300,6 +308,7 @@ class PrintRequest:
             "hold": self.hold,
             "password": self.password,
             "files": [f.to_json() for f in self.files],
+            "encoding": self.encoding,
         }
 
     def encode(self) -> bytes:
@@ -496,7 +505,12 @@ def _print_from_json(obj: Mapping[str, Any]) -> PrintRequest:
         hold=r.bool_("hold", False),
         password=r.opt_str("password", lambda s: 0 < len(s) <= 512, limit=512),
         files=tuple(files),
+        encoding=_encoding(r.opt_str("encoding", is_source_encoding, limit=32)),
     )
+
+
+def _encoding(name: str | None) -> str | None:
+    return None if name is None else source_encoding(name)
 
 
 def _control_from_json(obj: Mapping[str, Any]) -> ControlRequest:

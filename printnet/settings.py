@@ -45,6 +45,9 @@ class SetupConfig:
     length: int = 66  # lines per page
     width: int = 80  # characters per line
     init: bytes = b""  # extra initialization bytes an intelligent driver sends
+    # ENCODING=: the printer's character set (canonical name, `printnet.charset`);
+    # None: the driver's own (plain latin-1, ESC/P cp437).
+    encoding: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

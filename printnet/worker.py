@@ -329,7 +329,7 @@ class PrinterWorker:
         request_json = req.to_json()
         request_json.pop("password", None)
         setup = self._setup_for(a.job)
-        rendered = self._render(a.job, files, setup)
+        rendered = self._render(a.job, files, setup, req.encoding)
         data = b"".join(rendered.chunks)
         kind = port_kind(self.printer)
         payload = data  # what this attempt sends: data, or a restart page and data
@@ -407,7 +407,8 @@ class PrinterWorker:
         setup = self.config.setups.get(name)
         return setup if setup is not None else SetupConfig(name=name)
 
-    def _render(self, job: Job, files: list[bytes], setup: SetupConfig) -> Rendered:
+    def _render(self, job: Job, files: list[bytes], setup: SetupConfig,
+                encoding: str | None) -> Rendered:
         from printnet.config import header_template
 
         try:
@@ -419,8 +420,9 @@ class PrinterWorker:
             RenderJob(id=job.id, user=job.user, station=job.station, title=job.title,
                       submitted=job.submitted, copies=job.copies,
                       header=job.header and self.printer.header_pages,
-                      format=job.format, printer=self.name, setup=setup.name),
-            files, setup=setup, driver=get_driver(self.printer.driver),
+                      format=job.format, printer=self.name, setup=setup.name,
+                      encoding=encoding),
+            files, setup=setup, driver=get_driver(self.printer.driver, setup.encoding),
             header_template=template,
             date=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"),
         )

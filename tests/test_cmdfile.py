@@ -149,13 +149,17 @@ def test_every_printer_key() -> None:
 
 def test_every_setup_key_and_default() -> None:
     cmds = parse(
-        'SETUP checks FORM=checks LENGTH=22 WIDTH=80 INIT="\\e@\\x0f"\nDEFAULT lines\n',
+        'SETUP checks FORM=checks LENGTH=22 WIDTH=80 INIT="\\e@\\x0f" ENCODING=cp437\n'
+        "DEFAULT lines\n",
         "printers.cmd",
     )
     assert cmds[0].name == "CHECKS"
-    assert cmds[0].values == {"FORM": "CHECKS", "LENGTH": 22, "WIDTH": 80, "INIT": b"\x1b@\x0f"}
+    assert cmds[0].values == {"FORM": "CHECKS", "LENGTH": 22, "WIDTH": 80, "INIT": b"\x1b@\x0f",
+                              "ENCODING": "cp437"}
     assert set(cmds[0].values) == set(cmdfile.SETUP_KEYS)
     assert (cmds[1].keyword, cmds[1].name) == ("DEFAULT", "LINES")
+    with pytest.raises(ConfigError, match="ENCODING"):
+        parse("SETUP S ENCODING=rot13\n", "printers.cmd")
 
 
 @pytest.mark.parametrize("port", [

@@ -74,8 +74,21 @@ def test_strip_controls_known_sequences(text: str, expected: str) -> None:
     assert strip_controls(text) == expected
 
 
-def test_plain_encodes_latin1_and_replaces_the_rest() -> None:
-    assert PlainDriver().page(["caf\u00e9 \u20ac5"]) == b"caf\xe9 ?5\r\n\f"
+def test_plain_encodes_latin1_and_substitutes_the_rest() -> None:
+    # latin-1 has e-acute; the euro sign becomes its look-alike, a CJK character "?".
+    assert PlainDriver().page(["caf\u00e9 \u20ac5 \u4e2d"]) == b"caf\xe9 EUR5 ?\r\n\f"
+
+
+def test_plain_prints_in_the_setups_character_set() -> None:
+    assert PlainDriver("cp437").page(["caf\u00e9 \u2500"]) == b"caf\x82 \xc4\r\n\f"
+    assert PlainDriver("ascii").page(["caf\u00e9 \u201cq\u201d"]) == b'cafe "q"\r\n\f'
+
+
+def test_escp_selects_pc437_only_for_cp437() -> None:
+    setup = SetupConfig("STANDARD")
+    assert b"\x1bt\x01" in EscpDriver().begin(setup)
+    assert b"\x1bt\x01" not in EscpDriver("iso8859-1").begin(setup)
+    assert EscpDriver("iso8859-1").page(["\u00e9"]) == b"\xe9\r\n\f"
 
 
 def test_plain_begin_and_end_are_empty() -> None:

@@ -25,6 +25,8 @@ PURE: Final = (
     "printnet.quota",
     "printnet.report",
     "printnet.settings",
+    "printnet.charset",
+    "printnet.splitter",
     "printnet.printers.paginate",
     "printnet.printers.banner",
     "printnet.printers.drivers",

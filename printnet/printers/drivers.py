@@ -13,8 +13,9 @@ and ``raw(data)`` calls, then ``end()``.  `get_driver` returns a fresh one.
   parameter bytes, including bitmap graphics whose data length is in the
   command, other two-character escapes), then every remaining C0 control
   character, DEL and C1 control character is dropped (tabs were expanded by the
-  paginator; any left become spaces).  The text is encoded as **latin-1** with
-  ``errors='replace'``: a character latin-1 lacks prints as ``?``.  Lines end
+  paginator; any left become spaces).  The text is encoded in the setup's
+  character set (``ENCODING=``; default **latin-1**), a character the set lacks
+  substituted by `printnet.charset.fit` (a look-alike, else ``?``).  Lines end
   with CR LF, pages with a form feed.  The only bytes below 0x20 in plain text
   output are CR, LF and FF.  Raw jobs pass through untouched: raw means raw.
 * `EscpDriver` (``DRIVER=escp``, Epson ESC/P and compatibles): `begin` resets the
@@ -24,9 +25,12 @@ and ``raw(data)`` calls, then ``end()``.  `get_driver` returns a fresh one.
   (<= 80 columns: 10 cpi ``ESC P``; <= 96: 12 cpi ``ESC M``; <= 137: condensed
   ``SI``; wider: 12 cpi condensed ``ESC M SI``), then the setup's own init
   bytes.  Text keeps the job's own codes: only NUL is removed (it would end
-  some commands early).  Text is encoded as **cp437** (the table selected by
-  ``ESC t 1``; its first 128 code points are ASCII, so escape sequences pass
-  unchanged) with ``errors='replace'``.  `end` ejects the page with a form feed
+  some commands early).  Text is encoded in the setup's character set
+  (``ENCODING=``; default **cp437**, the table ``ESC t 1`` selects; every
+  accepted set's first 128 code points are ASCII, so escape sequences pass
+  unchanged), substituting as the plain driver does.  ``ESC t 1`` is sent only
+  when the set is cp437: for another one the setup's ``INIT=`` selects the
+  printer's table (e.g. ``ESC ( t`` on ESC/P 2 printers).  `end` ejects the page with a form feed
   unless the paper is already at the top of a page.
 
 This module imports no os/time/serial.
@@ -37,6 +41,7 @@ from __future__ import annotations
 import re
 from typing import Final, Protocol
 
+from printnet.charset import encode as encode_charset
 from printnet.settings import DriverName, SetupConfig
 
 ESC: Final = "\x1b"
@@ -161,6 +166,7 @@ class Driver(Protocol):
     """Turns a job into bytes; one instance per job (see the module docstring)."""
 
     name: DriverName
+    encoding: str  # the printer's character set (canonical name)
 
     def begin(self, setup: SetupConfig) -> bytes:
         """Bytes that start a job on the given setup."""
@@ -183,13 +189,16 @@ class PlainDriver:
     """Any printer: safe latin-1 text with CR LF; raw jobs untouched."""
 
     name = DriverName.PLAIN
-    encoding: Final = "latin-1"
+    default_encoding: Final = "iso8859-1"  # latin-1
+
+    def __init__(self, encoding: str | None = None) -> None:
+        self.encoding = encoding or self.default_encoding
 
     def begin(self, setup: SetupConfig) -> bytes:
         return b""
 
     def encode_line(self, line: str) -> bytes:
-        return strip_controls(line).encode(self.encoding, errors="replace")
+        return encode_charset(strip_controls(line), self.encoding)
 
     def page(self, lines: list[str]) -> bytes:
         return b"".join(self.encode_line(line) + CRLF for line in lines) + FF
@@ -224,16 +233,17 @@ class EscpDriver:
     """Epson ESC/P: setup sequences first; the job's own codes are kept."""
 
     name = DriverName.ESCP
-    encoding: Final = "cp437"
+    default_encoding: Final = "cp437"
 
-    def __init__(self) -> None:
+    def __init__(self, encoding: str | None = None) -> None:
+        self.encoding = encoding or self.default_encoding
         self._at_top = True
 
     def begin(self, setup: SetupConfig) -> bytes:
         self._at_top = True
         return (
             b"\x1b@"  # reset
-            + b"\x1bt\x01"  # character table PC437
+            + (b"\x1bt\x01" if self.encoding == "cp437" else b"")  # character table PC437
             + b"\x1b2"  # 1/6 inch line spacing
             + escp_page_length(setup.length)
             + escp_pitch(setup.width)
@@ -241,7 +251,7 @@ class EscpDriver:
         )
 
     def encode_line(self, line: str) -> bytes:
-        return line.replace("\x00", "").encode(self.encoding, errors="replace")
+        return encode_charset(line.replace("\x00", ""), self.encoding)
 
     def page(self, lines: list[str]) -> bytes:
         self._at_top = True
@@ -259,10 +269,10 @@ class EscpDriver:
         return FF
 
 
-def get_driver(name: DriverName) -> Driver:
-    """A fresh driver for one job."""
+def get_driver(name: DriverName, encoding: str | None = None) -> Driver:
+    """A fresh driver for one job, printing in `encoding` (None: the driver's own)."""
     if name == DriverName.ESCP:
-        return EscpDriver()
+        return EscpDriver(encoding)
     if name == DriverName.PLAIN:
-        return PlainDriver()
+        return PlainDriver(encoding)
     raise ValueError(f"unknown driver {name!r}")

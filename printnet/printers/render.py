@@ -5,8 +5,15 @@ Owns `RenderJob`, `Rendered`, `render()` and the page counts.
 Order of a job: ``driver.begin(setup)``; the header page (when the job asks
 for one); then the job `copies` times; then ``driver.end()``.
 
-* Text jobs: each file is decoded as UTF-8 (``errors='replace'``; a leading
-  byte-order mark is dropped) and paginated to the setup's length and width.
+* Text jobs: each file is decoded in the job's source encoding (the request's
+  ``encoding``, UTF-8 when it has none; ``errors='replace'``; a leading
+  byte-order mark is dropped), fitted to the printer's character set (the
+  driver's ``encoding``: characters it lacks substituted as `printnet.charset`
+  documents, *before* pagination, so a look-alike of several characters still
+  fits the width), and paginated to the setup's length and width.  Line ends
+  from any system (CR LF, lone CR, LF) are one: the paginator normalizes them,
+  and the driver ends every line the printer's way.  The header page's and the
+  headings' fields are fitted the same way.
   The files of a copy are concatenated, each starting on a new page, and the
   pages of one copy are numbered together (``Page N of M`` where M is the page
   count of one copy).  Page count: header page + pages of a copy x copies,
@@ -27,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from printnet.charset import decode, fit
 from printnet.model import Format, clean_text
 from printnet.printers.banner import header_page
 from printnet.printers.drivers import Driver
@@ -48,6 +56,7 @@ class RenderJob:
     format: Format
     printer: str
     setup: str
+    encoding: str | None = None  # the text's source encoding; None: UTF-8
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +75,13 @@ class Rendered:
         return b"".join(self.chunks)
 
 
-def decode_text(data: bytes) -> str:
-    """A text file's bytes as text: UTF-8, invalid bytes as U+FFFD, no BOM."""
-    text = data.decode("utf-8", errors="replace")
-    return text.removeprefix("\ufeff")
+DEFAULT_CHARSET = "iso8859-1"  # the plain driver's: what a count assumes without a driver
+
+
+def decode_text(data: bytes, encoding: str | None = None) -> str:
+    """A text file's bytes as text: `encoding` (default UTF-8), invalid bytes as
+    U+FFFD, no BOM."""
+    return decode(data, encoding)
 
 
 def count_raw_pages(data: bytes) -> int:
@@ -79,21 +91,29 @@ def count_raw_pages(data: bytes) -> int:
     return data.count(b"\f") + (0 if data.endswith(b"\f") else 1)
 
 
-def text_page_bodies(files: Sequence[bytes], *, setup: SetupConfig) -> list[list[str]]:
-    """The body lines of every page of one copy (each file starts a new page)."""
+def text_page_bodies(files: Sequence[bytes], *, setup: SetupConfig,
+                     encoding: str | None = None,
+                     charset: str = DEFAULT_CHARSET) -> list[list[str]]:
+    """The body lines of every page of one copy (each file starts a new page):
+    decoded from `encoding`, fitted to the printer's `charset`."""
     bodies: list[list[str]] = []
     for data in files:
-        bodies.extend(page_bodies(decode_text(data), length=setup.length, width=setup.width))
+        text = fit(decode_text(data, encoding), charset)
+        bodies.extend(page_bodies(text, length=setup.length, width=setup.width))
     return bodies
 
 
-def count_pages(job: RenderJob, files: Sequence[bytes], *, setup: SetupConfig) -> int:
-    """Physical pages `render` produces for this job (see the module docstring)."""
+def count_pages(job: RenderJob, files: Sequence[bytes], *, setup: SetupConfig,
+                charset: str | None = None) -> int:
+    """Physical pages `render` produces for this job (see the module docstring), on a
+    printer whose character set is `charset` (default: the setup's, else latin-1)."""
     copies = max(job.copies, 0)
     if job.format == Format.RAW:
         per_copy = count_raw_pages(b"".join(files))
     else:
-        per_copy = len(text_page_bodies(files, setup=setup)) if files else 0
+        out = charset or setup.encoding or DEFAULT_CHARSET
+        per_copy = len(text_page_bodies(files, setup=setup, encoding=job.encoding,
+                                        charset=out)) if files else 0
     return (1 if job.header else 0) + per_copy * copies
 
 
@@ -135,13 +155,15 @@ def render(
     if job.format == Format.RAW:
         per_copy = count_raw_pages(b"".join(files))
     else:
-        bodies = text_page_bodies(files, setup=setup) if files else []
+        bodies = text_page_bodies(files, setup=setup, encoding=job.encoding,
+                                  charset=driver.encoding) if files else []
         per_copy = len(bodies)
     total = (1 if job.header else 0) + per_copy * copies
 
     if job.header:
+        fields = header_fields(job, date=date, pages=total)
         lines = header_page(
-            header_fields(job, date=date, pages=total),
+            {key: fit(value, driver.encoding) for key, value in fields.items()},
             template=header_template,
             width=setup.width,
             length=setup.length,
@@ -155,8 +177,9 @@ def render(
             if out:
                 copy_chunks.append(out)
     elif copies:
-        title = clean_text(job.title) or job.id
-        pages = add_headings(bodies, title=title, date=date, width=setup.width)
+        title = fit(clean_text(job.title) or job.id, driver.encoding)
+        pages = add_headings(bodies, title=title, date=fit(date, driver.encoding),
+                             width=setup.width)
         copy_chunks = [driver.page(lines) for lines in pages]
     for _ in range(copies):
         chunks.extend(copy_chunks)

@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from printnet import __version__
+from printnet import __version__, systemd
 from printnet import config as config_mod
 from printnet.config import Config
 from printnet.errors import (
@@ -258,10 +258,12 @@ class Server(ConfigReload):
         """Loop until stopped (SIGTERM, SIGINT, console Q) or drained."""
         self.start()
         quiet = 0
+        notifier = systemd.Notifier()  # Type=notify: READY=1 after the first cycle
         try:
             self.control = self.front_door() if self.front_door is not None else None
             while not self.stopping:
                 worked = self.tick()
+                notifier.cycle(f"server {self.name}: serving {len(self.services)} spool(s)")
                 if self.drain:
                     quiet = 0 if worked else quiet + 1
                     if quiet >= 2 and self.idle():
@@ -269,6 +271,7 @@ class Server(ConfigReload):
                 if not worked:
                     self.wake.wait(self.pause())
         finally:
+            notifier.stopping(f"server {self.name}: stopping")  # systemd: STOPPING=1
             self.shutdown(requeue=True)
 
     def pause(self) -> float:

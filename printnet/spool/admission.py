@@ -39,10 +39,11 @@ from datetime import datetime
 from typing import Final
 
 from printnet import quota, verbs
-from printnet.config import Config, PrinterConfig, SetupConfig
+from printnet.config import Config, DriverName, PrinterConfig, SetupConfig
 from printnet.errors import RequestInvalid, SpoolError
 from printnet.masterfile import Job, MasterState
 from printnet.model import JobState, PrintRequest, Request, iso
+from printnet.printers.drivers import get_driver
 from printnet.printers.render import RenderJob, count_pages
 from printnet.security import open_job_folder, read_job_file, user_groups
 from printnet.spool import records
@@ -156,8 +157,11 @@ class Admission:
             os.close(fd)
         job = RenderJob(id=req.id, user=req.user, station=req.station, title=req.title,
                         submitted=iso(req.submitted), copies=req.copies, header=header,
-                        format=req.format, printer=req.printer, setup=setup.name)
-        return count_pages(job, files, setup=setup)
+                        format=req.format, printer=req.printer, setup=setup.name,
+                        encoding=req.encoding)
+        driver = get_driver(member.driver if member is not None else DriverName.PLAIN,
+                            setup.encoding)
+        return count_pages(job, files, setup=setup, charset=driver.encoding)
 
     # -- add ----------------------------------------------------------------------------
 

@@ -17,7 +17,9 @@ than its age limit.
 
 Files are read with the station user's own rights (the copy *is* the
 permission check: the server never opens a path a user named).  `-` reads
-standard input.
+standard input.  A text job submitted without an encoding gets the one its
+bytes show, detected while they are copied (`printnet.charset.Sniffer`: UTF-8
+if every file decodes, else the documented fallback).
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from printnet.charset import Sniffer
 from printnet.errors import SpoolError, SpoolFull, UsageError
 from printnet.model import (
     MAX_FILES,
     MAX_TITLE,
     ControlAction,
     ControlRequest,
+    Format,
     JobIdGenerator,
     PrintRequest,
     SpooledFile,
@@ -137,10 +141,13 @@ class Submitter:
             for template, sources in jobs:
                 now = datetime.now(UTC)
                 job_id = new_id(now)
-                _, files = self._copy_data(job_id, sources, written)
+                sniffer = (Sniffer() if template.format is Format.TEXT
+                           and template.encoding is None else None)
+                _, files = self._copy_data(job_id, sources, written, sniffer)
                 req = replace(
                     template, id=job_id, user=self.user, station=self.station,
                     submitted=now, files=tuple(files),
+                    encoding=sniffer.result if sniffer is not None else template.encoding,
                     title=clean_text(
                         template.title or (files[0].original if files else ""), MAX_TITLE
                     ),
@@ -166,7 +173,8 @@ class Submitter:
         return [req for req, _ in staged]
 
     def _copy_data(
-        self, job_id: str, sources: Sequence[Source], written: list[Path]
+        self, job_id: str, sources: Sequence[Source], written: list[Path],
+        sniffer: Sniffer | None = None,
     ) -> tuple[Path, list[SpooledFile]]:
         tmp_dir = self.spool.data / unique_name("." + job_id)
         os.mkdir(tmp_dir, DATA_DIR_MODE)
@@ -174,7 +182,7 @@ class Submitter:
         try:
             for i, src in enumerate(sources):
                 dest = tmp_dir / str(i)
-                size, digest = _copy(src, dest)
+                size, digest = _copy(src, dest, sniffer)
                 files.append(SpooledFile(str(i), clean_text(src.name, 255), size, digest))
             # Only now: a chmod by a non-member of the folder's group clears its setgid
             # bit, and the files above had to inherit the group first.
@@ -246,7 +254,7 @@ def _source_size(src: Source) -> int:
         return 0
 
 
-def _copy(src: Source, dest: Path) -> tuple[int, str]:
+def _copy(src: Source, dest: Path, sniffer: Sniffer | None = None) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DATA_FILE_MODE)
@@ -255,14 +263,16 @@ def _copy(src: Source, dest: Path) -> tuple[int, str]:
             os.fchmod(fd, DATA_FILE_MODE)  # whatever the umask: the servers must read it
             if src.stream is not None:
                 reader: BinaryIO = src.stream
-                _pump(reader, out, digest)
+                _pump(reader, out, digest, sniffer)
             else:
                 assert src.path is not None
                 # Opened with the station user's rights; O_NOFOLLOW is not used on
                 # purpose: a user may print through their own symlinks.
                 with open(src.path, "rb") as reader_file:
-                    _pump(reader_file, out, digest)
+                    _pump(reader_file, out, digest, sniffer)
             size = out.tell()
+            if sniffer is not None:
+                sniffer.end_file()
     except OSError as exc:
         if isinstance(exc, FileNotFoundError) and src.path is not None:
             raise UsageError(f"{src.name}: no such file") from None
@@ -270,9 +280,12 @@ def _copy(src: Source, dest: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def _pump(reader: BinaryIO, out: BinaryIO, digest: hashlib._Hash) -> None:
+def _pump(reader: BinaryIO, out: BinaryIO, digest: hashlib._Hash,
+          sniffer: Sniffer | None = None) -> None:
     while chunk := reader.read(CHUNK):
         digest.update(chunk)
+        if sniffer is not None:
+            sniffer.feed(chunk)
         out.write(chunk)
 
 
