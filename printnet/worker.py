@@ -10,7 +10,7 @@ Printer trouble: a port that cannot be opened, or a write that makes no
 progress for the printer's STALL seconds, marks the printer offline with a
 reason.  Because the write loop knows exactly how many bytes went out, the
 job resumes from that byte when the printer answers again (policy RETRY, the
-default: the job keeps its claim and so its place at the head of its queue),
+default: the job stays assigned and so keeps its place at the head of its queue),
 or is handed back to be held (HOLD) or aborted (ABORT).  After the last byte
 the worker waits for the printer to print its buffer, with the same STALL
 limit (a plain flush() would wait for ever on a printer gone offline).  An
@@ -45,18 +45,18 @@ from printnet.spool.layout import REQ_SUFFIX, Spool
 from printnet.spool.publish import TRANSIENT_ERRNOS, read_bytes
 
 DRAIN_POLL = 0.1  # seconds between looks at a printer's buffer while it prints it
-MISSING_GRACE = 3.0  # seconds a claimed job's files may stay invisible to this host
+MISSING_GRACE = 3.0  # seconds an assigned job's files may stay invisible to this host
 
 T = TypeVar("T")
 
 
 @dataclass
 class Assignment:
-    """A job this server claimed for a printer (under the master lock)."""
+    """A job this server assigned to a printer (under the master lock)."""
 
     spool: Spool
     job: Job
-    token: str  # the lease token the claim was made with
+    token: str  # the lease token it was assigned with
 
 
 @dataclass
@@ -303,7 +303,7 @@ class PrinterWorker:
                     self.printed_jobs += 1
             self.on_result(result)
             with self._cond:
-                # A job assigned from on_result (the server's next claimed job) is
+                # A job assigned from on_result (the server's next assigned job) is
                 # still taken: printed, or handed back at once if abandoning.
                 if self._stop and self._pending is None:
                     return
