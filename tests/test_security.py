@@ -314,12 +314,13 @@ class World:
 def _copy_libs(lib: Path) -> None:
     """printnet and its dependencies where every user can import them."""
     import click
+    import filelock
     import serial
     import watchdog
 
     import printnet
 
-    for module in (printnet, click, serial, watchdog):
+    for module in (printnet, click, filelock, serial, watchdog):
         assert module.__file__ is not None
         src = Path(module.__file__).parent
         shutil.copytree(src, lib / src.name, ignore=shutil.ignore_patterns("__pycache__"))

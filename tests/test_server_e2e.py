@@ -541,7 +541,7 @@ def test_printer_offline_and_back_per_error_policy(
     wait_for(lambda: all(offline(s.name) for s in specs), 10, "printers offline",
              on_timeout=lambda: logs(servers))
     text = printnet("--spool", str(root), "status", env=env).stdout
-    assert re.search(rf"printer O1: offline printing {j[0]}, setup STANDARD "
+    assert re.search(rf"printer O1: offline \(job {j[0]}\), setup STANDARD "
                      r"\(.*took no bytes.*\) \[server S1\]", text), text
 
     def settled() -> bool:
