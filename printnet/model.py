@@ -277,6 +277,7 @@ class PrintRequest:
     hold: bool = False
     password: str | None = None  # a proof derived from the queue password, never clear
     files: tuple[SpooledFile, ...] = field(default_factory=tuple)
+    via: str | None = None  # how a gateway knew the user ("ipp:basic"); None: file owner
 
     @property
     def size(self) -> int:
@@ -300,6 +301,7 @@ class PrintRequest:
             "hold": self.hold,
             "password": self.password,
             "files": [f.to_json() for f in self.files],
+            **({"via": self.via} if self.via is not None else {}),  # only when set
         }
 
     def encode(self) -> bytes:
@@ -372,8 +374,9 @@ def request_from_json(obj: Mapping[str, Any]) -> Request:
 
 
 _PRINT_KEYS: Final = frozenset(PrintRequest(
-    id="", user="", station="", submitted=datetime.now(UTC), printer=""
+    id="", user="", station="", submitted=datetime.now(UTC), printer="", via=""
 ).to_json())
+_VIA_RE: Final = re.compile(r"[a-z][a-z0-9]{0,15}:[a-z][a-z0-9]{0,15}")
 _CONTROL_KEYS: Final = frozenset(
     {"printnet", "kind", "id", "user", "station", "submitted", "action", "jobs"}
 )
@@ -494,6 +497,7 @@ def _print_from_json(obj: Mapping[str, Any]) -> PrintRequest:
         hold=r.bool_("hold", False),
         password=r.opt_str("password", lambda s: 0 < len(s) <= 512, limit=512),
         files=tuple(files),
+        via=r.opt_str("via", lambda s: _VIA_RE.fullmatch(s) is not None, limit=33),
     )
 
 

@@ -1,0 +1,458 @@
+"""What every door of the gateway shares: who asks, and the spool it submits to.
+
+Owns `Identity` (a user and how the gateway established it) and
+`GatewayContext`: the spool, the etc folder, one `Station` for what the
+configuration and the servers say, the parsed etc/gateway.cmd, and the
+blocking operations each door calls **from a thread** (`asyncio.to_thread`):
+
+* `identify(authorization, peer_host, claimed)`: the rules of
+  docs/GATEWAY.md ("Identity"); raises `AuthRequired` (HTTP 401) or
+  `Forbidden` (403).
+* `validate(...)` / `submit(...)`: one print request, validated as
+  `printnet request` validates it (printer, priority, copies, setup), plus the
+  printer's per-job limits (MAXCOPIES, MAXBYTES, MAXFILE, MAXPAGES of PDF)
+  when the gateway can read printers.cmd, the document formats the printer's
+  port takes, and MINFREE (the `Submitter`).  `submit` returns only after the
+  request is durable in new/ (`printnet.spool.submit`); nothing is written
+  when a check fails.
+* `control(identity, action, job_id)`: the same control request the CLI
+  sends; the servers decide ownership and operator rights.
+* `queue_view(printer, user)`: jobs, printers, servers with their locks, and
+  recent completed jobs, as plain JSON-able data (the web page and /api).
+
+The gateway runs as the service account: intake lets it submit for others
+(`printnet.spool.intake`), and every request records `via` (e.g.
+``ipp:basic``) so done/ records and accounting show how the user was known.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Final
+
+from printnet import config as config_mod
+from printnet.api import Station, server_files
+from printnet.errors import (
+    AuthRequired,
+    ConfigError,
+    Forbidden,
+    PrintnetError,
+    UsageError,
+    ValidationError,
+)
+from printnet.gateway import settings as settings_mod
+from printnet.gateway.settings import GatewaySettings
+from printnet.model import MAX_FILES, ControlAction, Format, PrintRequest, clean_text, valid_user
+from printnet.passwords import verify_password
+from printnet.printers.ports import accepted_formats
+from printnet.spool.publish import read_bytes
+
+TEXT: Final = "text/plain"
+RAW: Final = "application/octet-stream"
+ESCP: Final = "application/vnd.printnet-escp"
+PDF: Final = "application/pdf"
+PWG: Final = "image/pwg-raster"
+CACHE_TTL: Final = 2.0  # seconds the destinations and server files are reused
+RECENT: Final = 50  # completed jobs in a queue view
+
+
+class LimitExceeded(ValidationError):
+    """A job over a printer's MAX... limit (OVERLIMIT=REJECT): refused before writing."""
+
+
+class FormatNotSupported(ValidationError):
+    """A document format the printer's port cannot take."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a job belongs to, and how the gateway knows: basic, trust or guest."""
+
+    user: str
+    how: str
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document of a job, received whole (the doors bound its size)."""
+
+    name: str
+    data: bytes
+    format: str = TEXT
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What a door asks for one job (IPP attributes, LPD control lines)."""
+
+    printer: str | None = None  # None: the default printer
+    copies: int = 1
+    title: str = ""
+    priority: str = "standard"  # high | standard | overnight
+    hold: bool = False
+    setup: str | None = None
+    header: bool = True
+    password: str | None = None  # the queue password (IPP job-password)
+
+
+class GatewayContext:
+    """The spool, etc and settings one gateway process serves; thread-safe."""
+
+    def __init__(self, spool_dir: Path, etc_dir: Path,
+                 settings: GatewaySettings | None = None) -> None:
+        self.spool_dir = spool_dir
+        self.etc_dir = etc_dir
+        self.station = Station(spool_dir, etc_dir if etc_dir.exists() else None,
+                               user=_service_user(), station=_host())
+        self.spool = self.station.spool
+        self.settings = settings if settings is not None else settings_mod.load(etc_dir)
+        self._lock = threading.Lock()
+        self._config: tuple[object, config_mod.Config | None] = (None, None)
+        self._dests: tuple[float, Any] = (0.0, None)
+        self._verified: dict[tuple[str, str], float] = {}  # (user, password) -> when
+
+    # -- configuration -------------------------------------------------------------
+
+    def config(self) -> config_mod.Config | None:
+        """etc/'s printers and server settings (None when the gateway has no etc)."""
+        if not (self.etc_dir / config_mod.PRINTERS_FILE).exists():
+            return None
+        stamp = config_mod.stamp(self.etc_dir)
+        with self._lock:
+            if self._config[0] == stamp:
+                return self._config[1]
+        cfg = config_mod.load(self.etc_dir)
+        with self._lock:
+            self._config = (stamp, cfg)
+        return cfg
+
+    def destinations(self) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            if self._dests[1] is not None and now - self._dests[0] < CACHE_TTL:
+                return self._dests[1]
+        dests = self.station.destinations()
+        with self._lock:
+            self._dests = (now, dests)
+        return dests
+
+    def printer_names(self) -> list[str]:
+        """Printers and classes in name order."""
+        return sorted(self.destinations().known)
+
+    def default_printer(self) -> str | None:
+        dests = self.destinations()
+        if dests.default:
+            return str(dests.default)
+        return next(iter(dests.printers)) if len(dests.printers) == 1 else None
+
+    def formats(self, printer: str) -> frozenset[str]:
+        """The document formats `printer` (or every member of a class) can take."""
+        cfg = self.config()
+        if cfg is None:
+            return accepted_formats("")
+        members = [cfg.printers[printer]] if printer in cfg.printers else [
+            cfg.printers[m] for m in cfg.classes.get(printer, ()) if m in cfg.printers]
+        if not members:
+            return accepted_formats("")
+        out: frozenset[str] | None = None
+        for p in members:
+            got = accepted_formats(p.port)
+            if p.driver.value != "escp":
+                got = got - {ESCP}
+            out = got if out is None else out & got
+        return out or frozenset()
+
+    # -- identity ------------------------------------------------------------------
+
+    def trusted_network(self, peer_host: str) -> bool:
+        """Whether `peer_host` is inside the NETWORKS= of etc/gateway.cmd."""
+        try:
+            addr = ipaddress.ip_address(peer_host.split("%", maxsplit=1)[0])
+        except ValueError:
+            return False
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        return any(addr in net for net in self.settings.networks)
+
+    def identify(self, authorization: str | None, peer_host: str,
+                 claimed: str | None) -> Identity:
+        """Who a request is for (docs/GATEWAY.md, "Identity"); AuthRequired or Forbidden."""
+        s = self.settings
+        if s.auth == "none":
+            assert s.guest is not None
+            return Identity(s.guest, "guest")
+        if authorization:
+            user = self._basic(authorization)
+            if user is not None:
+                return Identity(user, "basic")
+            if s.auth == "basic":
+                raise AuthRequired("wrong user name or password")
+        if s.auth == "basic" and not self.trusted_network(peer_host):
+            if s.guest is not None:
+                return Identity(s.guest, "guest")
+            raise AuthRequired("this gateway needs a user name and password")
+        if self.trusted_network(peer_host):
+            if claimed is not None and claimed != "":
+                if not valid_user(claimed):
+                    raise Forbidden(f"{clean_text(claimed, 40)!r} is not a user name "
+                                    "printnet accepts (A-Z a-z 0-9 _ . @ -)")
+                return Identity(claimed, "trust")
+            if s.guest is not None:
+                return Identity(s.guest, "guest")
+            raise Forbidden("no user name given (requesting-user-name)")
+        if s.guest is not None:
+            return Identity(s.guest, "guest")
+        if s.auth == "basic":
+            raise AuthRequired("this gateway needs a user name and password")
+        raise Forbidden(f"{clean_text(peer_host, 60)} is not a trusted network "
+                        f"({s.source})")
+
+    def _basic(self, authorization: str) -> str | None:
+        scheme, _, blob = authorization.strip().partition(" ")
+        if scheme.lower() != "basic" or not self.settings.users:
+            return None
+        try:
+            text = base64.b64decode(blob.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            return None
+        user, sep, password = text.partition(":")
+        stored = self.settings.users.get(user)
+        if not sep or stored is None:
+            return None
+        key = (user, password)
+        now = time.monotonic()
+        # A client sends its credentials with every request: remember a success for
+        # a minute instead of paying a full scrypt (~50 ms) each time.
+        with self._lock:
+            if now - self._verified.get(key, -1e9) < 60.0:
+                return user
+        if not verify_password(password, stored):
+            return None
+        with self._lock:
+            if len(self._verified) > 1000:
+                self._verified.clear()
+            self._verified[key] = now
+        return user
+
+    def is_operator(self, user: str) -> bool:
+        """Whether `user` is among the OPERATORS of etc/server.cmd (the servers decide)."""
+        from printnet.security import is_operator
+
+        cfg = self.config()
+        operators = cfg.server.operators if cfg is not None else ("root",)
+        return is_operator(user, operators)
+
+    # -- submitting ----------------------------------------------------------------
+
+    def validate(self, identity: Identity, options: JobOptions,
+                 formats: Sequence[str] = (), size: int = 0, pages: int = 0,
+                 files: Sequence[int] = ()) -> PrintRequest:
+        """Check a job before any byte is written; its template (id not yet set)."""
+        if not valid_user(identity.user):
+            raise Forbidden(f"{clean_text(identity.user, 40)!r} is not a user name")
+        kinds = {_kind(f) for f in formats}
+        if len(kinds) > 1:
+            raise UsageError("one job holds text or raw documents, not both")
+        try:
+            template = self.station.template(
+                printer=options.printer, priority=options.priority, copies=options.copies,
+                title=options.title, setup=options.setup, header=options.header,
+                raw=kinds == {Format.RAW}, hold=options.hold)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from exc
+        template = replace(template, user=identity.user)
+        allowed = self.formats(template.printer)
+        for fmt in formats:
+            if fmt not in allowed:
+                raise FormatNotSupported(
+                    "document-format", f"{template.printer} cannot print {fmt} "
+                    f"(it takes {', '.join(sorted(allowed))})")
+        self._limits(template, size, pages, files)
+        return template
+
+    def _limits(self, req: PrintRequest, size: int, pages: int, files: Sequence[int]) -> None:
+        cfg = self.config()
+        printer = cfg.printers.get(req.printer) if cfg is not None else None
+        if printer is None or printer.over_limit.value != "reject":
+            return  # unknown here, or OVERLIMIT=HOLD: the server holds it with a note
+        name = printer.name
+        if printer.max_copies is not None and req.copies > printer.max_copies:
+            raise LimitExceeded("copies", f"{req.copies} is over {name}'s limit of "
+                                f"{printer.max_copies}")
+        if printer.max_bytes is not None and size > printer.max_bytes:
+            raise LimitExceeded("files", f"{size} bytes is over {name}'s limit of "
+                                f"{printer.max_bytes}")
+        if printer.max_file is not None and any(f > printer.max_file for f in files):
+            raise LimitExceeded("files", f"a file is over {name}'s limit of "
+                                f"{printer.max_file} per file")
+        if printer.max_pages is not None and pages > printer.max_pages:
+            raise LimitExceeded("pages", f"{pages} pages is over {name}'s limit of "
+                                f"{printer.max_pages}")
+
+    def max_bytes(self, printer: str | None) -> int:
+        """The most a request to `printer` may carry: MAXBODY, or the printer's MAXBYTES."""
+        limit = self.settings.max_body
+        cfg = self.config()
+        if cfg is not None and printer:
+            p = cfg.printers.get(printer)
+            if p is not None and p.max_bytes is not None and p.over_limit.value == "reject":
+                limit = min(limit, p.max_bytes)
+        return limit
+
+    def submit(self, identity: Identity, documents: Sequence[Document], options: JobOptions,
+               *, door: str = "ipp", peer: str = "") -> PrintRequest:
+        """Queue one job; returns the request (its `.id`) once it is durable in new/."""
+        import io
+
+        from printnet.gateway.documents import count_pages
+        from printnet.spool.submit import Source, Submitter
+
+        if not documents:
+            raise UsageError("no documents to print")
+        if len(documents) > MAX_FILES:
+            raise UsageError(f"at most {MAX_FILES} documents in one job")
+        pages = sum(count_pages(d.data, d.format) for d in documents)
+        template = self.validate(identity, options, [d.format for d in documents],
+                                 sum(len(d.data) for d in documents), pages,
+                                 [len(d.data) for d in documents])
+        template = replace(template, via=f"{door}:{identity.how}")
+        station = _station_name(peer) or self.station.station
+        submitter = Submitter(self.spool, user=identity.user, station=station,
+                              min_free=self.station.min_free())
+        sources = [Source(d.name or "document", stream=io.BytesIO(d.data)) for d in documents]
+        password = options.password or None
+        if password is None and self.station.needs_password(template.printer):
+            raise PasswordRequired("password", f"{template.printer} needs a password "
+                                   "(job-password)")
+        return submitter.submit_many([(template, sources)], password=password)[0]
+
+    # -- cancel, hold, release -------------------------------------------------------
+
+    def control(self, identity: Identity, action: ControlAction | str, job_id: str,
+                *, wait: float = 5.0) -> str:
+        """Send a control request as `identity`; the servers' outcome ("applied",
+        "not your job", ...) or "queued" when none answered within `wait` s."""
+        station = Station(self.spool_dir, None, user=identity.user, station=self.station.station)
+        act = ControlAction(action)
+        return station.control(act, [job_id], wait=wait).get(job_id, "unknown")
+
+    # -- the queue -----------------------------------------------------------------
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        """One job as `printnet status --json` shows it (live, waiting, done, rejected)."""
+        view = self.station.status(jobs=[job_id])
+        return view.jobs[0] if view.jobs else None
+
+    def queue_view(self, printer: str | None = None, user: str | None = None) -> dict[str, Any]:
+        """Jobs in queue order, printers, servers with locks, and recent completed jobs."""
+        view = self.station.status(printer=printer, user=user)
+        return {
+            "jobs": view.jobs,
+            "printers": view.printers,
+            "servers": self.servers(),
+            "completed": self.completed(printer=printer, user=user),
+            "default": self.default_printer(),
+        }
+
+    def servers(self) -> list[dict[str, Any]]:
+        """The servers' status files with their age, and the locks with holders and ages."""
+        out = []
+        locks = self.locks()
+        for info in server_files(self.spool):
+            name = info.get("name")
+            out.append({
+                "name": name, "host": info.get("host"), "state": info.get("state"),
+                "age": round(float(info.get("_age", 0.0)), 1),
+                "lease": info.get("lease"), "spool_error": info.get("spool_error"),
+                "printers": [p.get("name") for p in info.get("printers", [])
+                             if isinstance(p, dict)],
+                "locks": [lk for lk in locks if lk["holder"] == name],
+            })
+        out.append({"name": None, "locks": [lk for lk in locks
+                                            if lk["holder"] not in {s["name"] for s in out}]})
+        return out
+
+    def locks(self) -> list[dict[str, Any]]:
+        from printnet.spool.lock import LockTable
+
+        out: list[dict[str, Any]] = []
+        try:
+            records = LockTable(self.spool.locks).records()
+        except PrintnetError:
+            return out
+        now = time.time()
+        for filename, rec in sorted(records.items()):
+            try:
+                age = max(0.0, now - os.stat(self.spool.locks / filename).st_mtime)
+            except OSError:
+                continue
+            out.append({"name": filename, "holder": rec.holder, "host": rec.host,
+                        "pid": rec.pid, "lease": rec.lease, "age": round(age, 1),
+                        "acquired": rec.acquired})
+        return out
+
+    def completed(self, *, printer: str | None = None, user: str | None = None,
+                  limit: int = RECENT) -> list[dict[str, Any]]:
+        """The most recently submitted finished jobs (done/ records), newest first."""
+        try:
+            names = sorted((n for n in os.listdir(self.spool.done) if n.endswith(".json")),
+                           reverse=True)
+        except OSError:
+            return []
+        out: list[dict[str, Any]] = []
+        for name in names:
+            if len(out) >= limit:
+                break
+            try:
+                record = json.loads(read_bytes(self.spool.done / name, 1 << 20))
+            except (OSError, ValueError):
+                continue
+            job = record.get("job") if isinstance(record, dict) else None
+            if not isinstance(job, dict):
+                continue  # a control request's outcome
+            if printer and printer not in (job.get("printer"), job.get("assigned")):
+                continue
+            if user and job.get("user") != user:
+                continue
+            request = record.get("request") or {}
+            out.append(dict(job, finished=record.get("finished"), position=0,
+                            via=request.get("via") if isinstance(request, dict) else None))
+        return out
+
+
+class PasswordRequired(ValidationError):
+    """The printer takes jobs only with its queue password (IPP job-password)."""
+
+
+def _kind(fmt: str) -> Format:
+    return Format.TEXT if fmt == TEXT else Format.RAW
+
+
+def _service_user() -> str:
+    from printnet.spool.intake import SERVICE_USER
+
+    return SERVICE_USER if valid_user(SERVICE_USER) else "printnet"
+
+
+def _host() -> str:
+    from printnet.api import this_station
+
+    return this_station()
+
+
+def _station_name(peer: str) -> str:
+    """A peer address as a station name (IPv6 colons become dashes)."""
+    from printnet.model import valid_station
+
+    text = peer.split("%", maxsplit=1)[0].replace(":", "-").strip("-")
+    return text if text and valid_station(text) else ""
