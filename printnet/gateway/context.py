@@ -351,7 +351,26 @@ class GatewayContext:
     def job(self, job_id: str) -> dict[str, Any] | None:
         """One job as `printnet status --json` shows it (live, waiting, done, rejected)."""
         view = self.station.status(jobs=[job_id])
-        return view.jobs[0] if view.jobs else None
+        if view.jobs:
+            return view.jobs[0]
+        # RACE: a server has claimed it from new/ into received/ but not yet entered it in
+        # the master file: it is in neither place `status` looks.
+        from printnet.api import job_json
+        from printnet.masterfile import Job
+        from printnet.model import decode_request
+        from printnet.spool.layout import REQ_SUFFIX
+
+        try:
+            req = decode_request(read_bytes(self.spool.received / f"{job_id}{REQ_SUFFIX}",
+                                            1 << 18))
+        except (OSError, PrintnetError):
+            view = self.station.status(jobs=[job_id])  # it has moved on meanwhile
+            return view.jobs[0] if view.jobs else None
+        if not isinstance(req, PrintRequest):
+            return None
+        job = Job.from_request(req)
+        job.note = "being taken in by a server"
+        return job_json(job, 0)
 
     def queue_view(self, printer: str | None = None, user: str | None = None) -> dict[str, Any]:
         """Jobs in queue order, printers, servers with locks, and recent completed jobs."""
