@@ -139,6 +139,8 @@ def _bound(sock: object) -> str:
 
 def run(spool: Path, etc: Path, ipp: Listen, lpd: Listen | None) -> None:
     """The blocking entry point of `printnet gateway`."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
     ctx = GatewayContext(spool, etc)
     ctx.config()  # a broken etc/ fails now, with its file and line
     asyncio.run(serve(ctx, ipp, lpd))

@@ -321,10 +321,13 @@ class GatewayContext:
             raise UsageError("no documents to print")
         if len(documents) > MAX_FILES:
             raise UsageError(f"at most {MAX_FILES} documents in one job")
+        size, sizes = sum(len(d.data) for d in documents), [len(d.data) for d in documents]
+        template = self.validate(identity, options, [d.format for d in documents], size, 0,
+                                 sizes)
+        # Pages only of a format the printer takes (a PDF is never parsed for nothing).
         pages = sum(count_pages(d.data, d.format) for d in documents)
-        template = self.validate(identity, options, [d.format for d in documents],
-                                 sum(len(d.data) for d in documents), pages,
-                                 [len(d.data) for d in documents])
+        if pages:
+            self._limits(template, size, pages, sizes)
         template = replace(template, via=f"{door}:{identity.how}")
         station = _station_name(peer) or self.station.station
         submitter = Submitter(self.spool, user=identity.user, station=station,
@@ -355,6 +358,37 @@ class GatewayContext:
             return view.jobs[0]
         # RACE: a server has claimed it from new/ into received/ but not yet entered it in
         # the master file: it is in neither place `status` looks.
+        job = self._received(job_id)
+        if job is None:
+            view = self.station.status(jobs=[job_id])  # it has moved on meanwhile
+            return view.jobs[0] if view.jobs else None
+        return job
+
+    def live_jobs(self, printer: str | None = None,
+                  user: str | None = None) -> list[dict[str, Any]]:
+        """Jobs not finished, in queue order: the master file, new/, and received/
+        (a request a server has claimed but not yet entered in the master file)."""
+        view = self.station.status(printer=printer, user=user)
+        jobs = view.jobs
+        listed = {j["id"] for j in jobs}
+        try:
+            names = sorted(os.listdir(self.spool.received))
+        except OSError:
+            return jobs
+        for name in names:
+            job_id = name[:-4]
+            if not name.endswith(".req") or job_id in listed:
+                continue
+            job = self._received(job_id)
+            if job is None or (printer and job["printer"] != printer) or (
+                    user and job["user"] != user):
+                continue
+            if self.station.status(jobs=[job_id]).jobs:
+                continue  # RACE: entered meanwhile (and listed by a later call)
+            jobs.append(job)
+        return jobs
+
+    def _received(self, job_id: str) -> dict[str, Any] | None:
         from printnet.api import job_json
         from printnet.masterfile import Job
         from printnet.model import decode_request
@@ -364,8 +398,7 @@ class GatewayContext:
             req = decode_request(read_bytes(self.spool.received / f"{job_id}{REQ_SUFFIX}",
                                             1 << 18))
         except (OSError, PrintnetError):
-            view = self.station.status(jobs=[job_id])  # it has moved on meanwhile
-            return view.jobs[0] if view.jobs else None
+            return None
         if not isinstance(req, PrintRequest):
             return None
         job = Job.from_request(req)
@@ -374,10 +407,11 @@ class GatewayContext:
 
     def queue_view(self, printer: str | None = None, user: str | None = None) -> dict[str, Any]:
         """Jobs in queue order, printers, servers with locks, and recent completed jobs."""
-        view = self.station.status(printer=printer, user=user)
+        from printnet.api import printer_status
+
         return {
-            "jobs": view.jobs,
-            "printers": view.printers,
+            "jobs": self.live_jobs(printer, user),
+            "printers": printer_status(self.spool, printer),
             "servers": self.servers(),
             "completed": self.completed(printer=printer, user=user),
             "default": self.default_printer(),

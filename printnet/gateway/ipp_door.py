@@ -693,9 +693,8 @@ class IppDoor:
         requested = _keywords(op, "requested-attributes")
         jobs: list[tuple[int, dict[str, Any], str | None, str | None]] = []
         if which in ("not-completed", "all"):
-            view = self.ctx.station.status(printer=printer, user=user)
             jobs += [(self.index.add(j["id"], self.index.ipp_id(j["id"])), j, None, None)
-                     for j in view.jobs if not terminal(j)]
+                     for j in self.ctx.live_jobs(printer, user) if not terminal(j)]
             with self._lock:
                 jobs += [(inc.ipp_id, self._incoming_json(inc), None, None)
                          for inc in self.incoming.values() if inc.printer == printer
