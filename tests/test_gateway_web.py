@@ -291,8 +291,13 @@ def click(driver: Any, job_id: str, action: str) -> None:
 
 def test_page_shows_a_job_queued_then_printing_then_completed(site: Site,
                                                               browser: Any) -> None:
+    # Company for the screenshots: finished jobs, other users' jobs, one waiting for
+    # its form.
+    quick = [site.submit("erin", "LOCAL", "Lunch menu", b"soup\n"),
+             site.submit("bob", "LOCAL", "Train times", b"8:15\n")]
+    wait_for(lambda: all((site.spool / "done" / f"{q}.json").exists() for q in quick), 90,
+             "two quick jobs printed")
     job = site.submit("alice", "LOCAL", "Quarterly report", REPORT, hold=True)
-    # Company for the screenshots: other users' jobs, one waiting for its form.
     others = [site.submit("dave", "PAUSED", "Minutes of the board meeting", b"m\n" * 90),
               site.submit("erin", "PAUSED", "Invoice 2026-0117", b"i\n" * 40),
               site.submit("dave", "LOCAL", "Payroll checks", b"c\n", setup="CHECKS")]
