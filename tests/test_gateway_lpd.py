@@ -41,6 +41,8 @@ from helpers_e2e import (
     wait_for,
 )
 from helpers_gateway import Gateway, init_spool, start_gateway
+from hypothesis import given
+from hypothesis import strategies as st
 
 from printnet.gateway.lpd_protocol import (
     RAW,
@@ -168,6 +170,40 @@ def test_queue_state_text() -> None:
     assert "alice" not in long and "Needs CHECKS" in long and "high" in long
     assert "no entries" in render_queue("LOCAL", printers, jobs, long=True,
                                         wanted=["carol"]).decode()
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_parse_or_raise_lpd_error(data: bytes) -> None:
+    for parse in (parse_command, parse_subcommand):
+        try:
+            parse(data)
+        except LpdError:
+            pass
+    try:
+        plan = plan_job(parse_control_file(data))
+    except LpdError:
+        return
+    assert 1 <= plan.copies <= 999 and plan.files
+    assert all(ch.isprintable() for ch in plan.title + plan.user)
+
+
+NAMES = st.text(st.characters(min_codepoint=33, max_codepoint=126,
+                              exclude_characters="/"), min_size=1, max_size=20)
+
+
+@given(user=st.from_regex(r"[a-z][a-z0-9]{0,15}", fullmatch=True),
+       title=st.text(st.characters(categories=["L", "N", "P", "Zs"]), max_size=60),
+       files=st.lists(NAMES, min_size=1, max_size=5, unique=True),
+       copies=st.integers(1, 9), raw=st.booleans())
+def test_control_files_map_to_the_job_they_describe(user: str, title: str, files: list[str],
+                                                    copies: int, raw: bool) -> None:
+    letter = "l" if raw else "f"
+    lines = ["Hhost", f"P{user}", f"J{title}", f"L{user}"]
+    lines += [f"{letter}{name}" for name in files for _ in range(copies)]
+    plan = plan_job(parse_control_file(("\n".join(lines) + "\n").encode()))
+    assert (plan.user, plan.copies, plan.header) == (user, copies, True)
+    assert plan.title == title.strip()[:200].rstrip()
+    assert plan.files == tuple((name, RAW if raw else TEXT) for name in files)
 
 
 # ---------------------------------------------------------------------------
