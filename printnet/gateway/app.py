@@ -14,6 +14,7 @@ killed leaves no visible half-job: publishing is the Submitter's rename.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import signal
 import ssl
@@ -31,6 +32,7 @@ log = logging.getLogger("printnet.gateway")
 
 DEFAULT_IPP: Final = ("127.0.0.1", 8631)
 GRACE: Final = 5.0
+WORKERS: Final = 64  # threads for blocking work (submits wait in their group commit)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,10 @@ def ssl_context(ctx: GatewayContext) -> ssl.SSLContext | None:
 async def serve(ctx: GatewayContext, ipp: Listen, lpd: Listen | None,
                 ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
     """Run the doors until `stop` is set (or SIGTERM/SIGINT)."""
+    # Submitting waits for the disk: many requests may be in their group commit at once
+    # (context._Committer), so the thread pool is wider than the default.
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="gateway"))
     app, _ = build_app(ctx)
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            keepalive_timeout=ctx.settings.timeout)
