@@ -8,6 +8,7 @@ Every test runs a real `printnet server` (sim:// printer LOCAL) and real
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import shutil
@@ -395,3 +396,31 @@ def _request(rig: Rig, job_id: str) -> dict[str, object] | None:
 
 def _list(value: object) -> list[object]:
     return value if isinstance(value, list) else [value]
+
+
+def test_tls_when_a_certificate_is_configured(rig: Rig) -> None:
+    import ssl
+
+    openssl = need("openssl")
+    etc = rig.etc.parent / "etc-tls"
+    shutil.copytree(rig.etc, etc)
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-keyout", str(etc / "gw.key"),
+                    "-out", str(etc / "gw.pem")], check=True, capture_output=True, timeout=120)
+    (etc / "gateway.cmd").write_text("AUTH TRUST NETWORKS=127.0.0.0/8\n"
+                                     "TLS CERT=gw.pem KEY=gw.key\n")
+    gw = rig.gateway(etc)
+    context = ssl.create_default_context(cafile=str(etc / "gw.pem"))
+    context.check_hostname = False
+    conn = http.client.HTTPSConnection("127.0.0.1", gw.port, context=context, timeout=60)
+    body = codec.encode(ipp_message(Operation.GET_PRINTER_ATTRIBUTES,
+                                    f"ipps://127.0.0.1:{gw.port}/ipp/print/LOCAL"))
+    conn.request("POST", "/ipp/print/LOCAL", body, {"Content-Type": "application/ipp"})
+    resp = codec.decode(conn.getresponse().read())
+    conn.close()
+    assert resp.code == Status.SUCCESSFUL_OK
+    assert str(attr(resp, "printer-uri-supported", GroupTag.PRINTER)).startswith("ipps://")
+    assert attr(resp, "uri-security-supported", GroupTag.PRINTER) == "tls"
+    # plain HTTP on the TLS port gets nothing useful
+    with pytest.raises((http.client.HTTPException, OSError)):
+        post(gw.port, body, timeout=10)
