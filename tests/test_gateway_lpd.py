@@ -41,7 +41,7 @@ from helpers_e2e import (
     wait_for,
 )
 from helpers_gateway import Gateway, init_spool, start_gateway
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from printnet.gateway.lpd_protocol import (
@@ -172,6 +172,7 @@ def test_queue_state_text() -> None:
                                         wanted=["carol"]).decode()
 
 
+@settings(deadline=None)  # a loaded 2-core machine: no per-example time limit
 @given(st.binary(max_size=300))
 def test_any_bytes_parse_or_raise_lpd_error(data: bytes) -> None:
     for parse in (parse_command, parse_subcommand):
@@ -191,6 +192,7 @@ NAMES = st.text(st.characters(min_codepoint=33, max_codepoint=126,
                               exclude_characters="/"), min_size=1, max_size=20)
 
 
+@settings(deadline=None)
 @given(user=st.from_regex(r"[a-z][a-z0-9]{0,15}", fullmatch=True),
        title=st.text(st.characters(categories=["L", "N", "P", "Zs"]), max_size=60),
        files=st.lists(NAMES, min_size=1, max_size=5, unique=True),
