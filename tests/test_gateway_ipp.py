@@ -275,6 +275,12 @@ def test_limits_and_a_slow_client(tight: Rig) -> None:
             reply += s.recv(4096)
         assert time.monotonic() - start < 25
         assert reply.startswith(b"HTTP/1.1 408")
+    # ... and so is one that stalls inside its headers
+    with socket.create_connection(("127.0.0.1", tight.port), timeout=30) as s:
+        s.sendall(b"POST /ipp/print/LOCAL HTTP/1.1\r\nHost: x\r\n")
+        start = time.monotonic()
+        assert s.recv(4096) == b""  # closed, not answered
+        assert time.monotonic() - start < 25
     assert tight.requests_published() == before
     assert "stalled" in tight.gateways[0].log_text()
     # the right password prints; a wrong one is refused by the server (aborted, reason)
