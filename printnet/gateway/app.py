@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import signal
 import ssl
 from dataclasses import dataclass
@@ -149,4 +150,11 @@ def run(spool: Path, etc: Path, ipp: Listen, lpd: Listen | None) -> None:
                         datefmt="%H:%M:%S")
     ctx = GatewayContext(spool, etc)
     ctx.config()  # a broken etc/ fails now, with its file and line
+    owner = os.stat(spool).st_uid
+    if os.geteuid() not in (0, owner):
+        # Intake lets only root and the service account (the spool's owner) submit
+        # for others: every job for another user would be rejected.
+        log.warning("running as uid %d, not as the spool's owner (uid %d, the service "
+                    "account): the servers will reject jobs submitted for other users",
+                    os.geteuid(), owner)
     asyncio.run(serve(ctx, ipp, lpd))
