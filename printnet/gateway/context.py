@@ -27,9 +27,6 @@ The gateway runs as the service account: intake lets it submit for others
 
 from __future__ import annotations
 
-import base64
-import binascii
-import ipaddress
 import json
 import os
 import threading
@@ -42,19 +39,24 @@ from typing import Any, Final
 from printnet import config as config_mod
 from printnet.api import Station, server_files
 from printnet.errors import (
-    AuthRequired,
     ConfigError,
     Forbidden,
     PrintnetError,
     UsageError,
     ValidationError,
 )
+from printnet.gateway import auth
 from printnet.gateway import settings as settings_mod
+from printnet.gateway.auth import Identity
 from printnet.gateway.settings import GatewaySettings
 from printnet.model import MAX_FILES, ControlAction, Format, PrintRequest, clean_text, valid_user
-from printnet.passwords import verify_password
 from printnet.printers.ports import accepted_formats
 from printnet.spool.publish import read_bytes
+
+__all__ = [  # Identity is auth's, re-exported: the doors import it from here
+    "Document", "FormatNotSupported", "GatewayContext", "Identity", "JobOptions",
+    "LimitExceeded", "PasswordRequired",
+]
 
 TEXT: Final = "text/plain"
 RAW: Final = "application/octet-stream"
@@ -63,6 +65,8 @@ PDF: Final = "application/pdf"
 PWG: Final = "image/pwg-raster"
 CACHE_TTL: Final = 2.0  # seconds the destinations and server files are reused
 RECENT: Final = 50  # completed jobs in a queue view
+RECENT_SUBMIT: Final = 60.0  # seconds this gateway looks after a job it submitted (live_jobs)
+_ENDED: Final = frozenset({"completed", "canceled", "aborted", "rejected"})
 
 
 class LimitExceeded(ValidationError):
@@ -71,14 +75,6 @@ class LimitExceeded(ValidationError):
 
 class FormatNotSupported(ValidationError):
     """A document format the printer's port cannot take."""
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who a job belongs to, and how the gateway knows: basic, trust or guest."""
-
-    user: str
-    how: str
 
 
 @dataclass(frozen=True)
@@ -119,7 +115,8 @@ class GatewayContext:
         self._config: tuple[object, config_mod.Config | None] = (None, None)
         self._dests: tuple[float, Any] = (0.0, None)
         self._servers: tuple[float, list[dict[str, Any]]] = (-1e9, [])
-        self._verified: dict[tuple[str, str], float] = {}  # (user, password) -> when
+        self._basic = auth.BasicCheck(self.settings)
+        self._recent: dict[str, float] = {}  # job id -> when this gateway submitted it
         self._committer = _Committer(self.spool)
 
     # -- configuration -------------------------------------------------------------
@@ -190,73 +187,12 @@ class GatewayContext:
 
     def trusted_network(self, peer_host: str) -> bool:
         """Whether `peer_host` is inside the NETWORKS= of etc/gateway.cmd."""
-        try:
-            addr = ipaddress.ip_address(peer_host.split("%", maxsplit=1)[0])
-        except ValueError:
-            return False
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
-        return any(addr in net for net in self.settings.networks)
+        return auth.trusted(self.settings, peer_host)
 
     def identify(self, authorization: str | None, peer_host: str,
                  claimed: str | None) -> Identity:
         """Who a request is for (docs/GATEWAY.md, "Identity"); AuthRequired or Forbidden."""
-        s = self.settings
-        if s.auth == "none":
-            assert s.guest is not None
-            return Identity(s.guest, "guest")
-        if authorization:
-            user = self._basic(authorization)
-            if user is not None:
-                return Identity(user, "basic")
-            if s.auth == "basic":
-                raise AuthRequired("wrong user name or password")
-        if s.auth == "basic" and not self.trusted_network(peer_host):
-            if s.guest is not None:
-                return Identity(s.guest, "guest")
-            raise AuthRequired("this gateway needs a user name and password")
-        if self.trusted_network(peer_host):
-            if claimed is not None and claimed != "":
-                if not valid_user(claimed):
-                    raise Forbidden(f"{clean_text(claimed, 40)!r} is not a user name "
-                                    "printnet accepts (A-Z a-z 0-9 _ . @ -)")
-                return Identity(claimed, "trust")
-            if s.guest is not None:
-                return Identity(s.guest, "guest")
-            raise Forbidden("no user name given (requesting-user-name)")
-        if s.guest is not None:
-            return Identity(s.guest, "guest")
-        if s.auth == "basic":
-            raise AuthRequired("this gateway needs a user name and password")
-        raise Forbidden(f"{clean_text(peer_host, 60)} is not a trusted network "
-                        f"({s.source})")
-
-    def _basic(self, authorization: str) -> str | None:
-        scheme, _, blob = authorization.strip().partition(" ")
-        if scheme.lower() != "basic" or not self.settings.users:
-            return None
-        try:
-            text = base64.b64decode(blob.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, ValueError):
-            return None
-        user, sep, password = text.partition(":")
-        stored = self.settings.users.get(user)
-        if not sep or stored is None:
-            return None
-        key = (user, password)
-        now = time.monotonic()
-        # A client sends its credentials with every request: remember a success for
-        # a minute instead of paying a full scrypt (~50 ms) each time.
-        with self._lock:
-            if now - self._verified.get(key, -1e9) < 60.0:
-                return user
-        if not verify_password(password, stored):
-            return None
-        with self._lock:
-            if len(self._verified) > 1000:
-                self._verified.clear()
-            self._verified[key] = now
-        return user
+        return auth.identify(self.settings, self._basic, authorization, peer_host, claimed)
 
     def is_operator(self, user: str) -> bool:
         """Whether `user` is among the OPERATORS of etc/server.cmd (the servers decide)."""
@@ -350,7 +286,10 @@ class GatewayContext:
             raise PasswordRequired("password", f"{template.printer} needs a password "
                                    "(job-password)")
         key = (identity.user, station, password, self.station.min_free())
-        return self._committer.submit(key, template, sources)
+        req = self._committer.submit(key, template, sources)
+        with self._lock:
+            self._recent[req.id] = time.monotonic()
+        return req
 
     # -- cancel, hold, release -------------------------------------------------------
 
@@ -387,7 +326,7 @@ class GatewayContext:
         try:
             names = sorted(os.listdir(self.spool.received))
         except OSError:
-            return jobs
+            names = []
         for name in names:
             job_id = name[:-4]
             if not name.endswith(".req") or job_id in listed:
@@ -399,6 +338,24 @@ class GatewayContext:
             if self.station.status(jobs=[job_id]).jobs:
                 continue  # RACE: entered meanwhile (and listed by a later call)
             jobs.append(job)
+            listed.add(job_id)
+        # RACE: a job can move from new/ to the master file between `status` reading
+        # the one and listing the other.  This gateway's own recent jobs are looked up
+        # one by one when missing (another gateway's may be missed for a moment).
+        now = time.monotonic()
+        with self._lock:
+            for job_id, when in list(self._recent.items()):
+                if now - when > RECENT_SUBMIT:
+                    del self._recent[job_id]
+            recent = [i for i in self._recent if i not in listed]
+        for job_id in recent:
+            found = self.job(job_id)
+            if found is None or found.get("state") in _ENDED:
+                continue
+            if (printer and printer not in (found.get("printer"), found.get("assigned"))) or (
+                    user and found.get("user") != user):
+                continue
+            jobs.append(found)
         return jobs
 
     def _received(self, job_id: str) -> dict[str, Any] | None:
