@@ -19,6 +19,11 @@ copies; job-name -> title; job-priority 1..33 overnight, 34..66 standard,
 67..100 high; job-hold-until indefinite -> held, night -> overnight;
 job-sheets none -> no header page; media or printnet-setup -> the setup;
 job-password -> the queue password.
+
+The request rules and attribute parsing are in `ipp_request`, the answers'
+attributes in `ipp_attrs`; this module (some 650 lines) keeps the ten
+operations together because they share its state: the Create-Job jobs still
+in memory and the job index.
 """
 
 from __future__ import annotations
@@ -41,22 +46,26 @@ from printnet.errors import (
     AuthRequired,
     Forbidden,
     PrintnetError,
-    SpoolError,
-    SpoolFull,
-    UsageError,
-    ValidationError,
 )
 from printnet.gateway import ipp_attrs
 from printnet.gateway.context import (
     Document,
-    FormatNotSupported,
     GatewayContext,
     Identity,
     JobOptions,
-    LimitExceeded,
-    PasswordRequired,
 )
-from printnet.gateway.documents import DocumentInvalid
+from printnet.gateway.ipp_request import (
+    IppError,
+    bool_of,
+    check_compression,
+    check_request,
+    document_format,
+    ipp_error,
+    job_options,
+    keywords_of,
+    status_of,
+    text_of,
+)
 from printnet.gateway.jobs import JobIndex, done_record, terminal
 from printnet.ipp import codec
 from printnet.ipp.codec import Attribute, Group, IppParseError, Message
@@ -68,25 +77,6 @@ log = logging.getLogger("printnet.gateway.ipp")
 PREFIX: Final = "/ipp/print"
 ATTRIBUTE_ROOM: Final = 1 << 20  # bytes of attributes allowed beside a printer's MAXBYTES
 CHUNK: Final = 1 << 16
-# RFC 8011 5.1: the longest value of each syntax.
-MAX_LENGTH: Final = {Tag.TEXT: 1023, Tag.NAME: 255, Tag.KEYWORD: 255, Tag.URI: 1023,
-                     Tag.URI_SCHEME: 63, Tag.CHARSET: 63, Tag.NATURAL_LANGUAGE: 63,
-                     Tag.MIME_MEDIA_TYPE: 255, Tag.OCTET_STRING: 1023,
-                     Tag.TEXT_WITH_LANGUAGE: 1023, Tag.NAME_WITH_LANGUAGE: 255,
-                     Tag.MEMBER_ATTR_NAME: 255}
-MAX_NAME: Final = 255  # attribute names
-
-
-class IppError(PrintnetError):
-    """An operation's failure with its IPP status (and the attributes to blame)."""
-
-    def __init__(self, status: Status, message: str,
-                 unsupported: list[Attribute] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.unsupported = unsupported or []
-
-
 @dataclass
 class Env:
     """Where a request came from and went to."""
@@ -215,7 +205,7 @@ class IppDoor:
         name = _op_name(msg.code)
         try:
             self._expire()
-            op = self._check(msg)
+            op = check_request(msg)
             handler = self.ops.get(msg.code)
             if handler is None:
                 raise IppError(Status.SERVER_ERROR_OPERATION_NOT_SUPPORTED,
@@ -228,7 +218,7 @@ class IppDoor:
         except Forbidden as exc:
             status, text, unsupported = Status.CLIENT_ERROR_FORBIDDEN, str(exc), []
         except PrintnetError as exc:
-            status, text, unsupported = _status_of(exc), str(exc), []
+            status, text, unsupported = status_of(exc), str(exc), []
         except Exception as exc:  # one request must never take the door down
             log.exception("%s %s %s: internal error", env.peer, env.path, name)
             status, text, unsupported = (Status.SERVER_ERROR_INTERNAL_ERROR,
@@ -249,48 +239,6 @@ class IppDoor:
             attrs.append(Attribute.of("status-message", Tag.TEXT, clean_text(message, 255)))
         resp.add_group(GroupTag.OPERATION, attrs)
         return resp
-
-    def _check(self, msg: Message) -> Group:
-        """RFC 8011 4.1: version, request-id, the operation group and its first attributes."""
-        if msg.version[0] not in (1, 2):
-            raise IppError(Status.SERVER_ERROR_VERSION_NOT_SUPPORTED,
-                           f"IPP {msg.version[0]}.{msg.version[1]} is not supported "
-                           "(1.0, 1.1, 2.0 are)")
-        if msg.request_id <= 0:
-            raise IppError(Status.CLIENT_ERROR_BAD_REQUEST, "request-id must be 1 or more")
-        if not msg.groups or msg.groups[0].tag != GroupTag.OPERATION:
-            raise IppError(Status.CLIENT_ERROR_BAD_REQUEST, "no operation attributes")
-        for g in msg.groups:
-            if g.tag not in (GroupTag.OPERATION, GroupTag.JOB, GroupTag.DOCUMENT):
-                raise IppError(Status.CLIENT_ERROR_BAD_REQUEST,
-                               f"unexpected attribute group {g.tag:#x} in a request")
-        if len(msg.groups_of(GroupTag.OPERATION)) > 1:
-            raise IppError(Status.CLIENT_ERROR_BAD_REQUEST, "two operation attribute groups")
-        op = msg.groups[0]
-        names = [x.name for x in op.attributes]
-        if names[:2] != ["attributes-charset", "attributes-natural-language"]:
-            raise IppError(Status.CLIENT_ERROR_BAD_REQUEST,
-                           "attributes-charset and attributes-natural-language must come "
-                           "first")
-        charset = op.attributes[0]
-        if charset.tag != Tag.CHARSET or len(charset.values) != 1:
-            raise IppError(Status.CLIENT_ERROR_BAD_REQUEST, "bad attributes-charset")
-        if str(charset.value).lower() not in ("utf-8", "us-ascii"):
-            raise IppError(Status.CLIENT_ERROR_CHARSET_NOT_SUPPORTED,
-                           f"charset {clean_text(str(charset.value), 40)} is not supported",
-                           [charset])
-        if op.attributes[1].tag != Tag.NATURAL_LANGUAGE or len(op.attributes[1].values) != 1:
-            raise IppError(Status.CLIENT_ERROR_BAD_REQUEST, "bad attributes-natural-language")
-        for g in msg.groups:
-            for attr in g.attributes:
-                _check_lengths(attr)
-        if op.get("printer-uri") is None and op.get("job-uri") is None:
-            raise IppError(Status.CLIENT_ERROR_BAD_REQUEST, "no printer-uri or job-uri")
-        for name in ("printer-uri", "job-uri"):
-            target = op.get(name)
-            if target is not None and (target.tag != Tag.URI or len(target.values) != 1):
-                raise IppError(Status.CLIENT_ERROR_BAD_REQUEST, f"bad {name}", [target])
-        return op
 
     def _expire(self) -> None:
         """Abort Create-Job jobs whose next document did not come in time."""
@@ -358,100 +306,21 @@ class IppDoor:
 
     # -- job options ---------------------------------------------------------------
 
-    def _options(self, msg: Message, op: Group, printer: str
-                 ) -> tuple[JobOptions, list[Attribute]]:
-        """JobOptions from the operation and job groups; the attributes ignored."""
-        cfg = self.ctx.config()
-        ignored: list[Attribute] = []
-        fidelity = _bool(op, "ipp-attribute-fidelity", False)
-        title = _text(op, "job-name") or ""
-        password = None
-        pw = op.get("job-password")
-        if pw is not None:
-            if pw.tag != Tag.OCTET_STRING or len(pw.values) != 1 or len(pw.value) > 255:
-                raise IppError(Status.CLIENT_ERROR_BAD_REQUEST,
-                               "job-password must be one octetString (at most 255)")
-            enc = _text(op, "job-password-encryption") or "none"
-            if enc != "none":
-                raise IppError(Status.CLIENT_ERROR_ATTRIBUTES_OR_VALUES_NOT_SUPPORTED,
-                               "job-password-encryption: only none",
-                               [op.get("job-password-encryption")])  # type: ignore[list-item]
-            password = bytes(pw.value).decode("utf-8", "replace")
-        compression = op.get("compression")
-        if compression is not None and compression.value != "none":
-            raise IppError(Status.CLIENT_ERROR_COMPRESSION_NOT_SUPPORTED,
-                           f"compression {clean_text(str(compression.value), 20)} is not "
-                           "supported (none is)", [compression])
-        opts: dict[str, Any] = {"printer": printer, "title": title, "password": password}
-        for group in msg.groups_of(GroupTag.JOB):
-            for attr in group.attributes:
-                if not self._job_attribute(attr, opts, cfg):
-                    ignored.append(attr)
-        if ignored and fidelity:
-            raise IppError(Status.CLIENT_ERROR_ATTRIBUTES_OR_VALUES_NOT_SUPPORTED,
-                           "unsupported job attributes with ipp-attribute-fidelity",
-                           ignored)
-        try:
-            return JobOptions(**opts), ignored
-        except TypeError as exc:
-            raise IppError(Status.CLIENT_ERROR_BAD_REQUEST, str(exc)) from None
-
-    def _job_attribute(self, attr: Attribute, opts: dict[str, Any], cfg: Any) -> bool:
-        """Apply one job template attribute to `opts`; False when it is not supported."""
-        v, tag, one = attr.value, attr.tag, len(attr.values) == 1
-        name = attr.name
-        if name == "copies" and tag == Tag.INTEGER and one:
-            if not 1 <= int(v) <= 999:
-                return False
-            opts["copies"] = int(v)
-        elif name == "job-priority" and tag == Tag.INTEGER and one and 1 <= int(v) <= 100:
-            opts["priority"] = "high" if v > 66 else "standard" if v > 33 else "overnight"
-        elif name == "job-hold-until" and tag in (Tag.KEYWORD, Tag.NAME) and one:
-            if v == "indefinite":
-                opts["hold"] = True
-            elif v == "night":
-                opts["priority"] = "overnight"
-            elif v != "no-hold":
-                return False
-        elif name == "job-sheets" and tag in (Tag.KEYWORD, Tag.NAME) and v in ("none",
-                                                                                "standard"):
-            opts["header"] = v == "standard"
-        elif name == "printnet-setup" and tag in (Tag.NAME, Tag.KEYWORD, Tag.TEXT) and one:
-            opts["setup"] = normalize_name(str(v))
-        elif name == "media" and tag in (Tag.KEYWORD, Tag.NAME) and one:
-            setup = ipp_attrs.setup_of_media(cfg, str(v))
-            if setup is None:
-                return False
-            opts["setup"] = setup
-        elif (name, v) in _NO_OPS and one:
-            pass  # what every printnet printer does anyway
-        else:
-            return False
-        return True
-
-    def _format(self, op: Group) -> str:
-        fmt = op.get("document-format")
-        if fmt is None:
-            return "application/octet-stream"
-        if fmt.tag != Tag.MIME_MEDIA_TYPE or len(fmt.values) != 1:
-            raise IppError(Status.CLIENT_ERROR_BAD_REQUEST, "bad document-format", [fmt])
-        return str(fmt.value).split(";")[0].strip().lower()
-
     # -- operations: jobs in -------------------------------------------------------------
 
     def print_job(self, msg: Message, env: Env, op: Group) -> Message:
         printer = self._printer(op, env)
         identity = self._identity(op, env)
-        options, ignored = self._options(msg, op, printer)
+        options, ignored = job_options(msg, op, printer, self.ctx.config())
         self._accepting(printer)
         if not msg.data:
             raise IppError(Status.CLIENT_ERROR_BAD_REQUEST, "Print-Job without document data")
-        doc = Document(_text(op, "document-name") or options.title or "document", msg.data,
-                       self._format(op))
+        doc = Document(text_of(op, "document-name") or options.title or "document", msg.data,
+                       document_format(op))
         try:
             req = self.ctx.submit(identity, [doc], options, door="ipp", peer=env.peer)
         except PrintnetError as exc:
-            raise _ipp_error(exc) from exc
+            raise ipp_error(exc) from exc
         n = self.index.add(req.id)
         log.info("%s Print-Job %s -> %s (%s, %s, %d bytes) for %s via %s", env.peer, n, req.id,
                  printer, doc.format, len(doc.data), identity.user, identity.how)
@@ -461,12 +330,12 @@ class IppDoor:
     def validate_job(self, msg: Message, env: Env, op: Group) -> Message:
         printer = self._printer(op, env)
         identity = self._identity(op, env)
-        options, ignored = self._options(msg, op, printer)
+        options, ignored = job_options(msg, op, printer, self.ctx.config())
         self._accepting(printer)
         try:
-            self.ctx.validate(identity, options, [self._format(op)])
+            self.ctx.validate(identity, options, [document_format(op)])
         except PrintnetError as exc:
-            raise _ipp_error(exc) from exc
+            raise ipp_error(exc) from exc
         resp = self._response(msg, _ok(ignored))
         if ignored:
             resp.add_group(GroupTag.UNSUPPORTED, ignored)
@@ -475,12 +344,12 @@ class IppDoor:
     def create_job(self, msg: Message, env: Env, op: Group) -> Message:
         printer = self._printer(op, env)
         identity = self._identity(op, env)
-        options, ignored = self._options(msg, op, printer)
+        options, ignored = job_options(msg, op, printer, self.ctx.config())
         self._accepting(printer)
         try:
             self.ctx.validate(identity, options)
         except PrintnetError as exc:
-            raise _ipp_error(exc) from exc
+            raise ipp_error(exc) from exc
         with self._lock:
             n = secrets.randbelow(2**31 - 2) + 1
             while n in self.incoming or n in self.ended:
@@ -507,8 +376,8 @@ class IppDoor:
         last = op.get("last-document")
         if last is None or last.tag != Tag.BOOLEAN or len(last.values) != 1:
             raise IppError(Status.CLIENT_ERROR_BAD_REQUEST, "Send-Document needs last-document")
-        fmt = self._format(op)
-        _check_compression(op)
+        fmt = document_format(op)
+        check_compression(op)
         allowed = self.ctx.formats(inc.printer)
         if msg.data and fmt not in allowed:
             raise IppError(Status.CLIENT_ERROR_DOCUMENT_FORMAT_NOT_SUPPORTED,
@@ -519,7 +388,7 @@ class IppDoor:
             raise IppError(Status.CLIENT_ERROR_REQUEST_ENTITY_TOO_LARGE,
                            f"job {n}: {total} bytes is over the limit")
         if msg.data:
-            inc.documents.append(Document(_text(op, "document-name") or inc.options.title
+            inc.documents.append(Document(text_of(op, "document-name") or inc.options.title
                                           or f"document {len(inc.documents) + 1}",
                                           msg.data, fmt))
         if not last.value:
@@ -535,7 +404,7 @@ class IppDoor:
                                   peer=env.peer)
         except PrintnetError as exc:
             self.ended[n] = Ended(self._incoming_json(inc, "aborted", str(exc)))
-            raise _ipp_error(exc) from exc
+            raise ipp_error(exc) from exc
         self.index.add(req.id, n)
         log.info("%s Send-Document %d -> %s (%d documents) for %s via %s", env.peer, n,
                  req.id, len(inc.documents), inc.identity.user, inc.identity.how)
@@ -637,7 +506,7 @@ class IppDoor:
 
     def get_job_attributes(self, msg: Message, env: Env, op: Group) -> Message:
         n = self._job_target(op)
-        requested = _keywords(op, "requested-attributes")
+        requested = keywords_of(op, "requested-attributes")
         job, started, finished, docs = self._find(n)
         printer = str(job.get("printer") or "")
         uri = str(job.get("_printer_uri") or self._printer_uri(env, printer))
@@ -676,7 +545,7 @@ class IppDoor:
 
     def get_jobs(self, msg: Message, env: Env, op: Group) -> Message:
         printer = self._printer(op, env)
-        which = _text(op, "which-jobs") or "not-completed"
+        which = text_of(op, "which-jobs") or "not-completed"
         if which not in ("completed", "not-completed", "all"):
             raise IppError(Status.CLIENT_ERROR_ATTRIBUTES_OR_VALUES_NOT_SUPPORTED,
                            f"which-jobs {clean_text(which, 30)!r} is not supported",
@@ -688,9 +557,9 @@ class IppDoor:
             raise IppError(Status.CLIENT_ERROR_ATTRIBUTES_OR_VALUES_NOT_SUPPORTED,
                            "limit must be 1 or more", [limit_attr])  # type: ignore[list-item]
         user = None
-        if _bool(op, "my-jobs", False):
+        if bool_of(op, "my-jobs", False):
             user = self._identity(op, env).user
-        requested = _keywords(op, "requested-attributes")
+        requested = keywords_of(op, "requested-attributes")
         jobs: list[tuple[int, dict[str, Any], str | None, str | None]] = []
         if which in ("not-completed", "all"):
             jobs += [(self.index.add(j["id"], self.index.ipp_id(j["id"])), j, None, None)
@@ -718,7 +587,7 @@ class IppDoor:
 
     def get_printer_attributes(self, msg: Message, env: Env, op: Group) -> Message:
         printer = self._printer(op, env)
-        requested = _keywords(op, "requested-attributes")
+        requested = keywords_of(op, "requested-attributes")
         fmt = op.get("document-format")
         if fmt is not None and fmt.tag != Tag.MIME_MEDIA_TYPE:
             raise IppError(Status.CLIENT_ERROR_BAD_REQUEST, "bad document-format", [fmt])
@@ -759,13 +628,9 @@ class IppDoor:
 # ---------------------------------------------------------------------------
 # Helpers
 
-_NO_OPS: Final = frozenset({
-    ("sides", "one-sided"), ("print-quality", 4), ("orientation-requested", 3),
-    ("finishings", 3), ("number-up", 1), ("output-bin", "top"),
-    ("printer-resolution", (72, 72, 3)), ("print-color-mode", "monochrome"),
-    ("multiple-document-handling", "separate-documents-uncollated-copies"),
-    ("multiple-document-handling", "single-document"),
-})
+
+# ---------------------------------------------------------------------------
+# Helpers
 
 
 def _path_printer(path: str) -> str | None:
@@ -788,84 +653,3 @@ def _op_name(code: int) -> str:
 def _ok(ignored: list[Attribute]) -> Status:
     return (Status.SUCCESSFUL_OK_IGNORED_OR_SUBSTITUTED_ATTRIBUTES if ignored
             else Status.SUCCESSFUL_OK)
-
-
-def _text(group: Group, name: str) -> str | None:
-    attr = group.get(name)
-    if attr is None or not attr.values:
-        return None
-    value = attr.value
-    if isinstance(value, tuple):  # textWithLanguage
-        value = value[1]
-    if not isinstance(value, str):
-        raise IppError(Status.CLIENT_ERROR_BAD_REQUEST, f"{name} must be text", [attr])
-    return clean_text(value, 1023)
-
-
-def _bool(group: Group, name: str, default: bool) -> bool:
-    attr = group.get(name)
-    if attr is None:
-        return default
-    if attr.tag != Tag.BOOLEAN or len(attr.values) != 1:
-        raise IppError(Status.CLIENT_ERROR_BAD_REQUEST, f"{name} must be one boolean", [attr])
-    return bool(attr.value)
-
-
-def _keywords(group: Group, name: str) -> list[str] | None:
-    attr = group.get(name)
-    if attr is None:
-        return None
-    if attr.tag != Tag.KEYWORD:
-        raise IppError(Status.CLIENT_ERROR_BAD_REQUEST, f"{name} must be keywords", [attr])
-    return [str(v) for v in attr.plain()]
-
-
-def _check_compression(op: Group) -> None:
-    c = op.get("compression")
-    if c is not None and c.value != "none":
-        raise IppError(Status.CLIENT_ERROR_COMPRESSION_NOT_SUPPORTED,
-                       "only compression none is supported", [c])
-
-
-def _check_lengths(attr: Attribute) -> None:
-    if len(attr.name.encode()) > MAX_NAME:
-        raise IppError(Status.CLIENT_ERROR_REQUEST_VALUE_TOO_LONG,
-                       f"attribute name longer than {MAX_NAME} bytes")
-    for v in attr.values:
-        limit = MAX_LENGTH.get(v.tag)  # type: ignore[call-overload]
-        if limit is None:
-            continue
-        raw = codec.encode_value(v.tag, v.value)
-        if len(raw) > limit + (4 if v.tag in (Tag.TEXT_WITH_LANGUAGE,
-                                              Tag.NAME_WITH_LANGUAGE) else 0):
-            raise IppError(Status.CLIENT_ERROR_REQUEST_VALUE_TOO_LONG,
-                           f"{clean_text(attr.name, 60)}: a value of {len(raw)} bytes is over "
-                           f"the {limit} allowed", [attr])
-
-
-def _status_of(exc: PrintnetError) -> Status:
-    if isinstance(exc, FormatNotSupported):
-        return Status.CLIENT_ERROR_DOCUMENT_FORMAT_NOT_SUPPORTED
-    if isinstance(exc, DocumentInvalid):
-        return Status.CLIENT_ERROR_DOCUMENT_FORMAT_ERROR
-    if isinstance(exc, LimitExceeded):
-        if exc.field == "copies":
-            return Status.CLIENT_ERROR_ATTRIBUTES_OR_VALUES_NOT_SUPPORTED
-        return Status.CLIENT_ERROR_REQUEST_ENTITY_TOO_LARGE
-    if isinstance(exc, PasswordRequired):
-        return Status.CLIENT_ERROR_NOT_AUTHORIZED
-    if isinstance(exc, SpoolFull):
-        return Status.SERVER_ERROR_NOT_ACCEPTING_JOBS
-    if isinstance(exc, SpoolError):
-        return Status.SERVER_ERROR_TEMPORARY_ERROR
-    if isinstance(exc, UsageError) and "unknown printer" in str(exc):
-        return Status.CLIENT_ERROR_NOT_FOUND
-    if isinstance(exc, UsageError | ValidationError):
-        return Status.CLIENT_ERROR_ATTRIBUTES_OR_VALUES_NOT_SUPPORTED
-    return Status.SERVER_ERROR_INTERNAL_ERROR
-
-
-def _ipp_error(exc: PrintnetError) -> PrintnetError:
-    if isinstance(exc, AuthRequired | Forbidden | IppError):
-        return exc
-    return IppError(_status_of(exc), str(exc))
