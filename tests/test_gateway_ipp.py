@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from helpers_e2e import wait_for
 from helpers_ipp import Rig, attr, ipp, ipp_message, make_rig, need, post
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from printnet.errors import AuthRequired, ConfigError, Forbidden
 from printnet.gateway import settings as settings_mod
@@ -490,3 +492,35 @@ def test_a_quota_hold_is_a_reason_a_client_can_show(tmp_path: Path) -> None:
         assert str(attr(got, "job-state-message")).startswith("Quota exceeded")
     finally:
         r.stop()
+
+
+@given(st.data())
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_fuzzed_requests_get_an_answer_and_nothing_half_written(rig: Rig,
+                                                               data: st.DataObject) -> None:
+    """Mutated Print-Jobs and Get-Printer-Attributes against the live door: every one
+    gets an IPP answer, the door stays up, and exactly the accepted jobs reach the spool."""
+    op = data.draw(st.sampled_from([Operation.PRINT_JOB, Operation.GET_PRINTER_ATTRIBUTES,
+                                    Operation.VALIDATE_JOB, Operation.GET_JOBS]))
+    raw = bytearray(codec.encode(ipp_message(op, rig.uri(), user="fuzz", data=b"fuzz\n")))
+    for _ in range(data.draw(st.integers(1, 3))):
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        kind = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        if kind == "flip":
+            raw[pos] = data.draw(st.integers(0, 255))
+        elif kind == "cut":
+            del raw[max(pos, 1):]
+        else:
+            raw[pos:pos] = data.draw(st.binary(min_size=1, max_size=6))
+    before = rig.requests_published()
+    status, _, body = post(rig.port, bytes(raw))
+    assert status in (200, 400)
+    accepted = 0
+    if status == 200:
+        resp = codec.decode(body)  # always a well-formed IPP response
+        assert resp.group(GroupTag.OPERATION) is not None
+        job = resp.group(GroupTag.JOB)
+        if resp.code < 0x100 and job is not None and job.get("printnet-id") is not None:
+            accepted = 1
+    assert rig.requests_published() == before + accepted
