@@ -77,6 +77,8 @@ log = logging.getLogger("printnet.gateway.ipp")
 PREFIX: Final = "/ipp/print"
 ATTRIBUTE_ROOM: Final = 1 << 20  # bytes of attributes allowed beside a printer's MAXBYTES
 CHUNK: Final = 1 << 16
+MAX_INCOMING: Final = 200  # Create-Job jobs waiting for documents (they are in memory)
+ENDED_KEPT: Final = 3600.0  # seconds a canceled or timed-out Create-Job job is remembered
 @dataclass
 class Env:
     """Where a request came from and went to."""
@@ -107,6 +109,7 @@ class Ended:
     """A Create-Job job that never reached the spool (canceled or timed out)."""
 
     job: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
 
 
 class IppDoor:
@@ -253,6 +256,9 @@ class IppDoor:
                         "time-out): nothing was queued"))
                     log.warning("Create-Job %d of %s: timed out without its last document",
                                 n, inc.identity.user)
+            for n, ended in list(self.ended.items()):
+                if now - ended.at > ENDED_KEPT:
+                    del self.ended[n]
 
     # -- targets -------------------------------------------------------------------
 
@@ -351,6 +357,9 @@ class IppDoor:
         except PrintnetError as exc:
             raise ipp_error(exc) from exc
         with self._lock:
+            if len(self.incoming) >= MAX_INCOMING:
+                raise IppError(Status.SERVER_ERROR_BUSY,
+                               f"{MAX_INCOMING} jobs are already waiting for their documents")
             n = secrets.randbelow(2**31 - 2) + 1
             while n in self.incoming or n in self.ended:
                 n = secrets.randbelow(2**31 - 2) + 1
