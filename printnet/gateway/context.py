@@ -113,6 +113,7 @@ class GatewayContext:
         self.settings = settings if settings is not None else settings_mod.load(etc_dir)
         self._lock = threading.Lock()
         self._config: tuple[object, config_mod.Config | None] = (None, None)
+        self._config_seen = -1e9  # when the files were last looked at (monotonic)
         self._dests: tuple[float, Any] = (0.0, None)
         self._servers: tuple[float, list[dict[str, Any]]] = (-1e9, [])
         self._basic = auth.BasicCheck(self.settings)
@@ -122,16 +123,25 @@ class GatewayContext:
     # -- configuration -------------------------------------------------------------
 
     def config(self) -> config_mod.Config | None:
-        """etc/'s printers and server settings (None when the gateway has no etc)."""
-        if not (self.etc_dir / config_mod.PRINTERS_FILE).exists():
-            return None
-        stamp = config_mod.stamp(self.etc_dir)
+        """etc/'s printers and server settings (None when the gateway has no etc).
+
+        Re-read when the files change, looked at at most every CACHE_TTL s: a
+        request asks several times, and each look is two stats."""
+        now = time.monotonic()
         with self._lock:
-            if self._config[0] == stamp:
+            if now - self._config_seen < CACHE_TTL:
                 return self._config[1]
-        cfg = config_mod.load(self.etc_dir)
+        cfg: config_mod.Config | None = None
+        stamp: object = None
+        if (self.etc_dir / config_mod.PRINTERS_FILE).exists():
+            stamp = config_mod.stamp(self.etc_dir)
+            with self._lock:
+                same = self._config[0] == stamp
+            # A broken file raises ConfigError here, every time, until it is fixed.
+            cfg = self._config[1] if same else config_mod.load(self.etc_dir)
         with self._lock:
             self._config = (stamp, cfg)
+            self._config_seen = now
         return cfg
 
     def destinations(self) -> Any:
