@@ -69,8 +69,10 @@ class _ClientGone(Exception):
 
 async def start(ctx: GatewayContext, host: str, port: int) -> asyncio.AbstractServer:
     """Listen for LPD clients on host:port (the app closes the server)."""
+    # The stream buffer's limit also paces file reads: a small one would pause the
+    # socket every few KiB.  Lines longer than MAX_LINE are refused when parsed.
     return await asyncio.start_server(partial(_connection, ctx), host, port,
-                                      limit=MAX_LINE + 2, reuse_address=True)
+                                      limit=CHUNK, reuse_address=True)
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:
@@ -146,6 +148,8 @@ class _Conn:
                 log.info("lpd %s: no command within %gs", self.peer, self.timeout)
                 raise _ClientGone from None
             raise LpdError(f"client stalled for {self.timeout:g}s") from None
+        if len(raw) > MAX_LINE + 1:
+            raise LpdError(f"command line longer than {MAX_LINE} bytes")
         return raw
 
     async def read_exactly(self, size: int, limit: int) -> bytes:
