@@ -463,6 +463,28 @@ def test_stray_trailing_nul_is_accepted(clean: Lone) -> None:
     assert [(r["user"], r["format"]) for r in clean.requests()] == [("dave", "raw")]
 
 
+def test_two_jobs_on_one_connection_and_the_default_queue(clean: Lone) -> None:
+    """BSD lpr sends several jobs on one connection; `lp` names the default printer."""
+    replies = []
+    with lpd_client(clean.gateway.lpd) as sock:
+        sock.sendall(b"\x02lp\n")
+        replies.append(sock.recv(1))
+        for n in (1, 2):
+            cf = b"Pfrank\nJjob %d\nfdfA00%dhost\n" % (n, n)
+            for line, body in ((b"\x02%d cfA00%dhost\n" % (len(cf), n), cf),
+                               (b"\x03%d dfA00%dhost\n" % (len(DOC), n), DOC)):
+                sock.sendall(line)
+                replies.append(sock.recv(1))
+                sock.sendall(body + b"\0")
+                replies.append(sock.recv(1))
+    assert replies == [b"\0"] * 9
+    assert sorted((r["title"], r["printer"]) for r in clean.requests()) == [
+        ("job 1", "LOCAL"), ("job 2", "LOCAL")]
+    state = query(clean.gateway.lpd, b"\x04lp frank\n")
+    assert "job 1" in state and "job 2" in state
+    assert query(clean.gateway.lpd, b"\x01lp\n") == ""  # print waiting jobs: nothing to say
+
+
 def raw_exchange(port: int, steps: Sequence[bytes]) -> bytes:
     """Send each step, collect whatever comes back until the gateway closes."""
     got = b""

@@ -217,7 +217,8 @@
       el("td", { "data-label": "Job", class: "mono", title: j.id }, shortId(j.id)),
       el("td", { "data-label": "User" }, j.user),
       el("td", { "data-label": "Printer" }, j.assigned || j.printer),
-      el("td", { "data-label": "Title" }, j.title || "(untitled)"),
+      el("td", { "data-label": "Title" }, j.title || "(untitled)",
+         j.via ? el("span", { class: "via", title: "how the user was known" }, j.via) : null),
       el("td", { "data-label": "State" }, badge(j.state)),
       el("td", { "data-label": "Pages" }, pagesOf(j)),
       el("td", { "data-label": "Finished" }, when(j.finished)))));
