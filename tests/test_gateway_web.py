@@ -152,6 +152,8 @@ def test_api_queue_lists_printers_jobs_servers_and_pages(site: Site) -> None:
     assert [j["id"] for j in everything] == [*ids, note]
     assert [j["position"] for j in everything] == [1, 2, 3, 4]
     assert everything[3]["state"] == "held"
+    assert {p["name"] for p in http(site, "/api/printers")[2]} == {"LOCAL", "PAUSED"}
+    assert isinstance(http(site, "/api/completed")[2], list)
     servers = http(site, "/api/servers")[2]
     s1 = next(s for s in servers if s["name"] == "S1")
     assert s1["state"] == "running" and s1["lease"] == 2.0
