@@ -33,6 +33,8 @@ from helpers_e2e import (
     ServerProcess,
     accounting,
     make_etc,
+    master_jobs,
+    printer_info,
     published,
     read_out,
     segments,
@@ -58,6 +60,7 @@ from printnet.gateway.lpd_protocol import (
     render_queue,
     strip_stray_nuls,
 )
+from printnet.passwords import hash_queue_password
 
 CI = os.environ.get("CI") == "true"
 PYTHON = sys.executable
@@ -233,7 +236,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     etc = make_etc(root / "s1", "S1", [spool], [
         PrinterSpec("LOCAL", root / "s1/out/LOCAL.prn"),
         PrinterSpec("STOP", root / "s1/out/STOP.prn", stopped=True),
+        PrinterSpec("SECRET", root / "s1/out/SECRET.prn"),
     ])
+    printers = (etc / "printers.cmd").read_text().replace(
+        "PRINTER SECRET ", f"PRINTER SECRET PASSWORD={hash_queue_password('sesame')} ", 1)
+    (etc / "printers.cmd").write_text(printers)
     server = start_server(etc, "S1", env=env)
     try:
         wait_for(lambda: published(spool, "S1"), 60, "S1 publishes its status",
@@ -391,6 +398,22 @@ def test_queue_state_and_remove_own_job_only(site: Site) -> None:
     assert jobs["bob"] in text and jobs["alice"] not in text
     done = json.loads((site.spool / "done" / f"{jobs['alice']}.json").read_text())
     assert done["job"]["state"] == "canceled"
+
+
+def test_a_queue_password_printer_takes_no_lpd_jobs(site: Site) -> None:
+    """LPD cannot carry a queue password: the job is refused, nothing is written."""
+    wait_for(lambda: (printer_info(site.spool, "S1", "SECRET") or {}).get("password"), 60,
+             "S1 publishes that SECRET has a password")
+    before = len(site.gateway.text())
+    replies = send_job(site.gateway.lpd, b"Pgina\nJsecret plans\nfdfA001host\n", DOC,
+                       queue=b"SECRET")
+    assert replies == [b"\0"] * 4 + [b"\1"]
+    assert "needs a password" in site.gateway.text()[before:]
+    assert not any(j.title == "secret plans" for j in master_jobs(site.spool).values())
+    for folder in ("new", "received", "rejected", "done"):
+        for path in (site.spool / folder).iterdir():
+            if path.is_file():
+                assert b"secret plans" not in path.read_bytes(), path
 
 
 # ---------------------------------------------------------------------------
