@@ -524,3 +524,25 @@ def test_fuzzed_requests_get_an_answer_and_nothing_half_written(rig: Rig,
         if resp.code < 0x100 and job is not None and job.get("printnet-id") is not None:
             accepted = 1
     assert rig.requests_published() == before + accepted
+
+
+def test_cli_set_password_and_a_basic_gateway_without_users(tmp_path: Path) -> None:
+    from helpers_e2e import PYTHON, printnet
+
+    base = ("--spool", str(tmp_path / "spool"), "--etc", str(tmp_path / "etc"))
+    printnet(*base, "init")
+    (tmp_path / "etc" / "gateway.cmd").write_text("AUTH BASIC\n")
+    refused = printnet(*base, "gateway", "--ipp", "127.0.0.1:0", check=False)
+    assert refused.returncode == 2
+    assert "gateway.cmd: AUTH BASIC, but" in refused.stderr and "--set-password" in refused.stderr
+    proc = subprocess.run([PYTHON, "-m", "printnet", *base, "gateway", "--set-password",
+                           "alice"], input="s3cret\ns3cret\n", capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    users = tmp_path / "etc" / "gateway.users"
+    assert users.stat().st_mode & 0o777 == 0o600
+    assert "s3cret" not in users.read_text()
+    stored = settings_mod.load(tmp_path / "etc").users["alice"]
+    from printnet.passwords import verify_password
+
+    assert verify_password("s3cret", stored)

@@ -25,7 +25,7 @@ from typing import Final
 
 from aiohttp import web
 
-from printnet.errors import UsageError
+from printnet.errors import ConfigError, UsageError
 from printnet.gateway.context import GatewayContext
 from printnet.gateway.ipp_door import IppDoor
 
@@ -150,6 +150,10 @@ def run(spool: Path, etc: Path, ipp: Listen, lpd: Listen | None) -> None:
                         datefmt="%H:%M:%S")
     ctx = GatewayContext(spool, etc)
     ctx.config()  # a broken etc/ fails now, with its file and line
+    s = ctx.settings
+    if s.auth == "basic" and not s.users and s.guest is None and not s.networks:
+        raise ConfigError(s.source, 0, f"AUTH BASIC, but {s.users_file} has no users: "
+                          "nobody could print (printnet gateway --set-password USER)")
     owner = os.stat(spool).st_uid
     if os.geteuid() not in (0, owner):
         # Intake lets only root and the service account (the spool's owner) submit
