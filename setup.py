@@ -14,7 +14,7 @@ setup(
     packages=[*find_packages(include=["printnet*"]), "printnet.defaults"],
     package_dir={"printnet.defaults": "etc"},
     package_data={
-        "printnet": ["py.typed"],
+        "printnet": ["py.typed", "gateway/static/*"],  # the web page (gateway/web.py)
         "printnet.defaults": ["*.cmd", "*.hdr", "systemd/*"],
     },
 )

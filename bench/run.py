@@ -55,6 +55,8 @@ class Plan:
     scale_ticks: int = 30
     scale_wait: float = 2.0
     crash_n: int = 500
+    ipp_jobs: int = 2000  # IPP Print-Job into the gateway and into CUPS, per run
+    ipp_runs: int = 3
     shared: bool = True
     shared_jobs: int = 300
     cross_samples: int = 20
@@ -67,14 +69,15 @@ class Plan:
                        list_sizes=(100,), cups_list_sizes=(), list_runs=1, drain_jobs=20,
                        drain_servers=(1,), drain_runs=1, pickup_samples=3,
                        line=((115200, 2, 400),), scale_sizes=(200,), scale_ticks=3,
-                       scale_wait=0.3, crash_n=10, shared=False, profile=False)
+                       scale_wait=0.3, crash_n=10, shared=False, profile=False,
+                       ipp_jobs=40, ipp_runs=1)
         if not quick:
             return cls(quick=False)
         return cls(quick=True, startup_runs=12, cli_calls=15, batch=1000, batch_runs=1,
                    cups_list_sizes=(1000,), list_runs=3, drain_runs=1,
                    cups_drain_jobs=300, pickup_samples=15, cups_pickup_samples=15,
                    line=((9600, 3, 600), (115200, 6, 6000)), crash_n=200, shared=False,
-                   profile=False)
+                   profile=False, ipp_jobs=500, ipp_runs=1)
 
 
 @dataclass
@@ -352,6 +355,28 @@ class Run:
                      f"jobs; first cycle (start-up: load, reconcile, full walk, intake) "
                      f"{cycle.extra['first']:.0f} ms"))
 
+    def gateway(self) -> None:
+        """IPP Print-Job into `printnet gateway` vs into cupsd: same client, same pattern."""
+        from bench import gateway_bench as gb
+
+        plan = self.plan
+        c = self.fresh_cups()
+        pn, cu, durable = gb.run(self.work, plan.ipp_jobs, plan.ipp_runs, c)
+        if c is not None:
+            c.stop()
+        expected = 50 + plan.ipp_jobs * plan.ipp_runs
+        self.rows.append(Row(
+            "IPP Print-Job (gateway vs cupsd)", f"{plan.ipp_jobs} × 1 KB", "jobs/s", True,
+            median(pn), median(cu) if cu else None, target="≥ 2 × CUPS",
+            met=(median(pn) >= 2 * median(cu)) if cu else None,
+            printnet_cmd="IPP Print-Job → printnet gateway (durable in new/ first)",
+            cups_cmd="IPP Print-Job → cupsd, disabled raw queue",
+            note=f"{gb.CONNECTIONS} keep-alive connections, one request at a time each; "
+                 f"{durable} of {expected} acknowledged printnet jobs found in new/. Runs: "
+                 + ", ".join(f"{x:.0f}" for x in pn) + " vs "
+                 + ", ".join(f"{x:.0f}" for x in cu),
+            samples=pn, cups_samples=cu))
+
     def crash(self) -> None:
         n = self.plan.crash_n
         m = pb.crash(self.work, n)
@@ -500,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     sections: list[tuple[str, Callable[[], None]]] = [
         ("startup", run.startup), ("submit", run.submit), ("listing", run.listing),
         ("drain", run.drain), ("pickup", run.pickup), ("line", run.line),
-        ("scale", run.scale), ("crash", run.crash),
+        ("scale", run.scale), ("crash", run.crash), ("gateway", run.gateway),
     ]
     if plan.shared:
         sections.append(("shared", run.shared))

@@ -383,6 +383,48 @@ def server(ctx: click.Context, name: str | None, drain: bool, no_console: bool) 
         srv.run()
 
 
+@cli.command()
+@click.option("--ipp", "ipp", default="127.0.0.1:8631", show_default=True, metavar="HOST:PORT",
+              help="Where IPP and the web page listen.")
+@click.option("--lpd", "lpd", default=None, metavar="HOST:PORT",
+              help="Where LPD listens (default: off; 515 when root and given as HOST).")
+@click.option("--set-password", "set_password", metavar="USER",
+              help="Add or change USER in etc/gateway.users (AUTH BASIC), then exit.")
+@click.pass_context
+def gateway(ctx: click.Context, ipp: str, lpd: str | None, set_password: str | None) -> None:
+    """Run the front doors: IPP (ipp://HOST:PORT/ipp/print/NAME), the web page, LPD.
+
+    Every job becomes an ordinary request in new/, submitted on the user's
+    behalf; etc/gateway.cmd says how users are known (AUTH BASIC|TRUST|NONE;
+    docs/GATEWAY.md).  Run it as the service account.
+    """
+    from printnet.gateway import app, settings
+
+    etc: Path = ctx.obj["etc"]
+    if set_password:
+        from printnet.passwords import hash_password
+
+        password = click.prompt(f"password for {set_password}", hide_input=True,
+                                confirmation_prompt=True)
+        cfg = settings.load(etc)
+        path = cfg.users_file or etc / settings.USERS_FILE
+        settings.set_password(path, set_password, hash_password(password))
+        click.echo(f"{path}: {set_password} set")
+        return
+    spool: Path = ctx.obj["spool"]
+    source = (ctx.parent or ctx).get_parameter_source("spool")
+    if (source is None or source.name not in ("COMMANDLINE", "ENVIRONMENT")) and (
+            etc / "server.cmd").exists():
+        from printnet import config as config_mod
+
+        spools = config_mod.load(etc).server.spools
+        spool = spools[0] if spools else spool
+    lpd_at = None
+    if lpd is not None:
+        lpd_at = app.Listen.parse(lpd, 515 if os.geteuid() == 0 else 5515)
+    app.run(spool, etc, app.Listen.parse(ipp, 8631), lpd_at)
+
+
 def _on_own_terminal() -> bool:
     """Standard input and output are a terminal and we are its foreground job."""
     try:

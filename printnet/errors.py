@@ -93,3 +93,15 @@ class PortError(PrintnetError):
 
 class PrinterStalled(PortError):
     """The printer accepted no bytes for the configured time (offline, paper out)."""
+
+
+class AuthRequired(PermissionDenied):
+    """The gateway needs credentials it did not get (or they were wrong): HTTP 401."""
+
+    def __init__(self, message: str, *, realm: str = "printnet") -> None:
+        super().__init__(message)
+        self.realm = realm
+
+
+class Forbidden(PermissionDenied):
+    """The gateway knows who asks (or where from) and refuses: HTTP 403 / IPP forbidden."""

@@ -285,6 +285,7 @@ class PrintRequest:
     # The text's source encoding, canonical (`printnet.charset`): what the station
     # detected or was told (--encoding).  None: UTF-8 (and always for raw jobs).
     encoding: str | None = None
+    via: str | None = None  # how a gateway knew the user ("ipp:basic"); None: file owner
 
     @property
     def size(self) -> int:
@@ -309,6 +310,7 @@ class PrintRequest:
             "password": self.password,
             "files": [f.to_json() for f in self.files],
             "encoding": self.encoding,
+            **({"via": self.via} if self.via is not None else {}),  # only when set
         }
 
     def encode(self) -> bytes:
@@ -383,8 +385,9 @@ def request_from_json(obj: Mapping[str, Any]) -> Request:
 # The field names of a print request, from a throwaway one (any fixed time: the pure
 # core never reads the clock, least of all at import).
 _PRINT_KEYS: Final = frozenset(PrintRequest(
-    id="", user="", station="", submitted=datetime(2000, 1, 1, tzinfo=UTC), printer=""
+    id="", user="", station="", submitted=datetime(2000, 1, 1, tzinfo=UTC), printer="", via=""
 ).to_json())
+_VIA_RE: Final = re.compile(r"[a-z][a-z0-9]{0,15}:[a-z][a-z0-9]{0,15}")
 _CONTROL_KEYS: Final = frozenset(
     {"printnet", "kind", "id", "user", "station", "submitted", "action", "jobs"}
 )
@@ -506,6 +509,7 @@ def _print_from_json(obj: Mapping[str, Any]) -> PrintRequest:
         password=r.opt_str("password", lambda s: 0 < len(s) <= 512, limit=512),
         files=tuple(files),
         encoding=_encoding(r.opt_str("encoding", is_source_encoding, limit=32)),
+        via=r.opt_str("via", lambda s: _VIA_RE.fullmatch(s) is not None, limit=33),
     )
 
 

@@ -132,6 +132,20 @@ def register_schemes() -> None:
         serial.protocol_handler_packages.append(PACKAGE)
 
 
+# Document formats (MIME types) a port takes.  Every port takes what printnet's own
+# drivers make: text it paginates, raw bytes, ESC/P.  A port that can print more
+# (an ipp:// port: PDF, PWG raster) registers its scheme here; the gateway refuses
+# other formats with client-error-document-format-not-supported.
+BASE_FORMATS: Final = frozenset({"text/plain", "application/octet-stream",
+                                 "application/vnd.printnet-escp"})
+EXTRA_FORMATS: Final[dict[str, frozenset[str]]] = {}  # scheme -> further formats
+
+
+def accepted_formats(port: str) -> frozenset[str]:
+    """The document formats a printer on `port` can take ('' : any printnet port)."""
+    return BASE_FORMATS | EXTRA_FORMATS.get(scheme(port), frozenset())
+
+
 def scheme(port: str) -> str:
     """The URL scheme of a port in lower case, '' for a device path."""
     if "://" not in port:

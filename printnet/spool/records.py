@@ -40,7 +40,7 @@ from printnet.spool.publish import (
 
 ACCOUNTING_FIELDS = (
     "job", "user", "station", "printer", "setup", "pages", "copies", "sheets", "bytes",
-    "submitted", "started", "finished", "outcome", "restarted",
+    "submitted", "started", "finished", "outcome", "restarted", "via",
 )
 
 
@@ -123,6 +123,8 @@ def accounting_line(record: Mapping[str, Any]) -> dict[str, Any]:
         "finished": record["finished"],
         "outcome": record["outcome"],
         "restarted": job.get("restarted", 0),
+        # How a gateway established the user (e.g. "ipp:basic"); None: the file's owner.
+        "via": (record.get("request") or {}).get("via"),
     }
 
 
