@@ -25,6 +25,7 @@ from typing import Final
 
 from aiohttp import web
 
+from printnet import systemd
 from printnet.errors import ConfigError, UsageError
 from printnet.gateway.context import GatewayContext
 from printnet.gateway.ipp_door import IppDoor
@@ -105,14 +106,28 @@ async def serve(ctx: GatewayContext, ipp: Listen, lpd: Listen | None,
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            keepalive_timeout=ctx.settings.timeout)
     await runner.setup()
-    site = web.TCPSite(runner, ipp.host, ipp.port, ssl_context=ssl_context(ctx),
-                       shutdown_timeout=GRACE, reuse_address=True)
-    await site.start()
+    # Socket activation (etc/systemd/printnet-gateway.socket): the service manager
+    # bound the ports (515 needs no root daemon); use its listening sockets, never
+    # bind our own for a role it passed.  Told apart by name (ipp, lpd) or port.
+    inherited = systemd.inherited_sockets()
+    ipp_socks = systemd.pick(inherited, "ipp", ipp.port)
+    lpd_socks = systemd.pick(inherited, "lpd", lpd.port) if lpd is not None else []
+    sites: list[web.BaseSite] = [
+        web.SockSite(runner, sock, ssl_context=ssl_context(ctx), shutdown_timeout=GRACE)
+        for sock in ipp_socks
+    ] or [web.TCPSite(runner, ipp.host, ipp.port, ssl_context=ssl_context(ctx),
+                      shutdown_timeout=GRACE, reuse_address=True)]
+    for site in sites:
+        await site.start()
     servers: list[asyncio.AbstractServer] = []
     if lpd is not None:
         from printnet.gateway import lpd as lpd_door  # type: ignore[attr-defined,unused-ignore]
 
-        servers.append(await lpd_door.start(ctx, lpd.host, lpd.port))
+        if lpd_socks:
+            servers += [await lpd_door.start(ctx, lpd.host, lpd.port, sock=sock)
+                        for sock in lpd_socks]
+        else:
+            servers.append(await lpd_door.start(ctx, lpd.host, lpd.port))
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -120,7 +135,8 @@ async def serve(ctx: GatewayContext, ipp: Listen, lpd: Listen | None,
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
-    addresses = [_bound(s) for s in getattr(site._server, "sockets", None) or []]
+    addresses = [_bound(s) for site in sites
+                 for s in getattr(site._server, "sockets", None) or []]
     for server in servers:
         addresses += [f"lpd {_bound(s)}" for s in getattr(server, "sockets", None) or []]
     log.info("gateway ready: ipp %s (AUTH %s)", ", ".join(addresses),
@@ -128,9 +144,12 @@ async def serve(ctx: GatewayContext, ipp: Listen, lpd: Listen | None,
     print("printnet gateway: listening on " + ", ".join(addresses), flush=True)
     if ready is not None:
         ready.set()
+    notifier = systemd.Notifier()  # Type=notify: READY=1 once the doors listen
+    notifier.ready(f"gateway: {', '.join(addresses)}")
     try:
         await stop.wait()
     finally:
+        notifier.stopping("gateway: stopping")
         for server in servers:
             server.close()
         await runner.cleanup()

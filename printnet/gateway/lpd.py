@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Final
@@ -67,10 +68,14 @@ class _ClientGone(Exception):
     """The client closed the connection (or stalled past TIMEOUT)."""
 
 
-async def start(ctx: GatewayContext, host: str, port: int) -> asyncio.AbstractServer:
-    """Listen for LPD clients on host:port (the app closes the server)."""
+async def start(ctx: GatewayContext, host: str, port: int, *,
+                sock: socket.socket | None = None) -> asyncio.AbstractServer:
+    """Listen for LPD clients on host:port, or on `sock`, a listening socket the
+    service manager passed (socket activation); the app closes the server."""
     # The stream buffer's limit also paces file reads: a small one would pause the
     # socket every few KiB.  Lines longer than MAX_LINE are refused when parsed.
+    if sock is not None:
+        return await asyncio.start_server(partial(_connection, ctx), sock=sock, limit=CHUNK)
     return await asyncio.start_server(partial(_connection, ctx), host, port,
                                       limit=CHUNK, reuse_address=True)
 
