@@ -62,7 +62,7 @@ def _station(ctx: click.Context) -> Station:
     from printnet.api import Station
 
     etc = ctx.obj["etc"]
-    return Station(ctx.obj["spool"], etc if etc.exists() else None)
+    return Station(ctx.obj["spool"], etc if etc.exists() else None, strict=True)
 
 
 # -- init ------------------------------------------------------------------------
@@ -97,6 +97,13 @@ def init(ctx: click.Context, owner: str | None, group: str | None) -> None:
             security.give(out.parent, uid, gid)
     if uid is not None or gid is not None:
         security.give(etc, uid, gid, recursive=True)
+    # Stations may not read etc/*.cmd on a multi-user spool: publish what they need
+    # (printers, classes, setups, DEFAULT) before any server has run.
+    from printnet.spool.site import publish_site
+
+    site = publish_site(spool, cfg)
+    if uid is not None or gid is not None:
+        security.give(site, uid, gid)
     for path in created:
         click.echo(f"created {path}")
     if not created:
@@ -199,6 +206,39 @@ cli.command("cancel")(_control_command(
     "cancel", "Cancel jobs (your own; operators any). JOB is an id or a unique suffix."))
 cli.command("hold")(_control_command("hold", "Hold jobs so they do not print until released."))
 cli.command("release")(_control_command("release", "Release held jobs."))
+
+
+# -- compat: lp, lpr, lpq, lprm, lpstat, cancel ------------------------------------
+
+
+@cli.group()
+def compat() -> None:
+    """The lp/lpr commands: links named lp, lpr, lpq, lprm, lpstat and cancel to
+    `printnet` make it behave like them (docs/COMPAT.md).  They take the spool
+    and configuration from PRINTNET_SPOOL and PRINTNET_ETC."""
+
+
+@compat.command("install")
+@click.option("--target", type=click.Path(path_type=Path, dir_okay=False),
+              help="The printnet executable to link to (default: this one, else $PATH's).")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+def compat_install(target: Path | None, folder: Path) -> None:
+    """Make the links in FOLDER (e.g. ~/bin, /usr/local/bin).  Refuses, making
+    none, if one of the names is taken by anything but a link of its own."""
+    from printnet import compat as compat_mod
+
+    for link, what in compat_mod.install(folder, (target or compat_mod.target()).absolute()):
+        click.echo(f"{link} {what}")
+
+
+@compat.command("remove")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+def compat_remove(folder: Path) -> None:
+    """Remove the links from FOLDER; files and others' links of those names stay."""
+    from printnet import compat as compat_mod
+
+    for link, what in compat_mod.remove(folder):
+        click.echo(f"{link} {what}")
 
 
 # -- spool maintenance -------------------------------------------------------------

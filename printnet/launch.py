@@ -44,10 +44,18 @@ _REQUEST_FLAGS = {"--no-header": "no_header", "--raw": "raw", "--hold": "hold",
                   "--each": "each"}
 _STATUS_VALUES = {"-P": "printer", "--printer": "printer", "-u": "user", "--user": "user"}
 _STATUS_FLAGS = {"--json": "as_json"}
+# = printnet.compat.NAMES, repeated so that a plain `printnet` imports nothing more.
+_COMPAT_NAMES = frozenset({"lp", "lpr", "lpq", "lprm", "lpstat", "cancel"})
 
 
 def main() -> None:
-    """Entry point of the `printnet` console script."""
+    """Entry point of the `printnet` console script (and of lp, lpr, ... through
+    symlinks: `printnet.compat`)."""
+    called = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if called in _COMPAT_NAMES:
+        from printnet.compat import run as compat_run
+
+        sys.exit(compat_run(called, sys.argv[1:]))
     run = _fast(sys.argv[1:])
     if run is None:
         from printnet.cli import main as click_main
@@ -175,13 +183,19 @@ def _options(args: list[str], values: dict[str, str], flags: dict[str, str],
 def _station(spool: Path, etc: Path) -> Station:
     from printnet.api import Station
 
-    return Station(spool, etc if etc.exists() else None)
+    return Station(spool, etc if etc.exists() else None, strict=True)
 
 
 def _ask_password(printer: str) -> str:
     import getpass
 
     return getpass.getpass(f"Queue password for {printer}: ")
+
+
+def ask_password_on_terminal(files: Sequence[str]) -> Callable[[str], str] | None:
+    """A printer with a queue password: ask for it on a terminal (scripts use
+    --password-env; without it the server rejects the request, saying why)."""
+    return _ask_password if "-" not in files and sys.stdin.isatty() else None
 
 
 def run_request(spool: Path, etc: Path, files: Sequence[str], *, printer: str | None,
@@ -195,9 +209,7 @@ def run_request(spool: Path, etc: Path, files: Sequence[str], *, printer: str | 
             raise UsageError(f"environment variable {password_env} is not set")
     if list(files).count("-") > 1:
         raise UsageError("standard input (-) can be named only once")
-    # A printer with a queue password: ask for it on a terminal (scripts use
-    # --password-env; without it the server rejects the request, saying why).
-    ask = _ask_password if "-" not in files and sys.stdin.isatty() else None
+    ask = ask_password_on_terminal(files)
     requests = _station(spool, etc).submit(
         list(files), each=each, stdin=sys.stdin.buffer if "-" in files else None,
         password=password, ask=ask, printer=printer, priority=priority, copies=copies, title=title,
@@ -212,6 +224,12 @@ def write_status(spool: Path, etc: Path, *, printer: str | None, user: str | Non
     """`printnet status`: printers, then jobs in the order they will print."""
     station = _station(spool, etc)
     write = sys.stdout.write
+    if printer is not None:
+        from printnet.model import normalize_name
+
+        dests = station.destinations()
+        if normalize_name(printer) not in dests.known:
+            raise dests.unknown(normalize_name(printer))
     lines: Iterable[ListedJob]
     if as_json or jobs:
         view = station.status(printer=printer, user=user, jobs=jobs)
