@@ -277,6 +277,7 @@ class Station:
     def submit(
         self, files: Sequence[str | Path], *, each: bool = False, stdin: Any = None,
         password: str | None = None, ask: Callable[[str], str] | None = None,
+        max_stdin: int | None = None, progress: Callable[[int, int | None], None] | None = None,
         **options: Any,
     ) -> list[PrintRequest]:
         """Queue `files` as one job (or one per file with each=True); return the requests.
@@ -285,9 +286,11 @@ class Station:
         bound to each job id is written (see `printnet.passwords.queue_proof`).
         Without it, `ask(printer)` is called for it when a server says the
         printer needs one (a prompt); otherwise the server rejects the request.
+        `max_stdin` bytes of standard input at most (None: `DEFAULT_MAX_STDIN`, 0:
+        no limit); `progress(copied, total)` is called as the data is copied.
         """
         # Imported here: status, the other hot path, needs none of it (hashlib, shutil).
-        from printnet.spool.submit import Source, Submitter, check_sources
+        from printnet.spool.submit import DEFAULT_MAX_STDIN, Source, Submitter, check_sources
 
         template = self.template(**options)
         if password is None and ask is not None and self.needs_password(template.printer):
@@ -297,8 +300,10 @@ class Station:
             for f in files
         ]
         check_sources(sources, one_job=not each)
-        submitter = Submitter(self.spool, user=self.user, station=self.station,
-                              min_free=self.min_free())
+        submitter = Submitter(
+            self.spool, user=self.user, station=self.station, min_free=self.min_free(),
+            max_stdin=DEFAULT_MAX_STDIN if max_stdin is None else max_stdin,
+            progress=progress)
         batch = [(template, [s]) for s in sources] if each else [(template, sources)]
         return submitter.submit_many(batch, password=password)
 
@@ -437,6 +442,20 @@ class Station:
             return None
         job = record.get("job") if isinstance(record, dict) else None
         return dict(job, position=0) if isinstance(job, dict) else None
+
+    def ending(self, job_id: str) -> tuple[str, str] | None:
+        """(outcome, reason) once a job has ended: completed, canceled or aborted
+        (its done/ record), rejected (rejected/); None while it is live or waiting."""
+        try:
+            record = json.loads(read_bytes(self.spool.done / f"{job_id}.json"))
+        except (OSError, ValueError):
+            record = None
+        if isinstance(record, dict) and isinstance(record.get("outcome"), str):
+            return record["outcome"], clean_text(str(record.get("reason") or ""), 200)
+        rejected = self.unlisted(job_id)
+        if rejected is not None and rejected.get("state") == "rejected":
+            return "rejected", str(rejected.get("note") or "")
+        return None
 
     def resolve(self, text: str, known: dict[str, Job] | None = None) -> str:
         """A job id from a full id or a unique suffix of at least 4 characters."""

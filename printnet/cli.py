@@ -133,25 +133,39 @@ def init(ctx: click.Context, owner: str | None, group: str | None) -> None:
     help="Read the queue password from this environment variable.",
 )
 @click.option("--ask-password", is_flag=True, help="Prompt for the queue password.")
-@click.argument("files", nargs=-1, required=True)
+@click.option("--max-stdin", metavar="SIZE",
+              help="Most bytes read from standard input, e.g. 1G; 0: no limit "
+                   "(default 256M; env PRINTNET_MAX_STDIN).")
+@click.option("--wait", is_flag=True,
+              help="Return when the jobs have ended; exit 0 completed, 4 canceled, "
+                   "5 aborted, 6 rejected.")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.pass_context
 def request(
     ctx: click.Context, printer: str | None, priority: str, copies: int, title: str,
     setup: str | None, no_header: bool, raw: bool, hold: bool, each: bool,
-    password_env: str | None, ask_password: bool, files: tuple[str, ...],
+    password_env: str | None, ask_password: bool, max_stdin: str | None, wait: bool,
+    files: tuple[str, ...],
 ) -> None:
     """Queue FILES as one print job (like lpr; `-` reads standard input).
 
-    Prints each job id on its own line.
+    Prints each job id on its own line.  The destination without -P: $PRINTER,
+    $LPDEST, ~/.config/printnet/default, then the site's DEFAULT
+    (docs/COMPAT.md).  With --wait, a progress bar on a terminal until the
+    jobs have printed; large copies show their progress on a terminal.
     """
     from printnet.launch import run_request  # shared with the console script's fast path
 
     password = None
     if ask_password and not password_env:
         password = click.prompt("Queue password", hide_input=True, err=True)
-    run_request(ctx.obj["spool"], ctx.obj["etc"], files, printer=printer, priority=priority,
-                copies=copies, title=title, setup=setup, header=not no_header, raw=raw,
-                hold=hold, each=each, password_env=password_env, password=password)
+    code = run_request(ctx.obj["spool"], ctx.obj["etc"], files, printer=printer,
+                       priority=priority, copies=copies, title=title, setup=setup,
+                       header=not no_header, raw=raw, hold=hold, each=each,
+                       password_env=password_env, password=password, max_stdin=max_stdin,
+                       wait=wait)
+    if code:
+        sys.exit(code)
 
 
 # -- status ----------------------------------------------------------------------
@@ -161,14 +175,37 @@ def request(
 @click.option("-P", "--printer", help="Only this printer or class.")
 @click.option("-u", "--user", help="Only this user's jobs.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object {jobs, printers}.")
+@click.option("--watch", is_flag=True,
+              help="A live view on a terminal, redrawn in place (Ctrl-C quits).")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+              help="Seconds between redraws of --watch.")
 @click.argument("jobs", nargs=-1)
 @click.pass_context
 def status(
-    ctx: click.Context, printer: str | None, user: str | None, as_json: bool,
-    jobs: tuple[str, ...],
+    ctx: click.Context, printer: str | None, user: str | None, as_json: bool, watch: bool,
+    interval: float, jobs: tuple[str, ...],
 ) -> None:
-    """Show the queues: printers, then jobs in the order they will print."""
+    """Show the queues: printers, then jobs in the order they will print.
+
+    --watch redraws printers (the current job with a bar of pages or bytes)
+    and the queue until Ctrl-C; it needs a terminal (scripts poll --json).
+    """
     from printnet.launch import write_status  # shared with the console script's fast path
+
+    if watch:
+        if as_json or jobs:
+            fail("--watch shows the whole view: no --json, no JOBS", 2)
+        if not sys.stdout.isatty():
+            fail("--watch needs a terminal; a script runs `printnet status --json` "
+                 "as often as it likes", 2)
+        from printnet.launch import check_printer
+        from printnet.model import normalize_name
+        from printnet.watch import watch as live
+
+        station = _station(ctx)
+        check_printer(station, printer)
+        sys.exit(live(station, printer=normalize_name(printer) if printer else None,
+                      user=user, interval=interval))
 
     write_status(ctx.obj["spool"], ctx.obj["etc"], printer=printer, user=user, jobs=jobs,
                  as_json=as_json)

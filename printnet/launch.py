@@ -39,6 +39,7 @@ _REQUEST_VALUES = {
     "-P": "printer", "--printer": "printer", "-p": "priority", "--priority": "priority",
     "-n": "copies", "--copies": "copies", "-t": "title", "--title": "title",
     "-s": "setup", "--setup": "setup", "--password-env": "password_env",
+    "--max-stdin": "max_stdin",
 }
 _REQUEST_FLAGS = {"--no-header": "no_header", "--raw": "raw", "--hold": "hold",
                   "--each": "each"}
@@ -63,7 +64,7 @@ def main() -> None:
         click_main()
         return
     try:
-        run()
+        code = run()
     except PrintnetError as exc:
         from printnet.cli import fail
 
@@ -75,9 +76,11 @@ def main() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(1)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
-def _fast(argv: list[str]) -> Callable[[], None] | None:
+def _fast(argv: list[str]) -> Callable[[], object] | None:
     """The command to run without click, or None when click must parse `argv`."""
     if argv == ["--version"]:
         return _version
@@ -125,7 +128,7 @@ def _fast(argv: list[str]) -> Callable[[], None] | None:
             title=opts.get("title", ""), setup=opts.get("setup"),
             header=not opts.get("no_header"), raw=bool(opts.get("raw")),
             hold=bool(opts.get("hold")), each=bool(opts.get("each")),
-            password_env=opts.get("password_env"))
+            password_env=opts.get("password_env"), max_stdin=opts.get("max_stdin"))
     if command == "status":
         parsed = _options(rest, _STATUS_VALUES, _STATUS_FLAGS)
         if parsed is None:
@@ -201,22 +204,46 @@ def ask_password_on_terminal(files: Sequence[str]) -> Callable[[str], str] | Non
 def run_request(spool: Path, etc: Path, files: Sequence[str], *, printer: str | None,
                 priority: str, copies: int, title: str, setup: str | None,
                 header: bool, raw: bool, hold: bool, each: bool,
-                password_env: str | None = None, password: str | None = None) -> None:
-    """`printnet request`: queue the files, print each job id on its own line."""
+                password_env: str | None = None, password: str | None = None,
+                max_stdin: str | None = None, wait: bool = False) -> int:
+    """`printnet request`: queue the files, print each job id on its own line; with
+    `wait`, wait for them to end.  Returns the exit status (`printnet.watch`)."""
     if password_env:
         password = os.environ.get(password_env)
         if password is None:
             raise UsageError(f"environment variable {password_env} is not set")
     if list(files).count("-") > 1:
         raise UsageError("standard input (-) can be named only once")
+    limit_text = max_stdin or os.environ.get("PRINTNET_MAX_STDIN")
+    limit = None
+    if limit_text:
+        from printnet.spool.submit import parse_size
+
+        limit = parse_size(limit_text)
     ask = ask_password_on_terminal(files)
-    requests = _station(spool, etc).submit(
-        list(files), each=each, stdin=sys.stdin.buffer if "-" in files else None,
-        password=password, ask=ask, printer=printer, priority=priority, copies=copies, title=title,
-        setup=setup, header=header, raw=raw, hold=hold,
-    )
+    progress = None
+    if sys.stderr.isatty():
+        from printnet.watch import CopyProgress
+
+        progress = CopyProgress()
+    station = _station(spool, etc)
+    try:
+        requests = station.submit(
+            list(files), each=each, stdin=sys.stdin.buffer if "-" in files else None,
+            password=password, ask=ask, printer=printer, priority=priority, copies=copies,
+            title=title, setup=setup, header=header, raw=raw, hold=hold, max_stdin=limit,
+            progress=progress,
+        )
+    finally:
+        if progress is not None:
+            progress.finish()
     sys.stdout.write("".join(f"{req.id}\n" for req in requests))
     sys.stdout.flush()
+    if not wait:
+        return 0
+    from printnet.watch import wait_jobs
+
+    return wait_jobs(station, [r.id for r in requests], show=sys.stderr.isatty())
 
 
 def write_status(spool: Path, etc: Path, *, printer: str | None, user: str | None,
@@ -224,12 +251,7 @@ def write_status(spool: Path, etc: Path, *, printer: str | None, user: str | Non
     """`printnet status`: printers, then jobs in the order they will print."""
     station = _station(spool, etc)
     write = sys.stdout.write
-    if printer is not None:
-        from printnet.model import normalize_name
-
-        dests = station.destinations()
-        if normalize_name(printer) not in dests.known:
-            raise dests.unknown(normalize_name(printer))
+    check_printer(station, printer)
     lines: Iterable[ListedJob]
     if as_json or jobs:
         view = station.status(printer=printer, user=user, jobs=jobs)
@@ -262,6 +284,17 @@ def write_status(spool: Path, etc: Path, *, printer: str | None, user: str | Non
     write(f"{'POS':>4} {'ID':18} {'USER':10} {'PRINTER':10} {'PRIORITY':9} "
           f"{'STATE':9} {'SUBMITTED':19} TITLE / NOTE\n")
     write("".join(out))
+
+
+def check_printer(station: Station, printer: str | None) -> None:
+    """A printer named to `status` must be known (UsageError listing those that are)."""
+    if printer is None:
+        return
+    from printnet.model import normalize_name
+
+    dests = station.destinations()
+    if normalize_name(printer) not in dests.known:
+        raise dests.unknown(normalize_name(printer))
 
 
 # POS ID USER[:10] PRINTER[:10] PRIORITY STATE SUBMITTED[:19] TITLE[:40] [NOTE]; %-style
