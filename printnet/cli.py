@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from printnet import __version__
+from printnet import completion as complete
 from printnet.errors import PrintnetError
 
 if TYPE_CHECKING:
@@ -116,14 +117,16 @@ def init(ctx: click.Context, owner: str | None, group: str | None) -> None:
 
 
 @cli.command()
-@click.option("-P", "--printer", help="Printer or class (default: the configured DEFAULT).")
+@click.option("-P", "--printer", shell_complete=complete.destinations,
+              help="Printer or class (default: $PRINTER, ..., the site's DEFAULT).")
 @click.option(
     "-p", "--priority", default="standard", show_default=True,
     help="high | standard | overnight (overnight prints in the NIGHT window).",
 )
 @click.option("-n", "--copies", type=int, default=1, show_default=True, help="Copies (1-999).")
 @click.option("-t", "--title", default="", help="Title for header page and page headings.")
-@click.option("-s", "--setup", help="Setup (form) the job needs, e.g. CHECKS.")
+@click.option("-s", "--setup", shell_complete=complete.setups,
+              help="Setup (form) the job needs, e.g. CHECKS.")
 @click.option("--no-header", is_flag=True, help="No header page.")
 @click.option("--raw", is_flag=True, help="Send the bytes untouched (no pagination).")
 @click.option("--hold", is_flag=True, help="Queue the job held; `release` it later.")
@@ -172,14 +175,15 @@ def request(
 
 
 @cli.command()
-@click.option("-P", "--printer", help="Only this printer or class.")
+@click.option("-P", "--printer", shell_complete=complete.destinations,
+              help="Only this printer or class.")
 @click.option("-u", "--user", help="Only this user's jobs.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object {jobs, printers}.")
 @click.option("--watch", is_flag=True,
               help="A live view on a terminal, redrawn in place (Ctrl-C quits).")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
               help="Seconds between redraws of --watch.")
-@click.argument("jobs", nargs=-1)
+@click.argument("jobs", nargs=-1, shell_complete=complete.jobs)
 @click.pass_context
 def status(
     ctx: click.Context, printer: str | None, user: str | None, as_json: bool, watch: bool,
@@ -217,7 +221,7 @@ def status(
 def _control_command(action_name: str, doc: str) -> Callable[..., None]:
     @click.option("--wait", type=float, default=5.0, show_default=True,
                   help="Seconds to wait for a server to apply it.")
-    @click.argument("jobs", nargs=-1, required=True)
+    @click.argument("jobs", nargs=-1, required=True, shell_complete=complete.jobs)
     @click.pass_context
     def command(ctx: click.Context, wait: float, jobs: tuple[str, ...]) -> None:
         from printnet.model import ControlAction
@@ -276,6 +280,23 @@ def compat_remove(folder: Path) -> None:
 
     for link, what in compat_mod.remove(folder):
         click.echo(f"{link} {what}")
+
+
+# -- completion ----------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(complete.SHELLS))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL (printer, setup and job names
+    complete from the spool).
+
+    \b
+    bash:  eval "$(printnet completion bash)"      (in ~/.bashrc)
+    zsh:   eval "$(printnet completion zsh)"       (in ~/.zshrc)
+    fish:  printnet completion fish | source       (in ~/.config/fish/config.fish)
+    """
+    click.echo(complete.script(cli, shell))
 
 
 # -- spool maintenance -------------------------------------------------------------
