@@ -10,6 +10,9 @@ writes it again from its configuration when it starts and when it reloads.
 
 A file per server name (not one shared file): two servers with different
 etc/ folders never overwrite each other's, and a station sees the union.
+A configuration published under a new name (SERVER NAME= changed, or `init`
+named it by the host before the first server ran) removes its files under
+old names (the same host and etc/ folder recorded in them).
 Where their DEFAULT lines differ, `site_default` decides (docs/COMPAT.md):
 the configuration whose printers.cmd was changed last wins, because that is
 the administrator's latest word; equal times fall to the server name that
@@ -32,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from printnet.spool.layout import Spool
-from printnet.spool.publish import read_bytes, write_atomic
+from printnet.spool.publish import HOST, read_bytes, unlink_quietly, write_atomic
 
 if TYPE_CHECKING:
     from printnet.config import Config
@@ -67,6 +70,9 @@ def site_record(config: Config) -> dict[str, Any]:
         "default": config.default_printer, "printers": sorted(config.printers),
         "classes": {c: list(m) for c, m in sorted(config.classes.items())},
         "setups": sorted(config.setups), "configured": configured,
+        # Which configuration this is: a renamed server (SERVER NAME= changed, or
+        # init's host name before the first server run) replaces its old file.
+        "host": HOST, "etc": str(config.etc),
     }
 
 
@@ -76,14 +82,32 @@ def publish_site(spool: Spool, config: Config) -> Path:
     The server package calls this at start and after each reload:
     ``publish_site(service.spool, config)`` for each spool it serves."""
     path = spool.servers / f"{config.server.name}{SITE_SUFFIX}"
-    data = json.dumps(site_record(config), indent=1, sort_keys=True).encode() + b"\n"
+    record = site_record(config)
+    data = json.dumps(record, indent=1, sort_keys=True).encode() + b"\n"
     try:
-        if read_bytes(path, MAX_SITE_BYTES) == data:
-            return path  # unchanged: no rewrite, no new mtime on a shared disk
+        unchanged = read_bytes(path, MAX_SITE_BYTES) == data
     except OSError:
-        pass
-    write_atomic(path, data, mode=0o644, sync=False)
+        unchanged = False
+    if not unchanged:  # no rewrite, no new mtime on a shared disk
+        write_atomic(path, data, mode=0o644, sync=False)
+    _forget_old_names(spool, path, record)
     return path
+
+
+def _forget_old_names(spool: Spool, mine: Path, record: dict[str, Any]) -> None:
+    """Remove site files of this same configuration (host and etc/) under another name."""
+    try:
+        names = [n for n in os.listdir(spool.servers) if is_site_file(n) and n != mine.name]
+    except OSError:
+        return
+    for name in names:
+        try:
+            other = json.loads(read_bytes(spool.servers / name, MAX_SITE_BYTES))
+        except (OSError, ValueError):
+            continue
+        if isinstance(other, dict) and other.get("host") == record["host"] \
+                and other.get("etc") == record["etc"]:
+            unlink_quietly(spool.servers / name)
 
 
 def is_site_file(name: str) -> bool:
