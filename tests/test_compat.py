@@ -248,3 +248,15 @@ def test_lprm_and_cancel_take_jobs_away(site: Site, server: ServerProcess) -> No
     proc = site.run("cancel", "ZZZZZZ")
     assert proc.returncode == 1 and proc.stderr.startswith("cancel: no single job id")
     assert site.run("cancel").returncode == 1
+
+
+def test_the_links_take_the_fast_path_without_click(site: Site) -> None:
+    doc = _doc(site, "fast.txt", "fast\n")
+    env = dict(site.env, PYTHONPROFILEIMPORTTIME="1")
+    for command, args in (("lpr", [str(doc)]), ("lpq", []), ("lpstat", ["-d"])):
+        proc = site.run(command, *args, env=env)
+        assert proc.returncode == 0, proc.stderr
+        imported = [line.split("|")[-1].strip() for line in proc.stderr.splitlines()
+                    if line.startswith("import time:")]
+        assert "printnet.compat" in imported and "printnet.api" in imported
+        assert not [m for m in imported if m.split(".")[0] == "click"], command
