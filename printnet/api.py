@@ -60,16 +60,29 @@ def this_user() -> str:
 
 @dataclass(frozen=True)
 class Destinations:
-    """What this station knows of printers, classes and setups (config + servers)."""
+    """What this station knows of printers, classes and setups, and the site's default.
+
+    From the station's own etc/ where it may read it, the published site files
+    (`printnet.spool.site`) and the servers' status files; `default_from` says
+    where `default` came from; `problems` are the "cannot read" lines met on the
+    way (reported only when they leave the station knowing nothing)."""
 
     printers: frozenset[str] = frozenset()
     classes: frozenset[str] = frozenset()
     setups: frozenset[str] = frozenset()
     default: str | None = None
+    default_from: str = ""
+    problems: tuple[str, ...] = ()
 
     @property
     def known(self) -> frozenset[str]:
         return self.printers | self.classes
+
+    def unknown(self, name: str, source: str = "") -> UsageError:
+        """The error for a destination nobody publishes, listing those that are known."""
+        where = f" from {source}" if source else ""
+        known = ", ".join(sorted(self.known)) or "none"
+        return UsageError(f"unknown printer {name!r}{where} (known: {known})")
 
 
 @dataclass
@@ -91,38 +104,121 @@ class Station:
         *,
         user: str | None = None,
         station: str | None = None,
+        strict: bool = False,
     ) -> None:
         self.spool = Spool.open(spool_dir)
         self.etc = etc_dir
+        # strict (the CLI): a destination must be known, also when nothing is
+        # known at all; the API alone accepts any name on a spool that publishes
+        # nothing (programs and tests that set up a bare spool).
+        self.strict = strict
         self.user = user or this_user()
         self.station = station or this_station()
 
     # -- destinations ------------------------------------------------------------
 
     def destinations(self) -> Destinations:
+        """Printers, classes, setups and the default this station may use.
+
+        Raises ConfigError when the station's own etc/ is readable but wrong (a
+        broken configuration must not silently widen or narrow what is accepted),
+        and, with `strict`, when nothing at all is known; an etc/ the user may not
+        read is expected on a multi-user spool and is only reported then."""
+        from printnet.spool.site import read_sites, site_default
+
         printers: set[str] = set()
         classes: set[str] = set()
         setups: set[str] = set()
         default = None
-        if self.etc is not None and (self.etc / "printers.cmd").exists():
-            from printnet import config as config_mod
-
-            try:
-                cfg = config_mod.load(self.etc)
-            except ConfigError:
-                cfg = None
-            if cfg is not None:
-                printers.update(cfg.printers)
-                classes.update(cfg.classes)
-                setups.update(cfg.setups)
+        default_from = ""
+        problems: list[str] = []
+        cfg = self._own_config(problems)
+        if cfg is not None:
+            printers.update(cfg.printers)
+            classes.update(cfg.classes)
+            setups.update(cfg.setups)
+            if cfg.default_printer:
                 default = cfg.default_printer
+                default_from = f"DEFAULT in {cfg.etc / 'printers.cmd'}"
+        sites, site_problems = read_sites(self.spool)
+        problems += site_problems
+        for site in sites:
+            printers.update(site.printers)
+            classes.update(site.classes)
+            setups.update(site.setups)
+        chosen = site_default(sites)
+        if default is None and chosen is not None:
+            default = chosen.default
+            default_from = f"DEFAULT of server {chosen.server} ({chosen.path})"
         for info in server_files(self.spool):
             for p in info.get("printers", []):
                 if isinstance(p, dict) and isinstance(p.get("name"), str):
                     printers.add(p["name"])
                     classes.update(c for c in p.get("classes", []) if isinstance(c, str))
             setups.update(s for s in info.get("setups", []) if isinstance(s, str))
-        return Destinations(frozenset(printers), frozenset(classes), frozenset(setups), default)
+        dests = Destinations(frozenset(printers), frozenset(classes), frozenset(setups),
+                             default, default_from, tuple(problems))
+        if self.strict and not dests.known:
+            said = "; ".join(problems) + "; " if problems else ""
+            raise ConfigError(
+                str(self.spool.servers), 0,
+                f"{said}no printers are known: this station cannot read an etc/ folder "
+                "and no site configuration is published here (`printnet init` or a "
+                "running server publishes servers/<NAME>.site.json)")
+        return dests
+
+    def _own_config(self, problems: list[str]) -> Any:
+        """The station's etc/ configuration, None if there is none or it is unreadable."""
+        if self.etc is None:
+            return None
+        from printnet import config as config_mod
+
+        files = [self.etc / config_mod.SERVER_FILE, self.etc / config_mod.PRINTERS_FILE]
+        if not os.path.lexists(files[1]):
+            return None
+        from printnet.readable import cannot_read
+
+        for path in files:
+            try:
+                os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+            except PermissionError as exc:
+                problems.append(cannot_read(path, exc))
+                return None
+            except OSError:
+                pass  # config.load says what is wrong with it
+        return config_mod.load(self.etc)
+
+    def default_destination(self, *, prefer_lpdest: bool = False,
+                            dests: Destinations | None = None) -> str | None:
+        """The destination a request without -P goes to, or None (docs/COMPAT.md):
+
+        $PRINTNET_PRINTER, then $PRINTER and $LPDEST ($LPDEST first for lp and
+        lpstat, as CUPS), then the user's own file (`user_default_file`), then
+        the site's DEFAULT (own etc/ over published), then the only printer."""
+        return self._default(prefer_lpdest, dests)[0]
+
+    def _default(self, prefer_lpdest: bool,
+                 dests: Destinations | None = None) -> tuple[str | None, str]:
+        """(destination, where it came from)."""
+        order = ("PRINTNET_PRINTER", "LPDEST", "PRINTER") if prefer_lpdest else (
+            "PRINTNET_PRINTER", "PRINTER", "LPDEST")
+        for var in order:
+            if os.environ.get(var):
+                return os.environ[var], f"${var}"
+        path = user_default_file()
+        name = read_user_default(path)
+        if name:
+            return name, str(path)
+        dests = dests or self.destinations()
+        if dests.default:
+            return dests.default, dests.default_from
+        if len(dests.printers) == 1:
+            return next(iter(dests.printers)), "the only printer"
+        return None, ""
+
+    def printers(self, dest: str | None = None) -> list[dict[str, Any]]:
+        """Printers as their servers last reported them (`printer_status`)."""
+        return printer_status(self.spool, dest)
 
     # -- submitting --------------------------------------------------------------
 
@@ -143,19 +239,20 @@ class Station:
 
         `encoding`: the text's source encoding (None: detected at submit time)."""
         dests = self.destinations()
-        name = printer or os.environ.get("PRINTNET_PRINTER") or dests.default
+        source = "-P"
+        name = printer
         if not name:
-            if len(dests.printers) == 1:
-                name = next(iter(dests.printers))
-            else:
-                raise UsageError("no printer named (-P) and no default printer configured")
+            name, source = self._default(False, dests)
+        if not name:
+            known = ", ".join(sorted(dests.known)) or "none"
+            raise UsageError("no printer named (-P) and no default: set DEFAULT in "
+                             f"printers.cmd, $PRINTER or {user_default_file()} "
+                             f"(known: {known})")
         dest = normalize_name(name)
         if not valid_name(dest):
             raise UsageError(f"invalid printer name {clean_text(name, 40)!r}")
-        if dests.known and dest not in dests.known:
-            raise UsageError(
-                f"unknown printer {dest!r} (known: {', '.join(sorted(dests.known))})"
-            )
+        if (dests.known or self.strict) and dest not in dests.known:
+            raise dests.unknown(dest, "" if source == "-P" else source)
         try:
             prio = Priority(priority)
         except ValueError:
@@ -174,25 +271,26 @@ class Station:
                 raise UsageError(
                     f"unknown setup {setup_name!r} (known: {', '.join(sorted(dests.setups))})"
                 )
-        source = None
+        declared = None  # the text's source encoding, when the user named it
         if encoding:
             if raw:
                 raise UsageError("--encoding applies to text jobs (--raw sends the bytes "
                                  "untouched)")
             try:
-                source = charset.source_encoding(encoding)
+                declared = charset.source_encoding(encoding)
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
         return PrintRequest(
             id="0" * 18, user=self.user, station=self.station, submitted=datetime.now(UTC),
             printer=dest, priority=prio, copies=copies, title=clean_text(title, MAX_TITLE),
             setup=setup_name, header=header, format=Format.RAW if raw else Format.TEXT,
-            hold=hold, encoding=source,
+            hold=hold, encoding=declared,
         )
 
     def submit(
         self, files: Sequence[str | Path], *, each: bool = False, stdin: Any = None,
         password: str | None = None, ask: Callable[[str], str] | None = None,
+        max_stdin: int | None = None, progress: Callable[[int, int | None], None] | None = None,
         **options: Any,
     ) -> list[PrintRequest]:
         """Queue `files` as one job (or one per file with each=True); return the requests.
@@ -201,9 +299,11 @@ class Station:
         bound to each job id is written (see `printnet.passwords.queue_proof`).
         Without it, `ask(printer)` is called for it when a server says the
         printer needs one (a prompt); otherwise the server rejects the request.
+        `max_stdin` bytes of standard input at most (None: `DEFAULT_MAX_STDIN`, 0:
+        no limit); `progress(copied, total)` is called as the data is copied.
         """
         # Imported here: status, the other hot path, needs none of it (hashlib, shutil).
-        from printnet.spool.submit import Source, Submitter, check_sources
+        from printnet.spool.submit import DEFAULT_MAX_STDIN, Source, Submitter, check_sources
 
         template = self.template(**options)
         if password is None and ask is not None and self.needs_password(template.printer):
@@ -213,8 +313,10 @@ class Station:
             for f in files
         ]
         check_sources(sources, one_job=not each)
-        submitter = Submitter(self.spool, user=self.user, station=self.station,
-                              min_free=self.min_free())
+        submitter = Submitter(
+            self.spool, user=self.user, station=self.station, min_free=self.min_free(),
+            max_stdin=DEFAULT_MAX_STDIN if max_stdin is None else max_stdin,
+            progress=progress)
         batch = [(template, [s]) for s in sources] if each else [(template, sources)]
         return submitter.submit_many(batch, password=password)
 
@@ -354,6 +456,20 @@ class Station:
         job = record.get("job") if isinstance(record, dict) else None
         return dict(job, position=0) if isinstance(job, dict) else None
 
+    def ending(self, job_id: str) -> tuple[str, str] | None:
+        """(outcome, reason) once a job has ended: completed, canceled or aborted
+        (its done/ record), rejected (rejected/); None while it is live or waiting."""
+        try:
+            record = json.loads(read_bytes(self.spool.done / f"{job_id}.json"))
+        except (OSError, ValueError):
+            record = None
+        if isinstance(record, dict) and isinstance(record.get("outcome"), str):
+            return record["outcome"], clean_text(str(record.get("reason") or ""), 200)
+        rejected = self.unlisted(job_id)
+        if rejected is not None and rejected.get("state") == "rejected":
+            return "rejected", str(rejected.get("note") or "")
+        return None
+
     def resolve(self, text: str, known: dict[str, Job] | None = None) -> str:
         """A job id from a full id or a unique suffix of at least 4 characters."""
         text = text.strip().upper()
@@ -418,15 +534,47 @@ def job_json(job: Job, position: int) -> dict[str, Any]:
     return out
 
 
+def user_default_file() -> Path:
+    """The user's own default destination: $XDG_CONFIG_HOME/printnet/default
+    (~/.config/printnet/default), the printnet counterpart of ~/.cups/lpoptions."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"),
+                                                             ".config")
+    return Path(base) / "printnet" / "default"
+
+
+def read_user_default(path: Path) -> str | None:
+    """The destination in `path`: its first line that is not blank or a # comment,
+    either ``NAME`` or lpoptions' ``Default NAME``; None if there is no file."""
+    from printnet.readable import cannot_read
+
+    try:
+        text = read_bytes(path, 4096).decode("utf-8", "replace")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UsageError(cannot_read(path, exc)) from None
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        if len(words) == 2 and words[0].lower() == "default":
+            return words[1]
+        if len(words) == 1:
+            return words[0]
+        raise UsageError(f"{path}: expected one printer name or `Default NAME`, "
+                         f"not {clean_text(line, 60)!r}")
+    return None
+
+
 def server_files(spool: Spool) -> list[dict[str, Any]]:
-    """The servers' published status files (servers/<NAME>.json)."""
+    """The servers' published status files (servers/<NAME>.json; site files skipped)."""
     out: list[dict[str, Any]] = []
     try:
         names = sorted(os.listdir(spool.servers))
     except OSError:
         return out
     for name in names:
-        if not name.endswith(".json") or name.startswith("."):
+        if not name.endswith(".json") or name.startswith(".") or name.endswith(".site.json"):
             continue
         try:
             info = json.loads(read_bytes(spool.servers / name, 1 << 20))

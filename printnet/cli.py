@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from printnet import __version__
+from printnet import completion as complete
 from printnet.errors import PrintnetError
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def _station(ctx: click.Context) -> Station:
     from printnet.api import Station
 
     etc = ctx.obj["etc"]
-    return Station(ctx.obj["spool"], etc if etc.exists() else None)
+    return Station(ctx.obj["spool"], etc if etc.exists() else None, strict=True)
 
 
 # -- init ------------------------------------------------------------------------
@@ -97,6 +98,13 @@ def init(ctx: click.Context, owner: str | None, group: str | None) -> None:
             security.give(out.parent, uid, gid)
     if uid is not None or gid is not None:
         security.give(etc, uid, gid, recursive=True)
+    # Stations may not read etc/*.cmd on a multi-user spool: publish what they need
+    # (printers, classes, setups, DEFAULT) before any server has run.
+    from printnet.spool.site import publish_site
+
+    site = publish_site(spool, cfg)
+    if uid is not None or gid is not None:
+        security.give(site, uid, gid)
     for path in created:
         click.echo(f"created {path}")
     if not created:
@@ -109,14 +117,16 @@ def init(ctx: click.Context, owner: str | None, group: str | None) -> None:
 
 
 @cli.command()
-@click.option("-P", "--printer", help="Printer or class (default: the configured DEFAULT).")
+@click.option("-P", "--printer", shell_complete=complete.destinations,
+              help="Printer or class (default: $PRINTER, ..., the site's DEFAULT).")
 @click.option(
     "-p", "--priority", default="standard", show_default=True,
     help="high | standard | overnight (overnight prints in the NIGHT window).",
 )
 @click.option("-n", "--copies", type=int, default=1, show_default=True, help="Copies (1-999).")
 @click.option("-t", "--title", default="", help="Title for header page and page headings.")
-@click.option("-s", "--setup", help="Setup (form) the job needs, e.g. CHECKS.")
+@click.option("-s", "--setup", shell_complete=complete.setups,
+              help="Setup (form) the job needs, e.g. CHECKS.")
 @click.option("--no-header", is_flag=True, help="No header page.")
 @click.option("--raw", is_flag=True, help="Send the bytes untouched (no pagination).")
 @click.option("--hold", is_flag=True, help="Queue the job held; `release` it later.")
@@ -129,27 +139,42 @@ def init(ctx: click.Context, owner: str | None, group: str | None) -> None:
     help="Read the queue password from this environment variable.",
 )
 @click.option("--ask-password", is_flag=True, help="Prompt for the queue password.")
-@click.argument("files", nargs=-1, required=True)
+@click.option("--max-stdin", metavar="SIZE",
+              help="Most bytes read from standard input, e.g. 1G; 0: no limit "
+                   "(default 256M; env PRINTNET_MAX_STDIN).")
+@click.option("--wait", is_flag=True,
+              help="Return when the jobs have ended; exit 0 completed, 4 canceled, "
+                   "5 aborted, 6 rejected.")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.pass_context
 def request(
     ctx: click.Context, printer: str | None, priority: str, copies: int, title: str,
     setup: str | None, no_header: bool, raw: bool, hold: bool, each: bool,
     encoding: str | None, password_env: str | None, ask_password: bool,
+    max_stdin: str | None, wait: bool,
     files: tuple[str, ...],
 ) -> None:
     """Queue FILES as one print job (like lpr; `-` reads standard input).
 
-    Prints each job id on its own line.
+    Prints each job id on its own line.  The destination without -P: $PRINTER,
+    $LPDEST, ~/.config/printnet/default, then the site's DEFAULT
+    (docs/COMPAT.md).  With --wait, a progress bar on a terminal until the
+    jobs have printed; large copies show their progress on a terminal.
     """
     from printnet.launch import run_request  # shared with the console script's fast path
 
     password = None
     if ask_password and not password_env:
         password = click.prompt("Queue password", hide_input=True, err=True)
-    run_request(ctx.obj["spool"], ctx.obj["etc"], files, printer=printer, priority=priority,
-                copies=copies, title=title, setup=setup, header=not no_header, raw=raw,
-                hold=hold, each=each, password_env=password_env, password=password,
-                encoding=encoding)
+    code = run_request(ctx.obj["spool"], ctx.obj["etc"], files, printer=printer,
+                       priority=priority, copies=copies, title=title, setup=setup,
+                       header=not no_header, raw=raw, hold=hold, each=each,
+                       password_env=password_env, password=password, max_stdin=max_stdin,
+                       encoding=encoding,
+                       wait=wait)
+    if code:
+        sys.exit(code)
+
 
 
 # -- capture (the virtual printer) ------------------------------------------------
@@ -218,17 +243,41 @@ def capture(ctx: click.Context, device: Path, printer: str | None, priority: str
 
 
 @cli.command()
-@click.option("-P", "--printer", help="Only this printer or class.")
+@click.option("-P", "--printer", shell_complete=complete.destinations,
+              help="Only this printer or class.")
 @click.option("-u", "--user", help="Only this user's jobs.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object {jobs, printers}.")
-@click.argument("jobs", nargs=-1)
+@click.option("--watch", is_flag=True,
+              help="A live view on a terminal, redrawn in place (Ctrl-C quits).")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+              help="Seconds between redraws of --watch.")
+@click.argument("jobs", nargs=-1, shell_complete=complete.jobs)
 @click.pass_context
 def status(
-    ctx: click.Context, printer: str | None, user: str | None, as_json: bool,
-    jobs: tuple[str, ...],
+    ctx: click.Context, printer: str | None, user: str | None, as_json: bool, watch: bool,
+    interval: float, jobs: tuple[str, ...],
 ) -> None:
-    """Show the queues: printers, then jobs in the order they will print."""
+    """Show the queues: printers, then jobs in the order they will print.
+
+    --watch redraws printers (the current job with a bar of pages or bytes)
+    and the queue until Ctrl-C; it needs a terminal (scripts poll --json).
+    """
     from printnet.launch import write_status  # shared with the console script's fast path
+
+    if watch:
+        if as_json or jobs:
+            fail("--watch shows the whole view: no --json, no JOBS", 2)
+        if not sys.stdout.isatty():
+            fail("--watch needs a terminal; a script runs `printnet status --json` "
+                 "as often as it likes", 2)
+        from printnet.launch import check_printer
+        from printnet.model import normalize_name
+        from printnet.watch import watch as live
+
+        station = _station(ctx)
+        check_printer(station, printer)
+        sys.exit(live(station, printer=normalize_name(printer) if printer else None,
+                      user=user, interval=interval))
 
     write_status(ctx.obj["spool"], ctx.obj["etc"], printer=printer, user=user, jobs=jobs,
                  as_json=as_json)
@@ -240,7 +289,7 @@ def status(
 def _control_command(action_name: str, doc: str) -> Callable[..., None]:
     @click.option("--wait", type=float, default=5.0, show_default=True,
                   help="Seconds to wait for a server to apply it.")
-    @click.argument("jobs", nargs=-1, required=True)
+    @click.argument("jobs", nargs=-1, required=True, shell_complete=complete.jobs)
     @click.pass_context
     def command(ctx: click.Context, wait: float, jobs: tuple[str, ...]) -> None:
         from printnet.model import ControlAction
@@ -266,6 +315,56 @@ cli.command("cancel")(_control_command(
     "cancel", "Cancel jobs (your own; operators any). JOB is an id or a unique suffix."))
 cli.command("hold")(_control_command("hold", "Hold jobs so they do not print until released."))
 cli.command("release")(_control_command("release", "Release held jobs."))
+
+
+# -- compat: lp, lpr, lpq, lprm, lpstat, cancel ------------------------------------
+
+
+@cli.group()
+def compat() -> None:
+    """The lp/lpr commands: links named lp, lpr, lpq, lprm, lpstat and cancel to
+    `printnet` make it behave like them (docs/COMPAT.md).  They take the spool
+    and configuration from PRINTNET_SPOOL and PRINTNET_ETC."""
+
+
+@compat.command("install")
+@click.option("--target", type=click.Path(path_type=Path, dir_okay=False),
+              help="The printnet executable to link to (default: this one, else $PATH's).")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+def compat_install(target: Path | None, folder: Path) -> None:
+    """Make the links in FOLDER (e.g. ~/bin, /usr/local/bin).  Refuses, making
+    none, if one of the names is taken by anything but a link of its own."""
+    from printnet import compat as compat_mod
+
+    for link, what in compat_mod.install(folder, (target or compat_mod.target()).absolute()):
+        click.echo(f"{link} {what}")
+
+
+@compat.command("remove")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+def compat_remove(folder: Path) -> None:
+    """Remove the links from FOLDER; files and others' links of those names stay."""
+    from printnet import compat as compat_mod
+
+    for link, what in compat_mod.remove(folder):
+        click.echo(f"{link} {what}")
+
+
+# -- completion ----------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(complete.SHELLS))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL (printer, setup and job names
+    complete from the spool).
+
+    \b
+    bash:  eval "$(printnet completion bash)"      (in ~/.bashrc)
+    zsh:   eval "$(printnet completion zsh)"       (in ~/.zshrc)
+    fish:  printnet completion fish | source       (in ~/.config/fish/config.fish)
+    """
+    click.echo(complete.script(cli, shell))
 
 
 # -- spool maintenance -------------------------------------------------------------

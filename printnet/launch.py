@@ -40,15 +40,24 @@ _REQUEST_VALUES = {
     "-n": "copies", "--copies": "copies", "-t": "title", "--title": "title",
     "-s": "setup", "--setup": "setup", "--password-env": "password_env",
     "--encoding": "encoding",
+    "--max-stdin": "max_stdin",
 }
 _REQUEST_FLAGS = {"--no-header": "no_header", "--raw": "raw", "--hold": "hold",
                   "--each": "each"}
 _STATUS_VALUES = {"-P": "printer", "--printer": "printer", "-u": "user", "--user": "user"}
 _STATUS_FLAGS = {"--json": "as_json"}
+# = printnet.compat.NAMES, repeated so that a plain `printnet` imports nothing more.
+_COMPAT_NAMES = frozenset({"lp", "lpr", "lpq", "lprm", "lpstat", "cancel"})
 
 
 def main() -> None:
-    """Entry point of the `printnet` console script."""
+    """Entry point of the `printnet` console script (and of lp, lpr, ... through
+    symlinks: `printnet.compat`)."""
+    called = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if called in _COMPAT_NAMES:
+        from printnet.compat import run as compat_run
+
+        sys.exit(compat_run(called, sys.argv[1:]))
     run = _fast(sys.argv[1:])
     if run is None:
         from printnet.cli import main as click_main
@@ -56,7 +65,7 @@ def main() -> None:
         click_main()
         return
     try:
-        run()
+        code = run()
     except PrintnetError as exc:
         from printnet.cli import fail
 
@@ -68,9 +77,11 @@ def main() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(1)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
-def _fast(argv: list[str]) -> Callable[[], None] | None:
+def _fast(argv: list[str]) -> Callable[[], object] | None:
     """The command to run without click, or None when click must parse `argv`."""
     if argv == ["--version"]:
         return _version
@@ -118,7 +129,8 @@ def _fast(argv: list[str]) -> Callable[[], None] | None:
             title=opts.get("title", ""), setup=opts.get("setup"),
             header=not opts.get("no_header"), raw=bool(opts.get("raw")),
             hold=bool(opts.get("hold")), each=bool(opts.get("each")),
-            password_env=opts.get("password_env"), encoding=opts.get("encoding"))
+            password_env=opts.get("password_env"), encoding=opts.get("encoding"),
+            max_stdin=opts.get("max_stdin"))
     if command == "status":
         parsed = _options(rest, _STATUS_VALUES, _STATUS_FLAGS)
         if parsed is None:
@@ -176,7 +188,7 @@ def _options(args: list[str], values: dict[str, str], flags: dict[str, str],
 def _station(spool: Path, etc: Path) -> Station:
     from printnet.api import Station
 
-    return Station(spool, etc if etc.exists() else None)
+    return Station(spool, etc if etc.exists() else None, strict=True)
 
 
 def _ask_password(printer: str) -> str:
@@ -185,28 +197,57 @@ def _ask_password(printer: str) -> str:
     return getpass.getpass(f"Queue password for {printer}: ")
 
 
+def ask_password_on_terminal(files: Sequence[str]) -> Callable[[str], str] | None:
+    """A printer with a queue password: ask for it on a terminal (scripts use
+    --password-env; without it the server rejects the request, saying why)."""
+    return _ask_password if "-" not in files and sys.stdin.isatty() else None
+
+
 def run_request(spool: Path, etc: Path, files: Sequence[str], *, printer: str | None,
                 priority: str, copies: int, title: str, setup: str | None,
                 header: bool, raw: bool, hold: bool, each: bool,
                 password_env: str | None = None, password: str | None = None,
-                encoding: str | None = None) -> None:
-    """`printnet request`: queue the files, print each job id on its own line."""
+                encoding: str | None = None, max_stdin: str | None = None,
+                wait: bool = False) -> int:
+    """`printnet request`: queue the files, print each job id on its own line; with
+    `wait`, wait for them to end.  Returns the exit status (`printnet.watch`)."""
     if password_env:
         password = os.environ.get(password_env)
         if password is None:
             raise UsageError(f"environment variable {password_env} is not set")
     if list(files).count("-") > 1:
         raise UsageError("standard input (-) can be named only once")
-    # A printer with a queue password: ask for it on a terminal (scripts use
-    # --password-env; without it the server rejects the request, saying why).
-    ask = _ask_password if "-" not in files and sys.stdin.isatty() else None
-    requests = _station(spool, etc).submit(
-        list(files), each=each, stdin=sys.stdin.buffer if "-" in files else None,
-        password=password, ask=ask, printer=printer, priority=priority, copies=copies, title=title,
-        setup=setup, header=header, raw=raw, hold=hold, encoding=encoding,
-    )
+    limit_text = max_stdin or os.environ.get("PRINTNET_MAX_STDIN")
+    limit = None
+    if limit_text:
+        from printnet.spool.submit import parse_size
+
+        limit = parse_size(limit_text)
+    ask = ask_password_on_terminal(files)
+    progress = None
+    if sys.stderr.isatty():
+        from printnet.watch import CopyProgress
+
+        progress = CopyProgress()
+    station = _station(spool, etc)
+    try:
+        requests = station.submit(
+            list(files), each=each, stdin=sys.stdin.buffer if "-" in files else None,
+            password=password, ask=ask, printer=printer, priority=priority, copies=copies,
+            title=title, setup=setup, header=header, raw=raw, hold=hold, encoding=encoding,
+            max_stdin=limit,
+            progress=progress,
+        )
+    finally:
+        if progress is not None:
+            progress.finish()
     sys.stdout.write("".join(f"{req.id}\n" for req in requests))
     sys.stdout.flush()
+    if not wait:
+        return 0
+    from printnet.watch import wait_jobs
+
+    return wait_jobs(station, [r.id for r in requests], show=sys.stderr.isatty())
 
 
 def write_status(spool: Path, etc: Path, *, printer: str | None, user: str | None,
@@ -214,6 +255,7 @@ def write_status(spool: Path, etc: Path, *, printer: str | None, user: str | Non
     """`printnet status`: printers, then jobs in the order they will print."""
     station = _station(spool, etc)
     write = sys.stdout.write
+    check_printer(station, printer)
     lines: Iterable[ListedJob]
     if as_json or jobs:
         view = station.status(printer=printer, user=user, jobs=jobs)
@@ -246,6 +288,17 @@ def write_status(spool: Path, etc: Path, *, printer: str | None, user: str | Non
     write(f"{'POS':>4} {'ID':18} {'USER':10} {'PRINTER':10} {'PRIORITY':9} "
           f"{'STATE':9} {'SUBMITTED':19} TITLE / NOTE\n")
     write("".join(out))
+
+
+def check_printer(station: Station, printer: str | None) -> None:
+    """A printer named to `status` must be known (UsageError listing those that are)."""
+    if printer is None:
+        return
+    from printnet.model import normalize_name
+
+    dests = station.destinations()
+    if normalize_name(printer) not in dests.known:
+        raise dests.unknown(normalize_name(printer))
 
 
 # POS ID USER[:10] PRINTER[:10] PRIORITY STATE SUBMITTED[:19] TITLE[:40] [NOTE]; %-style

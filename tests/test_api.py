@@ -148,3 +148,43 @@ def test_control_waits_for_the_servers_answer(spool: Spool) -> None:
         helper.join(30)
     with pytest.raises(UsageError, match="at least one job"):
         s.control(ControlAction.CANCEL, [])
+
+
+def test_a_broken_readable_etc_is_reported_not_ignored(spool: Spool, etc: Path) -> None:
+    from printnet.errors import ConfigError
+
+    (etc / "printers.cmd").write_text("PRINTER\n")
+    with pytest.raises(ConfigError, match=r"printers\.cmd:1"):
+        station(spool, etc).template(printer="LOCAL")
+
+
+def test_strict_refuses_when_nothing_is_known(spool: Spool) -> None:
+    from printnet.errors import ConfigError
+
+    strict = Station(spool.root, None, user="alice", station="ws1", strict=True)
+    with pytest.raises(ConfigError, match="no printers are known"):
+        strict.template(printer="ANY")
+    assert station(spool).template(printer="any").printer == "ANY"  # the API alone: any
+
+
+def test_the_default_destination_follows_env_then_user_file(
+        spool: Spool, etc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("PRINTNET_PRINTER", "PRINTER", "LPDEST"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    s = station(spool, etc)
+    assert s.default_destination() == "LOCAL"  # the DEFAULT of etc/printers.cmd
+    (tmp_path / "cfg" / "printnet").mkdir(parents=True)
+    (tmp_path / "cfg" / "printnet" / "default").write_text("\n# mine\nDefault CHOSEN\n")
+    assert s.default_destination() == "CHOSEN"
+    monkeypatch.setenv("LPDEST", "FROM_LPDEST")
+    monkeypatch.setenv("PRINTER", "FROM_PRINTER")
+    assert s.default_destination() == "FROM_PRINTER"
+    assert s.default_destination(prefer_lpdest=True) == "FROM_LPDEST"
+    with pytest.raises(UsageError, match=r"unknown printer 'FROM_PRINTER' from \$PRINTER"):
+        s.template()
+    (tmp_path / "cfg" / "printnet" / "default").write_text("two words here\n")
+    monkeypatch.delenv("PRINTER")
+    monkeypatch.delenv("LPDEST")
+    with pytest.raises(UsageError, match="expected one printer name"):
+        s.template()

@@ -102,9 +102,12 @@ def test_a_full_spool_refuses_a_submit_cleanly(tmp_path: Path) -> None:
         assert _visible(spool.new) == [] and _visible(spool.data) == []
         assert os.listdir(spool.tmp) == []
         # The CLI says so and exits non-zero.
-        # Its own etc (no configuration: any printer name is accepted), never ./etc.
+        # Its own etc (the default one, printer LOCAL), never ./etc.
+        from printnet import config as config_mod
+
+        config_mod.write_defaults(tmp_path / "etc")
         proc = subprocess.run([shared_fs.PYTHON, "-m", "printnet", "--spool", str(spool.root),
-                               "--etc", str(tmp_path / "no-etc"), "request", "-P", "P1",
+                               "--etc", str(tmp_path / "etc"), "request", "-P", "LOCAL",
                                str(big)], capture_output=True, text=True, check=False,
                               timeout=60)
         assert proc.returncode != 0 and "space" in proc.stderr, proc.stderr

@@ -59,6 +59,7 @@ def station_env(tmp_path: Path) -> dict[str, str]:
     ["request", "A", "-", "-"],
     ["request", "--password-env", "PN_NOT_SET", "A"],
     ["request", "MISSING.txt"],
+    ["request", "--max-stdin", "1x", "-"],
 ])
 def test_fast_path_answers_as_click_does(tmp_path: Path, station_env: dict[str, str],
                                          args: list[str]) -> None:

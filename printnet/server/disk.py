@@ -79,6 +79,8 @@ from printnet.spool.intake import Intake, Taken
 from printnet.spool.layout import REQ_SUFFIX, Spool
 from printnet.spool.lock import ExpiringLock, LockTable, break_lock, selftest
 from printnet.spool.publish import HOST, translate
+from printnet.spool.site import publish_site
+from printnet.spool.submit import purge_abandoned
 from printnet.worker import Assignment, Result
 
 if TYPE_CHECKING:
@@ -128,6 +130,7 @@ class SpoolService:
         self.retry_at = 0.0  # monotonic time before which a failing disk is left alone
         self.reconciled = False
         self.last_sweep = time.monotonic()  # see _sweep_received
+        self.site_config: object = None  # the configuration last published as site file
         self.sweep_seen: set[str] = set()
         self.assigned_any = False
         # Since when the master lock has been held by others at every try (None: it
@@ -483,6 +486,10 @@ class SpoolService:
         """
         self.last_sweep = time.monotonic()
         self.intake.finish_claims()
+        with contextlib.suppress(PrintnetError, OSError):
+            # Copies whose station died mid-copy (its .writer flock is free): gone
+            # after a short grace, not a day (`spool.submit.purge_abandoned`).
+            purge_abandoned(self.spool)
         state, done = self.store.state, master_io.finished_ids(self.spool)
         waiting = set(self.intake.deferred)
         seen, self.sweep_seen = self.sweep_seen, set()
@@ -559,6 +566,11 @@ class SpoolService:
         self.last_status = now
         try:
             records.write_status(self.spool, self.server.name, self.server.status(self))
+            if self.site_config is not self.server.config:
+                # What stations may read of the configuration (default, names): at
+                # start and after each reload (`spool.site`).
+                publish_site(self.spool, self.server.config)
+                self.site_config = self.server.config
         except PrintnetError as exc:
             self._fail(str(exc))
         except OSError as exc:  # a failing disk, wherever it was not translated

@@ -15,6 +15,23 @@ power cut.  A crash before step 5 leaves dot-named temp files and data
 folders without requests; `purge_leftovers` removes them once they are older
 than its age limit.
 
+A data folder being copied can be large (a pipe into `printnet request -`),
+so its leftovers must not wait a day: while copying, the writer holds an
+exclusive flock on ``data/.<id>.<unique>/.writer`` (which also records its
+host and pid).  The kernel drops that lock when the writer dies, however it
+dies (kill -9 included), and on NFSv4 and GlusterFS the server side drops it
+with the client's lease, so a free lock proves the writer gone;
+`purge_abandoned` (run by the servers and by `spool purge`) removes such
+folders once they are `ABANDONED_GRACE` seconds old.  The grace covers the
+instants between mkdir and the lock, and between unlinking .writer (it must
+not reach the job folder, whose names intake checks) and the rename; a
+folder without a .writer older than the grace is abandoned too.  A pid or
+start time would prove nothing about a writer on another host; a lock does.
+
+Standard input has a size limit (`DEFAULT_MAX_STDIN`, `--max-stdin`,
+PRINTNET_MAX_STDIN): `cat /dev/zero | printnet request -` stops with a clear
+message instead of filling the spool.
+
 Files are read with the station user's own rights (the copy *is* the
 permission check: the server never opens a path a user named).  `-` reads
 standard input.  A text job submitted without an encoding gets the one its
@@ -25,10 +42,12 @@ if every file decodes, else the documented fallback).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
+import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +85,12 @@ DATA_DIR_MODE = 0o770  # the servers read the files and, purging, remove them
 DATA_FILE_MODE = 0o640  # the servers read them; other users cannot
 REQUEST_MODE = 0o640
 SYNCFS_BATCH = 16  # written paths from which one syncfs beats an fsync each (local disks)
+WRITER = ".writer"  # the copying station's lock file inside data/.<id>.<unique>/
+ABANDONED_GRACE = 15.0  # seconds before a data folder whose writer is gone is removed
+DEFAULT_MAX_STDIN = 256 << 20  # bytes of standard input per job (0: no limit)
+
+# (bytes copied so far, bytes expected or None for a pipe): a station's progress display
+Progress = Callable[[int, int | None], None]
 
 _ids = JobIdGenerator()
 
@@ -108,17 +133,25 @@ def check_sources(sources: Sequence[Source], *, one_job: bool = True) -> None:
         if not stat_mod.S_ISREG(st.st_mode):
             raise UsageError(f"{src.name}: not a regular file")
         if not os.access(src.path, os.R_OK):
-            raise UsageError(f"{src.name}: permission denied")
+            from printnet.readable import cannot_read
+
+            raise UsageError(cannot_read(src.name))
 
 
 class Submitter:
     """Publishes print and control requests to one spool."""
 
-    def __init__(self, spool: Spool, *, user: str, station: str, min_free: int = 0) -> None:
+    def __init__(self, spool: Spool, *, user: str, station: str, min_free: int = 0,
+                 max_stdin: int = DEFAULT_MAX_STDIN, progress: Progress | None = None,
+                 ) -> None:
         self.spool = spool
         self.user = user
         self.station = station
         self.min_free = min_free  # bytes that must stay free on the spool's disk
+        self.max_stdin = max_stdin  # 0: standard input has no limit
+        self.progress = progress
+        self._expected: int | None = None
+        self._copied = 0
 
     # -- print requests ----------------------------------------------------------
 
@@ -133,7 +166,10 @@ class Submitter:
 
         The templates' id, user, station, submitted and files are filled in here.
         """
-        self._check_space(sum(_source_size(s) for _, srcs in jobs for s in srcs))
+        sizes = [_source_size(s) for _, srcs in jobs for s in srcs]
+        self._check_space(sum(sizes))
+        streams = any(s.stream is not None for _, srcs in jobs for s in srcs)
+        self._expected, self._copied = (None if streams else sum(sizes)), 0
         staged: list[tuple[PrintRequest, Path]] = []
         written: list[Path] = []
         published: set[str] = set()
@@ -179,19 +215,28 @@ class Submitter:
         tmp_dir = self.spool.data / unique_name("." + job_id)
         os.mkdir(tmp_dir, DATA_DIR_MODE)
         files = []
+        lock_fd = -1
         try:
+            lock_fd = _hold_writer_lock(tmp_dir / WRITER)
             for i, src in enumerate(sources):
                 dest = tmp_dir / str(i)
-                size, digest = _copy(src, dest, sniffer)
+                size, digest = self._copy(src, dest, sniffer)
                 files.append(SpooledFile(str(i), clean_text(src.name, 255), size, digest))
             # Only now: a chmod by a non-member of the folder's group clears its setgid
             # bit, and the files above had to inherit the group first.
             os.chmod(tmp_dir, DATA_DIR_MODE)
+            # RACE: from here the lock file is gone while we still hold the folder; the
+            # unlink refreshed the folder's mtime, so `purge_abandoned`'s grace covers
+            # the instant until the rename.
+            os.unlink(tmp_dir / WRITER)
             final = self.spool.job_data(job_id)
             os.rename(tmp_dir, final)
         except BaseException:
             shutil.rmtree(tmp_dir, ignore_errors=True)
             raise
+        finally:
+            if lock_fd >= 0:
+                os.close(lock_fd)
         written.extend(final / f.name for f in files)
         written.append(final)
         return final, files
@@ -229,6 +274,48 @@ class Submitter:
                 f"{self.min_free // (1 << 20)} MiB: not accepting new requests"
             )
 
+    def _copy(self, src: Source, dest: Path, sniffer: Sniffer | None = None
+              ) -> tuple[int, str]:
+        digest = hashlib.sha256()
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DATA_FILE_MODE)
+        try:
+            with open(fd, "wb", closefd=True) as out:
+                os.fchmod(fd, DATA_FILE_MODE)  # whatever the umask: the servers must read it
+                if src.stream is not None:
+                    self._pump(src.stream, out, digest, self.max_stdin, sniffer)
+                else:
+                    assert src.path is not None
+                    # Opened with the station user's rights; O_NOFOLLOW is not used on
+                    # purpose: a user may print through their own symlinks.
+                    with open(src.path, "rb") as reader_file:
+                        self._pump(reader_file, out, digest, 0, sniffer)
+                size = out.tell()
+                if sniffer is not None:
+                    sniffer.end_file()
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError) and src.path is not None:
+                raise UsageError(f"{src.name}: no such file") from None
+            raise
+        return size, digest.hexdigest()
+
+    def _pump(self, reader: BinaryIO, out: BinaryIO, digest: hashlib._Hash,
+              limit: int, sniffer: Sniffer | None = None) -> None:
+        size = 0
+        while chunk := reader.read(CHUNK):
+            size += len(chunk)
+            if limit and size > limit:
+                raise UsageError(
+                    f"standard input is larger than {_size_text(limit)}, the limit for "
+                    "standard input (--max-stdin SIZE or PRINTNET_MAX_STDIN raises it; "
+                    "0: no limit); nothing was queued")
+            digest.update(chunk)
+            if sniffer is not None:
+                sniffer.feed(chunk)
+            out.write(chunk)
+            if self.progress is not None:
+                self._copied += len(chunk)
+                self.progress(self._copied, self._expected)
+
     # -- control requests --------------------------------------------------------
 
     def control(self, action: ControlAction, job_ids: Sequence[str]) -> ControlRequest:
@@ -254,39 +341,92 @@ def _source_size(src: Source) -> int:
         return 0
 
 
-def _copy(src: Source, dest: Path, sniffer: Sniffer | None = None) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DATA_FILE_MODE)
+def _size_text(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} bytes"
+
+
+def parse_size(text: str) -> int:
+    """``256M``, ``4K``, ``1G``, ``1000``: bytes (K/M/G are 1024-based); UsageError."""
+    raw = text.strip().upper().removesuffix("B").removesuffix("I")
+    shift = {"K": 10, "M": 20, "G": 30}.get(raw[-1:], 0)
+    digits = raw[:-1] if shift else raw
+    if not digits.isdigit():
+        raise UsageError(f"invalid size {clean_text(text, 20)!r}: use e.g. 4096, 64K, 256M, 1G")
+    return int(digits) << shift
+
+
+def _hold_writer_lock(path: Path) -> int:
+    """Create `path` and hold an exclusive flock on it until the fd is closed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DATA_FILE_MODE)
     try:
-        with open(fd, "wb", closefd=True) as out:
-            os.fchmod(fd, DATA_FILE_MODE)  # whatever the umask: the servers must read it
-            if src.stream is not None:
-                reader: BinaryIO = src.stream
-                _pump(reader, out, digest, sniffer)
-            else:
-                assert src.path is not None
-                # Opened with the station user's rights; O_NOFOLLOW is not used on
-                # purpose: a user may print through their own symlinks.
-                with open(src.path, "rb") as reader_file:
-                    _pump(reader_file, out, digest, sniffer)
-            size = out.tell()
-            if sniffer is not None:
-                sniffer.end_file()
-    except OSError as exc:
-        if isinstance(exc, FileNotFoundError) and src.path is not None:
-            raise UsageError(f"{src.name}: no such file") from None
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        from printnet.spool.publish import HOST
+
+        os.write(fd, json.dumps({"host": HOST, "pid": os.getpid()}).encode())
+    except BaseException:
+        os.close(fd)
         raise
-    return size, digest.hexdigest()
+    return fd
 
 
-def _pump(reader: BinaryIO, out: BinaryIO, digest: hashlib._Hash,
-          sniffer: Sniffer | None = None) -> None:
-    while chunk := reader.read(CHUNK):
-        digest.update(chunk)
-        if sniffer is not None:
-            sniffer.feed(chunk)
-        out.write(chunk)
+def writer_alive(folder: Path) -> bool | None:
+    """Whether the station copying into data folder `folder` still runs: True while
+    its .writer lock is held, False when the lock is free, None without a .writer."""
+    try:
+        fd = os.open(folder / WRITER, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None  # no flock here: the age limit of `purge_leftovers` decides
+    finally:
+        os.close(fd)
+    return False
+
+
+def purge_abandoned(spool: Spool, grace: float = ABANDONED_GRACE,
+                    now: float | None = None) -> int:
+    """Remove data/.<id>.<unique> folders whose writer is provably gone (its .writer
+    lock is free, or there is none) and that are at least `grace` seconds old (by
+    the disk's clock).  Returns how many were removed.  Cheap: it reads only
+    data/'s dot-names.  The servers call it every few seconds (one line in their
+    cycle: ``purge_abandoned(service.spool)``); `spool purge` calls it too."""
+    try:
+        entries = [e for e in os.scandir(spool.data) if e.name.startswith(".")
+                   and not e.name.startswith(".nfs") and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return 0
+    if not entries:
+        return 0
+    ref = _disk_now(spool) if now is None else now
+    removed = 0
+    for entry in entries:
+        try:
+            age = ref - entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        if age < grace or writer_alive(Path(entry.path)):
+            continue
+        removed += _remove(Path(entry.path))
+    return removed
+
+
+def _disk_now(spool: Spool) -> float:
+    """The spool disk's clock: the mtime of a file made there now."""
+    probe = spool.tmp / unique_name(".probe")
+    try:
+        probe.touch()
+        return probe.stat().st_mtime
+    except OSError as exc:
+        raise SpoolError(f"{spool.tmp}: {exc.strerror}") from exc
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 def purge_leftovers(spool: Spool, max_age: float, now: float | None = None) -> int:
@@ -305,7 +445,7 @@ def purge_leftovers(spool: Spool, max_age: float, now: float | None = None) -> i
         raise SpoolError(f"{spool.tmp}: {exc.strerror}") from exc
     finally:
         probe.unlink(missing_ok=True)
-    removed = 0
+    removed = purge_abandoned(spool, min(ABANDONED_GRACE, max_age), ref)
     known: set[str] | None = None
     for folder in (spool.tmp, spool.new, spool.data):
         try:
@@ -319,6 +459,8 @@ def purge_leftovers(spool: Spool, max_age: float, now: float | None = None) -> i
                 continue
             if age < max_age or entry.name.startswith(".nfs"):
                 continue
+            if folder == spool.data and writer_alive(Path(entry.path)):
+                continue  # a slow pipe still copying: never purged under its writer
             if is_visible(entry.name):
                 if folder != spool.data:
                     continue
