@@ -75,10 +75,12 @@
     state.busy = true;
     try {
       const q = query();
+      const sent = state.auth;
       history.replaceState(null, "", q ? "?" + q : location.pathname);
       const res = await fetch("/api/queue" + (q ? "?" + q : ""), { headers: headers(), cache: "no-store" });
       if (!res.ok) throw new Error("HTTP " + res.status);
       const data = await res.json();
+      if (sent !== state.auth) return;  // logged in or out meanwhile: this answer is stale
       state.data = data;
       state.page = data.page;
       if (state.auth && !data.me) logout("log-in expired or wrong");
