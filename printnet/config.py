@@ -105,7 +105,8 @@ class Config:
 SERVER_FILE: Final = "server.cmd"
 PRINTERS_FILE: Final = "printers.cmd"
 CONFIG_FILES: Final = (SERVER_FILE, PRINTERS_FILE)
-DEFAULT_FILES: Final = ((SERVER_FILE, 0o600), (PRINTERS_FILE, 0o600), ("local.hdr", 0o644))
+DEFAULT_FILES: Final = ((SERVER_FILE, 0o600), (PRINTERS_FILE, 0o600), ("local.hdr", 0o644),
+                        ("gateway.cmd", 0o644))
 DEFAULT_SPOOL: Final = "spool"  # relative to the project folder
 HEADER_SUFFIX: Final = ".hdr"
 MAX_FILE_BYTES: Final = 1024 * 1024  # a command file larger than this is refused

@@ -60,8 +60,9 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def test_write_defaults_creates_the_embedded_default(tmp_path: Path) -> None:
     etc = tmp_path / "etc"
     created = write_defaults(etc)
-    assert sorted(p.name for p in created) == ["local.hdr", "printers.cmd", "server.cmd"]
-    for name in ("server.cmd", "printers.cmd", "local.hdr"):
+    assert sorted(p.name for p in created) == ["gateway.cmd", "local.hdr", "printers.cmd",
+                                               "server.cmd"]
+    for name in ("server.cmd", "printers.cmd", "local.hdr", "gateway.cmd"):
         assert (etc / name).read_text() == default_text(name)
     assert stat.S_IMODE((etc / "server.cmd").stat().st_mode) & 0o077 == 0
     assert stat.S_IMODE((etc / "printers.cmd").stat().st_mode) & 0o077 == 0
@@ -645,3 +646,13 @@ def test_the_embedded_default_is_the_repositorys_etc(tmp_path: Path) -> None:
     for name, _mode in DEFAULT_FILES:
         assert (etc / name).read_bytes() == (repo_etc / name).read_bytes(), name
     assert not (Path(__file__).resolve().parent.parent / "printnet" / "defaults").exists()
+
+
+def test_the_shipped_gateway_cmd_is_valid_and_trusts_this_host_only(tmp_path: Path) -> None:
+    from printnet.gateway import settings as gateway_settings
+
+    etc = tmp_path / "etc"
+    write_defaults(etc)
+    s = gateway_settings.load(etc)
+    assert s.auth == "trust"
+    assert [str(n) for n in s.networks] == ["127.0.0.0/8", "::1/128"]
