@@ -454,13 +454,14 @@ class RemoteJob:
                                      + (f": {reason}" if reason else ""), sent=len(doc.data))
             if js.state != last_state:
                 last_state, self._since = js.state, time.monotonic()
-            why = None
-            if js.state == JobState.PROCESSING_STOPPED:
-                try:
-                    why = printer_trouble(self.client.printer_status())
-                except SendFailed:
-                    why = None
-                why = why or reason or "job stopped"
+            # The printer's own trouble (out of paper...) shows while the job waits on
+            # it, whatever state the printer gives the job (pending, processing).
+            try:
+                why = printer_trouble(self.client.printer_status())
+            except (SendFailed, IppRefused):
+                why = None
+            if why is None and js.state == JobState.PROCESSING_STOPPED:
+                why = reason or "job stopped"
             if why is not None:
                 self._stalled(why, len(doc.data))
             else:
