@@ -20,10 +20,12 @@ attributes and the bytes that arrived) and ``jobs`` (those it took, by job-id).
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from printnet.ipp.codec import Attribute, Message, decode, encode
@@ -62,6 +64,7 @@ class IppPrinterSim:
     requests: list[PrintRequest] = field(default_factory=list)
     jobs: dict[int, SimJob] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    tls: tuple[Path, Path] | None = None  # (certificate, key): an ipps:// printer
 
     def __post_init__(self) -> None:
         self.release.set()
@@ -78,12 +81,16 @@ class IppPrinterSim:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if self.tls is not None:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(*self.tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     def url(self, path: str = "/ipp/print") -> str:
-        return f"ipp://127.0.0.1:{self.port}{path}"
+        return f"ipp{'s' if self.tls else ''}://127.0.0.1:{self.port}{path}"
 
     def stop(self) -> None:
         self.server.shutdown()

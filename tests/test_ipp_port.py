@@ -212,3 +212,42 @@ def test_unit_notes_and_trouble() -> None:
     t = parse_target("ipps://h.example/ipp/print?ca=/etc/ca.pem")
     assert t.tls and t.port == 631 and t.ca == "/etc/ca.pem" and t.uri.endswith("/ipp/print")
     assert parse_target("ipps://h:8631/p?insecure=1").insecure
+
+
+def _certificate(tmp: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (openssl), and its key."""
+    import shutil
+    import subprocess
+
+    openssl = shutil.which("openssl")
+    assert openssl is not None, "openssl is needed for the ipps:// test"
+    cert, key = tmp / "printer.pem", tmp / "printer.key"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+@pytest.mark.parametrize("option", ["ca", "insecure", "none"])
+def test_ipps_checks_the_certificate_unless_told_otherwise(
+        tmp_path: Path, servers: list[ServerProcess], option: str) -> None:
+    cert, key = _certificate(tmp_path)
+    tls = IppPrinterSim(tls=(cert, key))
+    try:
+        query = {"ca": f"?ca={cert}", "insecure": "?insecure=1", "none": ""}[option]
+        root = ipp_server(tmp_path, tls.url() + query, servers)
+        job = submit(root, tmp_path, "over tls\n")
+        if option == "none":
+            # The system's CAs do not know this printer: printer trouble, said clearly.
+            wait_for(lambda: "CERTIFICATE_VERIFY_FAILED" in " ".join(
+                (printer_info(root, "S1", "IPP") or {}).get("reasons", [])), 60,
+                "the certificate refused", on_timeout=lambda: logs(servers))
+            assert not tls.requests and job not in done_records(root)
+            return
+        wait_for(lambda: job in done_records(root), 60, "the job done",
+                 on_timeout=lambda: logs(servers))
+        assert done_records(root)[job]["outcome"] == "completed"
+        assert b"over tls" in tls.jobs[1].data
+    finally:
+        tls.stop()
