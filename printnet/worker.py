@@ -22,6 +22,12 @@ far end took it (the printer printed its buffer; a TCP printer acknowledged
 every byte and the FIN), with the same STALL limit.  An idle printer left
 offline is looked at every RETRY seconds, sending it nothing (`_probe`), so
 its queue starts again when it answers.
+
+An ``ipp://`` / ``ipps://`` printer is driven at job level instead
+(`printers.ipp_port.RemoteJob`, kept across stalls like an open port): the
+job is completed when the remote printer says completed, its
+printer-state-reasons are the printer trouble, and the impressions it reports
+are the job's pages.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ lock so two servers cannot drive one line), ``socket://host:port`` (raw TCP,
 e.g. port 9100), ``rfc2217://host:port`` (serial over the network),
 ``loop://`` (pyserial's in-process loopback), ``file://PATH`` and
 ``sim://NAME?out=PATH...`` (see `protocol_file` and `protocol_sim`).
+``ipp://`` and ``ipps://`` are kinds here (`IPP`) but not pyserial ports: the
+worker drives them with `ipp_port` (an IPP client).
 
 Every port is opened non-blocking for writes (``write_timeout=0``): the only
 mode in which pyserial says exactly how many bytes went out; `writer.send`
