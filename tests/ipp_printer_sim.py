@@ -9,7 +9,8 @@ through plain attributes:
 * ``plan(n)``, per Print-Job request n (0, 1, ...): ``"ok"`` (take the job),
   ``"close"`` (read half the document, then close the connection: no answer),
   ``"garbage"`` (read it all, answer bytes that are not IPP, keep no job),
-  ``"abort"`` (take the job, then abort it with ``abort_message``);
+  ``"abort"`` (take the job, then abort it with ``abort_message``), ``"stall"``
+  (read it all, keep no job, answer nothing until ``unstall`` is set, then close);
 * ``release``: a job finishes (completed, ``impressions`` pages) only once this
   event is set (set by default);
 * ``garbage_printer``: how many Get-Printer-Attributes answers are garbage first.
@@ -61,6 +62,7 @@ class IppPrinterSim:
     garbage_printer: int = 0
     formats: tuple[str, ...] = ("text/plain", "application/octet-stream", "application/pdf")
     release: threading.Event = field(default_factory=threading.Event)
+    unstall: threading.Event = field(default_factory=threading.Event)
     requests: list[PrintRequest] = field(default_factory=list)
     jobs: dict[int, SimJob] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -93,6 +95,7 @@ class IppPrinterSim:
         return f"ipp{'s' if self.tls else ''}://127.0.0.1:{self.port}{path}"
 
     def stop(self) -> None:
+        self.unstall.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -120,6 +123,11 @@ class IppPrinterSim:
                 return
             with self.lock:
                 self.requests.append(PrintRequest(attrs, msg.data, plan))
+            if plan == "stall":
+                self.unstall.wait(60)
+                h.close_connection = True
+                h.connection.close()
+                return
             if plan == "garbage":
                 self._send(h, b"\x00\x07this is no IPP answer")
                 return

@@ -251,3 +251,18 @@ def test_ipps_checks_the_certificate_unless_told_otherwise(
         assert b"over tls" in tls.jobs[1].data
     finally:
         tls.stop()
+
+
+def test_a_printer_that_stalls_without_answering_gets_the_job_again(
+        tmp_path: Path, sim: IppPrinterSim, servers: list[ServerProcess]) -> None:
+    """Print-Job read to its end and never answered: after STALL= the job goes again,
+    counted as a reprint; the printer took it once."""
+    sim.plan = lambda n: "stall" if n == 0 else "ok"
+    root = ipp_server(tmp_path, sim.url(), servers)
+    job = submit(root, tmp_path, "the long silence\n")
+    wait_for(lambda: job in done_records(root), 60, "the job done",
+             on_timeout=lambda: logs(servers))
+    rec = done_records(root)[job]
+    assert rec["outcome"] == "completed" and rec["job"]["restarted"] == 1
+    assert [r.plan for r in sim.requests] == ["stall", "ok"] and len(sim.jobs) == 1
+    assert "timed out" in logs(servers)
