@@ -511,7 +511,12 @@ class PrinterWorker:
         except SendFailed:
             self._close_port()  # a new connection (and a new remote job) next time
             raise
-        return len(data) if done else (len(data) - 1 if data else 0)
+        if not done:
+            # Given up (the server stops): the job is requeued here and prints again
+            # from its start, so the remote must not print it as well.
+            self._remote.cancel()
+            return len(data) - 1 if data else 0
+        return len(data)
 
     def _close_port(self) -> None:
         remote, self._remote = self._remote, None

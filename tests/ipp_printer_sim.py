@@ -183,6 +183,15 @@ class IppPrinterSim:
                                               self.impressions))
             self._answer(h, msg, Status.SUCCESSFUL_OK, job=answer)
             return
+        if msg.code == Operation.CANCEL_JOB:
+            jid = op.get("job-id")
+            with self.lock:
+                gone = self.jobs.get(jid.value if jid else -1)
+                if gone is not None and gone.state < JobState.CANCELED:
+                    gone.state = JobState.CANCELED
+            self._answer(h, msg, Status.SUCCESSFUL_OK if gone else
+                         Status.CLIENT_ERROR_NOT_FOUND)
+            return
         self._answer(h, msg, Status.SERVER_ERROR_OPERATION_NOT_SUPPORTED)
 
     def _answer(self, h: BaseHTTPRequestHandler, req: Message, status: Status, *,

@@ -266,3 +266,25 @@ def test_a_printer_that_stalls_without_answering_gets_the_job_again(
     assert rec["outcome"] == "completed" and rec["job"]["restarted"] == 1
     assert [r.plan for r in sim.requests] == ["stall", "ok"] and len(sim.jobs) == 1
     assert "timed out" in logs(servers)
+
+
+def test_a_server_that_stops_mid_job_cancels_the_remote_job(
+        tmp_path: Path, sim: IppPrinterSim, servers: list[ServerProcess]) -> None:
+    """SIGTERM while the remote prints: the job is requeued here and canceled there, so
+    the next server's print is the only one; it is counted as interrupted, not lost."""
+    sim.release.clear()
+    root = ipp_server(tmp_path, sim.url(), servers)
+    job = submit(root, tmp_path, "interrupted\n")
+    wait_for(lambda: sim.jobs and sim.jobs[1].polls >= 2, 60, "the remote job",
+             on_timeout=lambda: logs(servers))
+    assert servers[0].stop() == 0
+    from printnet.ipp.enums import JobState as IppJobState
+    assert sim.jobs[1].state == IppJobState.CANCELED
+    assert job not in done_records(root)
+    sim.release.set()
+    etc = tmp_path / "proj" / "etc"
+    servers.append(start_server(etc, "S1", env=server_env(tmp_path / "run")))
+    wait_for(lambda: job in done_records(root), 60, "the job done after the restart",
+             on_timeout=lambda: logs(servers))
+    assert done_records(root)[job]["outcome"] == "completed"
+    assert [j.state for j in sim.jobs.values()] == [IppJobState.CANCELED, 9]

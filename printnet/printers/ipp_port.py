@@ -357,6 +357,7 @@ class RemoteJob:
     client: IppClient
     stall_timeout: float
     job_id: int | None = None
+    user: str = ""  # the job's requesting-user-name (a Cancel-Job needs the owner)
     impressions: int | None = None
     state_note: str = ""
     _since: float = field(default_factory=time.monotonic)
@@ -374,10 +375,24 @@ class RemoteJob:
         if self.job_id is None:
             if not self._wait_printer(should_stop):
                 return False
+            self.user = doc.user
             self._submit(doc)
             on_progress(len(doc.data))
             self._since = time.monotonic()
         return self._follow(doc, should_stop)
+
+    def cancel(self) -> None:
+        """Cancel-Job the remote job, best effort: this server gives the job up (it
+        stops), and the job prints again from its start wherever it is scheduled."""
+        if self.job_id is None:
+            return
+        try:
+            self.client.request(Operation.CANCEL_JOB, [
+                Attribute.of("job-id", Tag.INTEGER, self.job_id),
+                Attribute.of("requesting-user-name", Tag.NAME, self.user or "printnet")])
+        except SendFailed:
+            pass  # unreachable: it may print the job; the requeued job prints it again
+        self.job_id = None
 
     def _stalled(self, why: str, sent: int) -> None:
         idle = time.monotonic() - self._since
