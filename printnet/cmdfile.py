@@ -410,7 +410,8 @@ _HOST_PORT_RE: Final = re.compile(r"([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):([0-9]{
 _DEVICE_RE: Final = re.compile(
     r"/dev/(tty[A-Za-z0-9._-]*|cu\.[A-Za-z0-9._-]+|pts/[0-9]+|serial/[A-Za-z0-9._:+/-]+)"
 )
-PORT_SCHEMES: Final = ("socket://", "rfc2217://", "loop://", "sim://", "file://")
+PORT_SCHEMES: Final = ("socket://", "rfc2217://", "loop://", "sim://", "file://", "ipp://",
+                       "ipps://")
 
 
 @dataclass(frozen=True)
@@ -419,8 +420,8 @@ class Port(Value):
     def describe(self) -> str:
         return (
         "a serial device (/dev/tty..., /dev/cu...., /dev/pts/N, /dev/serial/...),"
-        " socket://HOST:PORT, rfc2217://HOST:PORT, loop://, sim://NAME?out=PATH"
-        " or file://PATH"
+        " socket://HOST:PORT, rfc2217://HOST:PORT, loop://, sim://NAME?out=PATH,"
+        " file://PATH or ipp[s]://HOST[:PORT]/PATH[?ca=PATH|insecure=1]"
     )
 
     def convert(self, raw: str) -> str:
@@ -438,6 +439,8 @@ class Port(Value):
                     raise ValueError("file:// needs a path, e.g. file://../output/LOCAL.prn")
                 if scheme == "sim://":
                     sim_out(scheme + rest)
+                if scheme in ("ipp://", "ipps://"):
+                    ipp_url(scheme + rest)
                 return scheme + rest
         if _DEVICE_RE.fullmatch(raw) and ".." not in raw.split("/"):
             return raw
@@ -450,6 +453,26 @@ class Port(Value):
 
 
 SIM_FORM: Final = "sim://NAME?out=PATH[&baud=N|inf][&buffer=BYTES]"
+IPP_FORM: Final = "ipp://HOST[:PORT]/PATH or ipps://...[?ca=PATH|?insecure=1]"
+
+
+def ipp_url(port: str) -> None:
+    """Check an ``ipp://`` / ``ipps://`` port; ValueError saying what is wrong."""
+    parts = urlsplit(port)
+    try:
+        number = parts.port
+    except ValueError:
+        raise ValueError(f"bad port number; must be {IPP_FORM}") from None
+    if not parts.hostname or (number is not None and not 1 <= number <= 65535):
+        raise ValueError(f"must be {IPP_FORM}")
+    try:
+        options = parse_qs(parts.query, keep_blank_values=True,
+                           strict_parsing=bool(parts.query))
+    except ValueError:
+        raise ValueError(f"malformed query; must be {IPP_FORM}") from None
+    unknown = set(options) - {"ca", "insecure"}
+    if unknown:
+        raise ValueError(f"unknown option {sorted(unknown)[0]!r}; must be {IPP_FORM}")
 
 
 def sim_out(port: str) -> str:

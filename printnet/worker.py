@@ -22,6 +22,12 @@ far end took it (the printer printed its buffer; a TCP printer acknowledged
 every byte and the FIN), with the same STALL limit.  An idle printer left
 offline is looked at every RETRY seconds, sending it nothing (`_probe`), so
 its queue starts again when it answers.
+
+An ``ipp://`` / ``ipps://`` printer is driven at job level instead
+(`printers.ipp_port.RemoteJob`, kept across stalls like an open port): the
+job is completed when the remote printer says completed, its
+printer-state-reasons are the printer trouble, and the impressions it reports
+are the job's pages.
 """
 
 from __future__ import annotations
@@ -42,8 +48,17 @@ from printnet.config import Config, ErrorPolicy, Flow, PrinterConfig, SetupConfi
 from printnet.errors import PortError, PrinterStalled, PrintnetError
 from printnet.masterfile import Job
 from printnet.model import Format, JobState, PrintRequest, decode_request
+from printnet.printers import ipp_port
 from printnet.printers.drivers import get_driver
-from printnet.printers.ports import PortKind, Resume, close_port, open_port, port_kind, scheme
+from printnet.printers.ports import (
+    IPP,
+    PortKind,
+    Resume,
+    close_port,
+    open_port,
+    port_kind,
+    scheme,
+)
 from printnet.printers.render import Rendered, RenderJob, render
 from printnet.printers.writer import SendFailed, complete, send
 from printnet.security import open_job_folder, read_job_file
@@ -182,6 +197,8 @@ class PrinterWorker:
         self.page_total = 0  # pages of the current job, once rendered (console progress)
         self.printed_jobs = 0
         self._port: SerialBase | None = None
+        self._remote: ipp_port.RemoteJob | None = None  # an ipp:// port's job in flight
+        self._raw_pdf = False  # the current job is a PDF (ipp:// sends it as such)
         self._cond = threading.Condition()
         self._pending: Assignment | None = None
         self._stop = False
@@ -332,6 +349,12 @@ class PrinterWorker:
         rendered = self._render(a.job, files, setup, req.encoding)
         data = b"".join(rendered.chunks)
         kind = port_kind(self.printer)
+        self._raw_pdf = (kind is IPP and a.job.format == Format.RAW and len(files) == 1
+                         and files[0].startswith(b"%PDF-"))
+        if self._raw_pdf:
+            # A PDF goes to an IPP printer as itself, once (copies: the attribute);
+            # a header page in front of it would make it no PDF.
+            data = files[0]
         payload = data  # what this attempt sends: data, or a restart page and data
         reprints = 0
         self.total = len(payload)
@@ -375,8 +398,12 @@ class PrinterWorker:
             return self._interrupted(a, offset, started, request_json, reprints)
         self._recovered()
         self.pages = rendered.pages
-        return Result(a, JobState.COMPLETED, "", pages=rendered.pages,
-                      sheets=rendered.pages, size=len(data), started=started,
+        remote = self._remote
+        if remote is not None and remote.impressions is not None:
+            # The printer counted what it printed: that is the accounting's truth.
+            self.pages = remote.impressions
+        return Result(a, JobState.COMPLETED, "", pages=self.pages,
+                      sheets=self.pages, size=len(data), started=started,
                       request=request_json, setup=setup.name, reprints=reprints)
 
     def _restart_page(self, job: Job, setup: SetupConfig, reprint: int) -> bytes:
@@ -385,7 +412,8 @@ class PrinterWorker:
         Not for a raw job without a header page: its bytes go out untouched (a
         printer language file must begin with its own first byte).
         """
-        if job.format == Format.RAW and not (job.header and self.printer.header_pages):
+        if self._raw_pdf or (job.format == Format.RAW
+                             and not (job.header and self.printer.header_pages)):
             return b""
         driver = get_driver(self.printer.driver)
         width = max(setup.width, 1)
@@ -433,6 +461,8 @@ class PrinterWorker:
 
         The port stays open across a stall (closing a real serial port can
         discard bytes the kernel took and we counted as sent)."""
+        if kind is IPP:
+            return self._send_ipp(data)
         if self._port is None:
             self._port = open_port(self.printer, self.config.etc)
 
@@ -455,7 +485,43 @@ class PrinterWorker:
             raise
         return sent
 
+    def _send_ipp(self, data: bytes) -> int:
+        """An ipp:// port: the whole job to the remote printer, ``len(data)`` once
+        the remote says completed (`ipp_port.RemoteJob`; job level, no offsets)."""
+        a = self.current
+        assert a is not None
+        if self._remote is None:
+            client = ipp_port.IppClient(ipp_port.parse_target(self.printer.port),
+                                        timeout=self.printer.stall_timeout,
+                                        label=f"printer {self.name}")
+            self._remote = ipp_port.RemoteJob(client, self.printer.stall_timeout)
+        job = a.job
+        raw = job.format == Format.RAW
+        doc = ipp_port.Document(
+            data=data, format=ipp_port.document_format(raw, data), name=job.title,
+            user=job.user, printnet_id=job.id, copies=job.copies if self._raw_pdf else 1)
+
+        def progress(n: int) -> None:
+            self.sent = n
+            if self.state == "offline":
+                self._recovered()
+
+        try:
+            done = self._remote.run(doc, should_stop=self._should_stop, on_progress=progress)
+        except SendFailed:
+            self._close_port()  # a new connection (and a new remote job) next time
+            raise
+        if not done:
+            # Given up (the server stops): the job is requeued here and prints again
+            # from its start, so the remote must not print it as well.
+            self._remote.cancel()
+            return len(data) - 1 if data else 0
+        return len(data)
+
     def _close_port(self) -> None:
+        remote, self._remote = self._remote, None
+        if remote is not None:
+            remote.client.close()
         port, self._port = self._port, None
         if port is not None:
             try:
@@ -493,6 +559,17 @@ class PrinterWorker:
         DSR must be on.  Other ports cannot tell more than that they open: the
         next job then finds out (and stalls again if the printer is still away).
         """
+        if port_kind(self.printer) is IPP:
+            try:
+                client = ipp_port.IppClient(ipp_port.parse_target(self.printer.port),
+                                            timeout=self.printer.stall_timeout,
+                                            label=f"printer {self.name}")
+                try:
+                    return ipp_port.printer_trouble(client.printer_status()) is None
+                finally:
+                    client.close()
+            except PrintnetError:
+                return False
         try:
             port = open_port(self.printer, self.config.etc)
         except PrintnetError:

@@ -16,6 +16,8 @@ lock so two servers cannot drive one line), ``socket://host:port`` (raw TCP,
 e.g. port 9100), ``rfc2217://host:port`` (serial over the network),
 ``loop://`` (pyserial's in-process loopback), ``file://PATH`` and
 ``sim://NAME?out=PATH...`` (see `protocol_file` and `protocol_sim`).
+``ipp://`` and ``ipps://`` are kinds here (`IPP`) but not pyserial ports: the
+worker drives them with `ipp_port` (an IPP client).
 
 Every port is opened non-blocking for writes (``write_timeout=0``): the only
 mode in which pyserial says exactly how many bytes went out; `writer.send`
@@ -105,7 +107,7 @@ LOOP: Final = PortKind(
     "loopback (loop://, tests only)", Resume.OFFSET, Finish.NONE,
     "in-process, blocking writes: a write returns once the queue holds the bytes")
 IPP: Final = PortKind(
-    "IPP (ipp://, not yet a port)", Resume.RESTART, Finish.NONE,
+    "IPP (ipp://, ipps://)", Resume.RESTART, Finish.NONE,
     "job-level: a lost IPP job is submitted again (or from the impression the printer "
     "reports), never resumed at a byte")
 UNKNOWN: Final = PortKind(
@@ -138,7 +140,11 @@ def register_schemes() -> None:
 # other formats with client-error-document-format-not-supported.
 BASE_FORMATS: Final = frozenset({"text/plain", "application/octet-stream",
                                  "application/vnd.printnet-escp"})
-EXTRA_FORMATS: Final[dict[str, frozenset[str]]] = {}  # scheme -> further formats
+EXTRA_FORMATS: Final[dict[str, frozenset[str]]] = {  # scheme -> further formats
+    # An IPP printer takes a PDF as itself (printnet does not render it); one that
+    # does not list it in document-format-supported refuses the job with that note.
+    "ipp": frozenset({"application/pdf"}), "ipps": frozenset({"application/pdf"}),
+}
 
 
 def accepted_formats(port: str) -> frozenset[str]:
