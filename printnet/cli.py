@@ -31,6 +31,25 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except PrintnetError as exc:
             fail(str(exc), exc.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, BrokenPipeError):
+            raise
+        except Exception as exc:  # never a traceback for a user: one line (issue 16)
+            internal_error(exc)
+
+
+def internal_error(exc: BaseException) -> NoReturn:
+    """An unexpected error: one line on stderr (PRINTNET_DEBUG=1: the traceback too)."""
+    if os.environ.get("PRINTNET_DEBUG"):
+        import traceback
+
+        traceback.print_exception(exc)
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    where = (f" at {Path(frame.tb_frame.f_code.co_filename).name}:{frame.tb_lineno}"
+             if frame is not None else "")
+    fail(f"internal error: {exc!r}{where} (a bug: please report it; PRINTNET_DEBUG=1 "
+         "shows the traceback)", 1)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -22,7 +22,9 @@ sends a password to a socket someone else planted.
 
 Protocol: the client connects, sends one JSON object on one line (at most
 `MAX_LINE` bytes), the server answers with one JSON object on one line and
-closes.  One request per connection.  The handler runs on a connection thread
+closes.  The answer may be long (`CH --json` of 100,000 jobs is tens of MB):
+the client reads it in chunks as it streams in, up to `MAX_REPLY` bytes.
+One request per connection.  The handler runs on a connection thread
 (at most `MAX_CLIENTS` at a time); it decides which work goes to the server
 thread (`RunningServer.between_cycles`).
 
@@ -48,7 +50,8 @@ from typing import Any, Final
 
 from printnet.errors import PermissionDenied, PrintnetError
 
-MAX_LINE: Final = 1 << 20  # bytes of one request or reply line
+MAX_LINE: Final = 1 << 20  # bytes of one request line
+MAX_REPLY: Final = 1 << 30  # bytes of one reply line (a whole queue as JSON fits)
 MAX_CLIENTS: Final = 8  # connections served at once
 READ_TIMEOUT: Final = 30.0  # seconds a client may take to send its request
 REPLY_TIMEOUT: Final = 180.0  # seconds a client waits for the answer
@@ -274,16 +277,22 @@ def _peer(conn: socket.socket) -> Peer:
     return Peer(pid, uid, gid)
 
 
-def _read_line(conn: socket.socket) -> bytes:
+def _read_line(conn: socket.socket, limit: int = MAX_LINE) -> bytes:
+    """One line (without its newline) of at most `limit` bytes; ValueError if longer."""
     buf = bytearray()
-    while b"\n" not in buf:
-        chunk = conn.recv(65536)
+    while True:
+        chunk = conn.recv(1 << 20)
         if not chunk:
-            break
-        buf += chunk
-        if len(buf) > MAX_LINE:
-            raise ValueError(f"longer than {MAX_LINE} bytes")
-    return bytes(buf).split(b"\n", 1)[0]
+            return bytes(buf)
+        end = chunk.find(b"\n")  # only the new chunk is searched: linear in the size
+        if end >= 0:
+            buf += chunk[:end]
+        else:
+            buf += chunk
+        if len(buf) > limit:
+            raise ValueError(f"longer than {limit} bytes")
+        if end >= 0:
+            return bytes(buf)
 
 
 # ---------------------------------------------------------------------------
@@ -310,7 +319,10 @@ def call(server: str, request: dict[str, Any], *, timeout: float = REPLY_TIMEOUT
             raise PrintnetError(f"{path}: {exc.strerror}") from None
         try:
             sock.sendall(json.dumps(request, ensure_ascii=False).encode() + b"\n")
-            line = _read_line(sock)
+            line = _read_line(sock, MAX_REPLY)
+        except ValueError as exc:
+            raise PrintnetError(f"server {server}: answer too long ({exc}); narrow it "
+                                "down (CH takes -P, -u, -s and -n)") from None
         except TimeoutError:
             raise PrintnetError(f"server {server} did not answer in {timeout:g} s") from None
         except OSError as exc:

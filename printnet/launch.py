@@ -67,6 +67,10 @@ def main() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(1)
+    except Exception as exc:  # never a traceback for a user: one line (issue 16)
+        from printnet.cli import internal_error
+
+        internal_error(exc)
 
 
 def _fast(argv: list[str]) -> Callable[[], None] | None:

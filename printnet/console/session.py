@@ -173,6 +173,9 @@ class Session:
                 continue
             try:
                 self.run(argv)
+            except PrintnetError as exc:  # the server went away, an answer too long...
+                self.err.write(f"printnet: {exc}\n")
+                self.err.flush()
             except KeyboardInterrupt:
                 self.out.write("^C\n")
                 self.out.flush()
