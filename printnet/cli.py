@@ -332,7 +332,19 @@ def server(ctx: click.Context, name: str | None, drain: bool, no_console: bool) 
         serve_with_console(operated, run=srv.run,  # the operator console on this terminal
                            restore_signals=lambda: install_signal_handlers(srv))
     else:
+        if not no_console and _on_terminal_in_background():
+            click.echo("printnet: started in the background of a terminal: no console here "
+                       "(run it in the foreground for one, or use `printnet console`)",
+                       err=True)
         srv.run()
+
+
+def _on_terminal_in_background() -> bool:
+    """Standard input is a terminal whose foreground job is not us (`server &`)."""
+    try:
+        return sys.stdin.isatty() and os.tcgetpgrp(sys.stdin.fileno()) != os.getpgrp()
+    except (OSError, ValueError):
+        return False
 
 
 def _on_own_terminal() -> bool:
