@@ -114,20 +114,58 @@ def _check_folder(folder: Path, *, owners: set[int], create: bool) -> None:
     try:
         st = os.lstat(folder)
     except FileNotFoundError:
-        raise PrintnetError(f"no print server is running on this host ({folder} "
+        hint = others_servers(folder)
+        raise PrintnetError(hint or f"no print server is running on this host ({folder} "
                             "does not exist)") from None
     except OSError as exc:
         raise PrintnetError(f"{folder}: {exc.strerror}") from None
     if not stat.S_ISDIR(st.st_mode):
         raise PermissionDenied(f"{folder}: not a folder (refusing a planted control folder)")
     if st.st_uid not in owners:
-        raise PermissionDenied(f"{folder}: owned by uid {st.st_uid}, not by uid "
-                               f"{os.geteuid()} (refusing a planted control folder)")
+        raise PermissionDenied(f"{folder}: owned by {_user(st.st_uid)}, not by you "
+                               f"(uid {os.geteuid()}): refusing a planted control folder; "
+                               f"if it is {_user(st.st_uid)}'s print server, its console "
+                               "is for that user only")
     if create and stat.S_IMODE(st.st_mode) & 0o077:
         raise PermissionDenied(f"{folder}: mode {stat.S_IMODE(st.st_mode):o} lets others in; "
                                "it must be 0700")
     if not create and stat.S_IMODE(st.st_mode) & 0o022:
         raise PermissionDenied(f"{folder}: writable by others (refusing it)")
+
+
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def others_servers(folder: Path | None = None) -> str:
+    """Why this user may see no server although one runs: another user's console
+    folder (the given or default one, /tmp/printnet-*, /run/user/*/printnet).
+    A sentence, or "" if there is none."""
+    me = os.geteuid()
+    candidates = [folder or runtime_dir()]
+    with contextlib.suppress(OSError):
+        candidates += sorted(Path("/tmp").glob("printnet-*"))
+    with contextlib.suppress(OSError):
+        candidates += sorted(Path("/run/user").glob("*/printnet"))
+    owners: dict[int, Path] = {}
+    for path in candidates:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and st.st_uid != me:
+            owners.setdefault(st.st_uid, path)
+    if not owners:
+        return ""
+    users = ", ".join(f"user {_user(uid)} ({path})" for uid, path in owners.items())
+    return (f"a print server may run here as {users}, but its console is for that user "
+            "only: you are not allowed to reach it (run `printnet console` as "
+            "that user, e.g. with sudo -u)")
 
 
 def _alive(path: Path) -> bool:
