@@ -4,7 +4,7 @@ Owns `Job` (one live job as the master file records it), `Op` (one change),
 `MasterState` (the live jobs, ordered) and the byte encodings of a snapshot
 and of a journal entry.  `MasterState.apply` is the one place where a job's
 state changes; it enforces `model.TRANSITIONS` and the lease token (a
-printing job's holder must present the token it claimed with).
+printing job's holder must present the token it was assigned with).
 
 Encoding and update strategy (chosen for 100,000 live jobs)
 -----------------------------------------------------------

@@ -11,7 +11,7 @@ Owns the scheduling rules of DESIGN.md:
   offline or stopped, or if it is an overnight job outside the NIGHT window.
 * One job per printer at a time; a job waiting for a form never blocks jobs
   for other printers, nor later jobs for the same printer that need no form.
-  (A server may claim a few jobs ahead for a printer that is printing, in
+  (A server may assign a few jobs ahead to a printer that is printing, in
   queue order, given as `slots`: they show as printing and start the moment
   the one before ends.  See `printnet.server.Server.slots`.)
 * A class job goes to the first idle member (in configuration order) that has
@@ -73,7 +73,7 @@ class PrinterView:
 
 @dataclass(slots=True)
 class Decisions:
-    claims: list[tuple[str, str]] = field(default_factory=list)  # (job id, printer)
+    assigned: list[tuple[str, str]] = field(default_factory=list)  # (job id, printer)
     notes: dict[str, str] = field(default_factory=dict)  # job id -> new note
 
 
@@ -105,10 +105,10 @@ def decide(
     changed: Collection[str] | None = None,
     slots: Mapping[str, int] | None = None,
     ) -> Decisions:
-    """Claims for idle printers and notes for jobs that wait.
+    """Jobs assigned to idle printers, and notes for jobs that wait.
 
     `busy` is the set of printers already printing (computed from `state` when
-    None).  Claimed jobs' notes are cleared by the claim itself.
+    None).  Assigned jobs' notes are cleared by the assignment itself.
 
     `changed` makes the walk incremental, for a caller that ran a full walk
     before with the same printers (setups, online, stopped) and NIGHT state:
@@ -119,7 +119,7 @@ def decide(
 
     `slots` is how many jobs each printer not in `busy` may be given now (absent:
     one).  A server gives a printer that prints fast a few jobs ahead, so that it
-    never waits for a cycle between jobs; they are claimed in queue order.
+    never waits for a cycle between jobs; they are assigned in queue order.
     """
     # A copy: the caller's set is not ours to change.
     busy = busy_printers(state) if busy is None else set(busy)
@@ -181,7 +181,7 @@ def decide(
         # The printer with the most room: an idle one before one that is printing
         # with room for a job ahead (configuration order among equals).
         printer = max(idle, key=lambda p: room.get(p.name, 1))
-        decisions.claims.append((job.id, printer.name))
+        decisions.assigned.append((job.id, printer.name))
         taken.add(job.id)
         room[printer.name] = room.get(printer.name, 1) - 1
         if room[printer.name] <= 0:

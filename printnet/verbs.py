@@ -126,7 +126,7 @@ def hand_back(job: Job) -> Op:
 
 
 def start(job_id: str, printer: str, *, holder: str, token: str) -> Op:
-    """The scheduler's claim: `printer` of server `holder` (lease `token`) prints it."""
+    """The scheduler's assignment: `printer` of server `holder` (lease `token`) prints it."""
     return op_state(job_id, JobState.PRINTING, "", holder=holder, token=token,
                     assigned=printer)
 
@@ -178,7 +178,7 @@ def settle(job: Job, result: Result, *, server: str) -> Change:
 
     Completed or aborted: the job ends (done record, accounting line, removal
     fenced by the holder's token).  Held (printer trouble, policy HOLD): held
-    with the reason.  Pending: handed back (claimed ahead and not started, or
+    with the reason.  Pending: handed back (assigned ahead and not started, or
     interrupted: then counted as a restart)."""
     token = result.assignment.token
     if result.outcome in (JobState.COMPLETED, JobState.ABORTED):

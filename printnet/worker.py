@@ -10,8 +10,8 @@ Printer trouble: a port that cannot be opened, or a write that makes no
 progress for the printer's STALL seconds, marks the printer offline with a
 reason.  Because the write loop knows exactly how many bytes went out, after
 a stall (the port stays open) the job resumes from that byte when the printer
-answers again (policy RETRY, the default: the job keeps its claim and so its
-place at the head of its queue), or is handed back to be held (HOLD) or
+answers again (policy RETRY, the default: the job stays assigned and so keeps
+its place at the head of its queue), or is handed back to be held (HOLD) or
 aborted (ABORT).  After a *connection loss* the port kind decides
 (`ports.port_kind`): a port whose device acknowledges bytes resumes at the
 offset; one that cannot (raw TCP: megabytes die in socket buffers) starts the
@@ -50,18 +50,18 @@ from printnet.security import open_job_folder, read_job_file
 from printnet.spool.layout import REQ_SUFFIX, Spool
 from printnet.spool.publish import TRANSIENT_ERRNOS, read_bytes
 
-MISSING_GRACE = 3.0  # seconds a claimed job's files may stay invisible to this host
+MISSING_GRACE = 3.0  # seconds an assigned job's files may stay invisible to this host
 
 T = TypeVar("T")
 
 
 @dataclass
 class Assignment:
-    """A job this server claimed for a printer (under the master lock)."""
+    """A job this server assigned to a printer (under the master lock)."""
 
     spool: Spool
     job: Job
-    token: str  # the lease token the claim was made with
+    token: str  # the lease token it was assigned with
 
 
 @dataclass
@@ -313,7 +313,7 @@ class PrinterWorker:
                     self.printed_jobs += 1
             self.on_result(result)
             with self._cond:
-                # A job assigned from on_result (the server's next claimed job) is
+                # A job assigned from on_result (the server's next assigned job) is
                 # still taken: printed, or handed back at once if abandoning.
                 if self._stop and self._pending is None:
                     return

@@ -119,7 +119,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.board: dict[str, tuple[str, int]] = {}  # server name -> (token, heartbeat count)
         self.servers: dict[str, Server | None] = dict.fromkeys(PRINTERS)
         self.incarnation = itertools.count()
-        self.voided: list[tuple[str, str]] = []  # (job id, token) of claims that ended
+        self.voided: list[tuple[str, str]] = []  # (job id, token) of assignments that ended
         self.claimed: dict[tuple[str, str], Job] = {}  # (job id, token) -> job as claimed
         self.fence = FakeFence()
         self.reader = MasterStore(self.spool)  # a long-lived reader, never writing
@@ -311,7 +311,7 @@ class QueueMachine(RuleBasedStateMachine):
             key=lambda j: (j.priority.rank, j.id),
         )
         expected = [] if busy or not ready else [(ready[0].id, printer)]
-        assert plan.claims == expected
+        assert plan.assigned == expected
         assert plan.decisions is not None and plan.decisions.notes == {}
         if not expected:
             return

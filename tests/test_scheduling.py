@@ -35,10 +35,10 @@ def job(job_id: str, **fields: Any) -> Job:
     return Job(**values)
 
 
-def claims(state: MasterState, printers: list[PrinterView], **kw: Any) -> list[tuple[str, str]]:
+def assigned(state: MasterState, printers: list[PrinterView], **kw: Any) -> list[tuple[str, str]]:
     kw.setdefault("now_local", DAY)
     kw.setdefault("night", (0, 6))
-    return decide(state, printers, **kw).claims
+    return decide(state, printers, **kw).assigned
 
 
 def test_priority_then_submission_order() -> None:
@@ -47,41 +47,41 @@ def test_priority_then_submission_order() -> None:
         job(a, priority=Priority.OVERNIGHT), job(b), job(c, priority=Priority.HIGH), job(d),
     ])
     printer = [PrinterView("LP", "STANDARD")]
-    assert claims(state, printer) == [(c, "LP")]
+    assert assigned(state, printer) == [(c, "LP")]
     state.apply(mf.op_remove(c))
-    assert claims(state, printer) == [(b, "LP")]
+    assert assigned(state, printer) == [(b, "LP")]
     state.apply(mf.op_remove(b))
-    assert claims(state, printer) == [(d, "LP")]
+    assert assigned(state, printer) == [(d, "LP")]
     state.apply(mf.op_remove(d))
-    assert claims(state, printer, night=(0, 6), now_local=DAY.replace(hour=3)) == [(a, "LP")]
+    assert assigned(state, printer, night=(0, 6), now_local=DAY.replace(hour=3)) == [(a, "LP")]
 
 
 def test_operator_rank_beats_submission_order() -> None:
     a, b = ids(2)
     state = MasterState([job(a), job(b, rank=-1)])
-    assert claims(state, [PrinterView("LP", "STANDARD")]) == [(b, "LP")]
+    assert assigned(state, [PrinterView("LP", "STANDARD")]) == [(b, "LP")]
 
 
 def test_job_needing_a_form_waits_with_a_note_while_later_jobs_print() -> None:
     a, b, c = ids(3)
     state = MasterState([job(a, setup="CHECKS"), job(b), job(c, setup="STANDARD")])
     result = decide(state, [PrinterView("LP", "STANDARD")], now_local=DAY, night=(0, 6))
-    assert result.claims == [(b, "LP")]
+    assert result.assigned == [(b, "LP")]
     assert result.notes == {a: "Needs CHECKS"}
     # once CHECKS is mounted the checks job goes first (it is older)
     result = decide(state, [PrinterView("LP", "CHECKS")], now_local=DAY, night=(0, 6))
-    assert result.claims == [(a, "LP")]
+    assert result.assigned == [(a, "LP")]
 
 
 def test_one_job_per_printer() -> None:
     a, b, c = ids(3)
     state = MasterState([job(a), job(b), job(c, printer="LP2")])
-    got = claims(state, [PrinterView("LP", "STANDARD"), PrinterView("LP2", "STANDARD")])
+    got = assigned(state, [PrinterView("LP", "STANDARD"), PrinterView("LP2", "STANDARD")])
     assert sorted(got) == sorted([(a, "LP"), (c, "LP2")])
     # a printer already printing (by anyone) takes nothing
     state.apply(mf.op_state(a, JobState.PRINTING, holder="S9", token="t", assigned="LP"))
-    assert claims(state, [PrinterView("LP", "STANDARD")]) == []
-    assert claims(state, [PrinterView("LP", "STANDARD")], busy=set()) == [(b, "LP")]
+    assert assigned(state, [PrinterView("LP", "STANDARD")]) == []
+    assert assigned(state, [PrinterView("LP", "STANDARD")], busy=set()) == [(b, "LP")]
 
 
 def test_decide_does_not_change_the_callers_busy_set() -> None:
@@ -92,12 +92,12 @@ def test_decide_does_not_change_the_callers_busy_set() -> None:
     assert busy == set()
 
 
-def test_held_and_printing_jobs_are_never_claimed() -> None:
+def test_held_and_printing_jobs_are_never_assigned() -> None:
     a, b, c = ids(3)
     state = MasterState([job(a, state=JobState.HELD), job(b, state=JobState.HELD)])
-    assert claims(state, [PrinterView("LP", "STANDARD")]) == []
+    assert assigned(state, [PrinterView("LP", "STANDARD")]) == []
     state.apply(mf.op_add(job(c)))
-    assert claims(state, [PrinterView("LP", "STANDARD")]) == [(c, "LP")]
+    assert assigned(state, [PrinterView("LP", "STANDARD")]) == [(c, "LP")]
 
 
 def test_class_job_goes_to_the_first_idle_member_with_the_form() -> None:
@@ -108,12 +108,12 @@ def test_class_job_goes_to_the_first_idle_member_with_the_form() -> None:
         PrinterView("P3", "CHECKS", classes=("POOL",)),
     ]
     state = MasterState([job(a, printer="POOL", setup="CHECKS")])
-    assert claims(state, members) == [(a, "P2")]
-    assert claims(state, members, busy={"P2"}) == [(a, "P3")]
-    assert claims(state, members, busy={"P2", "P3"}) == []
+    assert assigned(state, members) == [(a, "P2")]
+    assert assigned(state, members, busy={"P2"}) == [(a, "P3")]
+    assert assigned(state, members, busy={"P2", "P3"}) == []
     state = MasterState([job(a, printer="POOL"), job(b, printer="POOL"),
                          job(c, printer="POOL")])
-    assert claims(state, members) == [(a, "P1"), (b, "P2"), (c, "P3")]
+    assert assigned(state, members) == [(a, "P1"), (b, "P2"), (c, "P3")]
 
 
 def test_class_and_printer_queues_are_merged_in_queue_order() -> None:
@@ -121,11 +121,11 @@ def test_class_and_printer_queues_are_merged_in_queue_order() -> None:
     lp = [PrinterView("LP", "STANDARD", classes=("POOL",))]
     # an older class job goes before a newer job for the printer itself
     state = MasterState([job(old_class, printer="POOL"), job(new_printer, printer="LP")])
-    assert claims(state, lp) == [(old_class, "LP")]
+    assert assigned(state, lp) == [(old_class, "LP")]
     # and a high-priority class job before a standard job for the printer
     state = MasterState([job(new_printer, printer="LP"),
                          job(high_class, printer="POOL", priority=Priority.HIGH)])
-    assert claims(state, lp) == [(high_class, "LP")]
+    assert assigned(state, lp) == [(high_class, "LP")]
 
 
 def test_offline_and_stopped_printers_note_the_first_waiting_job_only() -> None:
@@ -133,7 +133,7 @@ def test_offline_and_stopped_printers_note_the_first_waiting_job_only() -> None:
     state = MasterState([job(a), job(b)])
     result = decide(state, [PrinterView("LP", "STANDARD", online=False)], now_local=DAY,
                     night=(0, 6))
-    assert result.claims == []
+    assert result.assigned == []
     assert result.notes == {a: sch.NOTE_OFFLINE}
     result = decide(state, [PrinterView("LP", "STANDARD", stopped=True)], now_local=DAY,
                     night=(0, 6))
@@ -147,7 +147,7 @@ def test_stale_scheduler_notes_are_cleared_but_restart_notes_stay() -> None:
         job(b, note="Needs CHECKS"), job(c, note=mf.RESTARTED_NOTE),
     ])
     result = decide(state, [PrinterView("LP", "STANDARD")], now_local=DAY, night=(0, 6))
-    assert result.claims == []
+    assert result.assigned == []
     assert result.notes == {b: ""}
 
 
@@ -155,7 +155,7 @@ def test_jobs_for_printers_of_other_servers_are_left_alone() -> None:
     a, b = ids(2)
     state = MasterState([job(a, printer="OTHER", setup="CHECKS"), job(b)])
     result = decide(state, [PrinterView("LP", "STANDARD")], now_local=DAY, night=(0, 6))
-    assert result.claims == [(b, "LP")]
+    assert result.assigned == [(b, "LP")]
     assert a not in result.notes
 
 
@@ -181,12 +181,12 @@ def test_overnight_jobs_only_start_inside_the_night_window(
     result = decide(state, [PrinterView("LP", "STANDARD"), PrinterView("LP2", "STANDARD")],
                     now_local=now, night=window)
     if inside(hour, window):
-        assert (a, "LP") in result.claims
+        assert (a, "LP") in result.assigned
         assert a not in result.notes
     else:
-        assert all(j != a for j, _ in result.claims)
+        assert all(j != a for j, _ in result.assigned)
         assert result.notes[a] == f"Waits for the NIGHT window (opens {window[0]:02d}:00)"
-    assert (b, "LP2") in result.claims  # standard jobs print at any hour
+    assert (b, "LP2") in result.assigned  # standard jobs print at any hour
 
 
 @pytest.mark.parametrize(
@@ -212,10 +212,10 @@ def _open_minutes(day: datetime, window: tuple[int, int]) -> tuple[int, set[int]
     t = start
     while t < end:
         local = t.astimezone(BERLIN)
-        claimed = decide(state, printer, now_local=local, night=window).claims
+        got = decide(state, printer, now_local=local, night=window).assigned
         # the rule in the docstring: judged on the wall clock as it reads
-        assert bool(claimed) == sch.in_night(local, window) == inside(local.hour, window)
-        if claimed:
+        assert bool(got) == sch.in_night(local, window) == inside(local.hour, window)
+        if got:
             minutes += 1
             hours.add(local.hour)
         t += timedelta(minutes=15)

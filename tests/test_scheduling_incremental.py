@@ -2,7 +2,7 @@
 
 A server runs the full walk when its printers or the NIGHT window change and
 then only tells `decide` which jobs changed.  For any state, printers and
-changes, the incremental walk must give the same claims, and the notes it
+changes, the incremental walk must give the same assignments, and the notes it
 gives on top of the notes the full walk gave before must be the notes a full
 walk gives now.
 """
@@ -61,7 +61,7 @@ def test_incremental_walk_matches_the_full_walk(seed: int) -> None:
     slots = {p: rng.randint(1, 3) for p in PRINTERS}
     first = decide(state, views, now_local=now, night=(0, 6), busy=busy, slots=slots)
     _apply_notes(state, first.notes)
-    for job_id, printer in first.claims:  # as the claim ops commit them
+    for job_id, printer in first.assigned:  # as the assignment ops commit them
         job = state.jobs[job_id]
         job.state, job.note, job.assigned = JobState.PRINTING, "", printer
     state.changed.clear()
@@ -81,10 +81,10 @@ def test_incremental_walk_matches_the_full_walk(seed: int) -> None:
     full = decide(state, views, now_local=now, night=(0, 6), busy=busy, slots=slots)
     incremental = decide(state, views, now_local=now, night=(0, 6), busy=busy,
                          slots=slots, changed=set(state.changed))
-    assert incremental.claims == full.claims
+    assert incremental.assigned == full.assigned
     before = {j.id: j.note for j in state.jobs.values()}
     expected = before | full.notes
     got = before | incremental.notes
-    claimed = {job_id for job_id, _ in full.claims}
+    claimed = {job_id for job_id, _ in full.assigned}
     assert {i: n for i, n in got.items() if i not in claimed} == \
         {i: n for i, n in expected.items() if i not in claimed}

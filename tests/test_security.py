@@ -320,7 +320,7 @@ def _copy_libs(lib: Path) -> None:
 
     import printnet
 
-    for module in (printnet, click, serial, watchdog, filelock):
+    for module in (printnet, click, filelock, serial, watchdog):
         assert module.__file__ is not None
         src = Path(module.__file__).parent
         shutil.copytree(src, lib / src.name, ignore=shutil.ignore_patterns("__pycache__"))

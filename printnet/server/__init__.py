@@ -4,7 +4,7 @@ The package, by what each module owns:
 
 - `process`: `Server`, the process's life cycle (start, the round over the
   shared disks, run, calls between cycles, status, shutdown) and signals;
-- `printers`: its printers and their workers (slots, jobs claimed ahead,
+- `printers`: its printers and their workers (slots, jobs assigned ahead,
   handing back, abandoning, mounting, intake checks, one queue order per
   printer across disks);
 - `reload`: configuration reload without a restart;

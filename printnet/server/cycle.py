@@ -5,7 +5,7 @@ what this server brings to the cycle (`CycleInputs`: requests admitted,
 printers' results, orphans found, control requests, the policy, the printers
 free to schedule) and "now", to one commit's ops plus what the shell must do
 around it (`Plan`: endings to write before the commit, printers to stop,
-claims to hand out, requests to remove and answers to write after it, lines
+assignments to hand out, requests to remove and answers to write after it, lines
 to log).  Also `find_orphans` (printing jobs whose holder's lease is gone),
 given how a holder's lease is judged.  The shell is
 `printnet.server.disk.SpoolService` (its `_locked_cycle` gathers the inputs,
@@ -28,7 +28,7 @@ The order within a cycle (each step sees the ops of the steps before it):
 6. **Policy**: held expiry and quota releases (`inputs.policy`, on the
    state so far).
 7. **Schedule** (`plan_schedule`): `scheduling.decide` on the state so far
-   (`Plan.state`): claims and notes.  The server runs it as a second call, once
+   (`Plan.state`): assignments and notes.  The server runs it as a second call, once
    the endings of steps 1-6 are durable, with its printers as they are then.
 
 No os, time or socket: the shell passes everything in; `inputs.policy` is
@@ -97,7 +97,7 @@ class CycleInputs:
     started: Collection[tuple[str, str]] = ()
     controls: Sequence[Control] = ()
     policy: Callable[[MasterState], verbs.Change] | None = None
-    schedule: Schedule | None = None  # None: claim nothing (stopping, or no lease)
+    schedule: Schedule | None = None  # None: assign nothing (stopping, or no lease)
 
 
 @dataclass
@@ -106,7 +106,7 @@ class Plan:
     endings: list[verbs.Ending] = field(default_factory=list)  # written before the commit
     stop: list[str] = field(default_factory=list)  # jobs our printers must stop, first
     settled: list[str] = field(default_factory=list)  # jobs whose results were taken
-    claims: list[tuple[str, str]] = field(default_factory=list)  # (job, printer)
+    assigned: list[tuple[str, str]] = field(default_factory=list)  # (job, printer)
     decisions: Decisions | None = None  # what the scheduler decided (step 7 ran)
     state: MasterState | None = None  # the state after steps 1-6 (what step 7 sees)
     ended: list[str] = field(default_factory=list)  # requests to remove once committed
@@ -259,7 +259,7 @@ def _control(preview: _Preview, inputs: CycleInputs, control: Control, now: date
 
 def plan_schedule(state: MasterState, inputs: CycleInputs, schedule: Schedule,
                   plan: Plan) -> None:
-    """Step 7 alone: claims and notes (`plan.decisions` keeps what was decided)."""
+    """Step 7 alone: assignments and notes (`plan.decisions` keeps what was decided)."""
     # Our own printers' workers say how many jobs each can take; the master file's
     # printing jobs say it for the others.
     busy = (busy_printers(state) - set(schedule.own)) | set(schedule.busy)
@@ -267,9 +267,9 @@ def plan_schedule(state: MasterState, inputs: CycleInputs, schedule: Schedule,
                        night=schedule.night, busy=busy,
                        changed=state.changed if schedule.incremental else None,
                        slots=schedule.slots)
-    for job_id, printer in decisions.claims:
+    for job_id, printer in decisions.assigned:
         plan.ops.append(verbs.start(job_id, printer, holder=inputs.server, token=inputs.token))
-        plan.claims.append((job_id, printer))
+        plan.assigned.append((job_id, printer))
     plan.ops += [verbs.note(job_id, text) for job_id, text in decisions.notes.items()]
     plan.decisions = decisions
 

@@ -12,14 +12,14 @@ cycle on the disk (`SpoolService.cycle`):
    server locks of other servers that hold printing jobs; ask the scheduler
    whether our idle printers could start something.
 3. If there is nothing to write (no intake, no results, no control requests,
-   no claims, no orphans, no notes), stop here: the master lock is taken only
+   no assignments, no orphans, no notes), stop here: the master lock is taken only
    when there is work.  **Try** the master lock; if another server holds it,
    move on to the next shared disk and come back next cycle.
 4. Under the lock: refresh again, gather the inputs and let the pure planner
    (`printnet.server.cycle.plan_cycle`) build one commit; write its endings
    (done/ records and accounting lines, durable in one pass: one syncfs on a
    local disk), schedule (`plan_schedule`), commit (fenced), release.
-5. After the commit: hand claims to the printer workers, write control
+5. After the commit: hand the jobs assigned to the printer workers, write control
    results, remove finished requests from received/ (in a clean-up thread).
 
 Leases: a printing job records its holder and that lock's token; when another
@@ -129,7 +129,7 @@ class SpoolService:
         self.reconciled = False
         self.last_sweep = time.monotonic()  # see _sweep_received
         self.sweep_seen: set[str] = set()
-        self.claimed_any = False
+        self.assigned_any = False
         # Since when the master lock has been held by others at every try (None: it
         # was ours at the last try).  Brief contention is normal; a long one is not.
         self.lock_busy_since: float | None = None
@@ -255,7 +255,7 @@ class SpoolService:
         now_local = self.server.clock()
         policy_due = self.admission.policy_due(self.store.state, now=now_local,
                                                now_local=now_local)
-        if not (self.taken or self.controls or has_results or orphans or decisions.claims
+        if not (self.taken or self.controls or has_results or orphans or decisions.assigned
                 or decisions.notes or not self.reconciled or policy_due):
             self._decided(sched_key)
             self.lock_busy_since = None  # nothing to write: the lock is not waited for
@@ -362,7 +362,7 @@ class SpoolService:
             self.taken.pop(job_id, None)
         ctl_paths = {t.request.id: t.path for t in self.controls}
         self.controls.clear()
-        self._hand_out(plan.claims)
+        self._hand_out(plan.assigned)
         after: list[Callable[[], None]] = [partial(self._unlink_received, i)
                                            for i in plan.ended]
         for req, outcomes in plan.answers:
@@ -376,27 +376,27 @@ class SpoolService:
                 self.log(f"after commit: {exc}")
         return bool(plan.ops)
 
-    def _hand_out(self, claims: list[tuple[str, str]]) -> None:
-        """Give the jobs just claimed (and committed) to their printers."""
+    def _hand_out(self, assigned: list[tuple[str, str]]) -> None:
+        """Give the jobs just assigned (and committed) to their printers."""
         token = self.server_lock.token or ""
-        for job_id, printer in claims:
-            claimed = self.store.state.get(job_id)
-            if claimed is None or claimed.state is not JobState.PRINTING \
-                    or claimed.token != token:
+        for job_id, printer in assigned:
+            job = self.store.state.get(job_id)
+            if job is None or job.state is not JobState.PRINTING \
+                    or job.token != token:
                 continue
-            assignment = Assignment(self.spool, _copy_job(claimed), token)
+            assignment = Assignment(self.spool, _copy_job(job), token)
             self.printing[job_id] = assignment
             try:
                 self.server.give(printer, assignment)
             except PrintnetError as exc:
-                # Claimed but not started: hand it back (the next cycle requeues it);
+                # Assigned but not started: hand it back (the next cycle requeues it);
                 # left as it is, our live lease would keep it "printing" for ever.
                 self.log(f"job {job_id}: cannot start on {printer} ({exc}); requeued")
                 with self.server.lock:
                     self.results.append(Result(assignment, JobState.PENDING, ""))
                 self.server.wake.set()
                 continue
-            self.claimed_any = True
+            self.assigned_any = True
 
     # -- scheduling ---------------------------------------------------------------------
 
@@ -551,7 +551,7 @@ class SpoolService:
         if not self.server_lock.try_acquire():
             # Still our own previous generation (this very process could not end it
             # while the disk was away): end it now rather than wait for it to go
-            # stale.  Without a lease we could claim nothing, for ever.
+            # stale.  Without a lease we could assign nothing, for ever.
             rec = self.table.observe(self.server_lock.name).record
             if rec is None or rec.host != HOST or rec.pid != os.getpid():
                 return

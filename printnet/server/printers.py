@@ -1,9 +1,9 @@
-"""A server's printers: their workers, what each may be given, the jobs claimed ahead.
+"""A server's printers: their workers, what each may be given, the jobs assigned ahead.
 
 Owns the `Printers` part of `Server`: one `PrinterWorker` per configured
 printer, results from their threads (`_on_result`, which starts the next job
-claimed ahead at once), how many jobs each may be given now (`slots`: about
-AHEAD_SECONDS of its recent speed), handing claimed jobs back, stopping a
+assigned ahead at once), how many jobs each may be given now (`slots`: about
+AHEAD_SECONDS of its recent speed), handing assigned jobs back, stopping a
 canceled job, mounting a setup, the server's own intake checks of a print
 request (`check_request`), and with several shared disks, one queue order per
 printer across them (`_share_printers`).
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from printnet.server.disk import SpoolService
 
 AHEAD_SECONDS = 0.25  # a printer is given jobs ahead for about this much printing
-MAX_AHEAD = 32  # jobs claimed ahead per printer, at most (a fast printer, small jobs)
+MAX_AHEAD = 32  # jobs assigned ahead per printer, at most (a fast printer, small jobs)
 
 
 class Printers:
@@ -68,7 +68,7 @@ class Printers:
 
     def _on_result(self, result: Result) -> None:
         """A worker reports a job (its own thread): queue the result for the next
-        cycle, and give the printer its next claimed job at once."""
+        cycle, and give the printer its next assigned job at once."""
         job = result.assignment.job
         printer = job.assigned
         nxt = None
@@ -100,7 +100,7 @@ class Printers:
         self.wake.set()
 
     def give(self, printer: str, assignment: Assignment) -> None:
-        """Give a claimed job to a printer: now if it is free, else into its backlog."""
+        """Give an assigned job to a printer: now if it is free, else into its backlog."""
         worker = self.workers.get(printer)
         if worker is None:
             raise PrintnetError(f"printer {printer} is no longer configured")
@@ -109,8 +109,8 @@ class Printers:
             if queue or worker.busy:
                 if worker.abandoning:
                     raise PrintnetError(f"printer {printer} is stopping")
-                # In queue order: claims from several shared disks arrive disk by
-                # disk (`_share_printers`), and a later claim may come first.
+                # In queue order: assignments from several shared disks arrive disk by
+                # disk (`_share_printers`), and a later one may come first.
                 key = assignment.job.key
                 at = next((i for i, a in enumerate(queue) if a.job.key > key), len(queue))
                 queue.insert(at, assignment)
@@ -121,7 +121,7 @@ class Printers:
     def slots(self, service: SpoolService | None = None) -> dict[str, int]:
         """How many more jobs each of our printers may be given now (by `service`).
 
-        One for an idle printer, plus jobs ahead (claimed while it prints, given the
+        One for an idle printer, plus jobs ahead (assigned while it prints, given the
         moment it finishes) for about AHEAD_SECONDS of its recent printing speed: a
         slow printer gets one job ahead, so there is no gap between jobs; a fast one
         up to MAX_AHEAD, so that each cycle's fixed cost (lock, commit, sync) is
@@ -149,7 +149,7 @@ class Printers:
         return out
 
     def hand_back(self, printer: str, assignments: Iterable[Assignment] | None = None) -> None:
-        """Return claimed jobs a printer will not print (all of its backlog by default)
+        """Return assigned jobs a printer will not print (all of its backlog by default)
         as pending results: the next cycle puts them back in the queue, in place."""
         with self.lock:
             if assignments is None:
@@ -206,7 +206,7 @@ class Printers:
         Each shared disk has its own master file and lock, and no lock covers two.
         So before the cycles every disk's queue is looked at (refreshed, no lock):
         each printer's free slots (`slots`) go to the jobs that come first over all
-        the disks (priority, then submission order), and each disk's cycle may claim
+        the disks (priority, then submission order), and each disk's cycle may assign
         only its share (`_shares`); the printer's backlog keeps them in that order.
         A printer with no free slot has no share anywhere this tick.  A disk whose
         master lock has been held by others for LOCK_PASS_OVER seconds is passed
@@ -234,12 +234,12 @@ class Printers:
             state = service.store.state
             # Our printers' workers say whether they are free: a disk's master file
             # still shows a finished job printing until its result is committed.
-            # Claims only (changed=(): no notes wanted; the walk stops once every
+            # Assignments only (changed=(): no notes wanted; the walk stops once every
             # free slot has its job).
             decisions = decide(state, self.printer_views(service), now_local=self.clock(),
                                night=self.config.server.night,
                                busy=set(self.workers) - set(free), slots=free, changed=())
-            for job_id, printer in decisions.claims:
+            for job_id, printer in decisions.assigned:
                 job = state.get(job_id)
                 if job is not None:
                     candidates.setdefault(printer, []).append((job.key, n, service))
@@ -254,7 +254,7 @@ class Printers:
         with self.lock:
             for queue in self.backlog.values():
                 for a in list(queue):
-                    if a.job.id == job_id:  # claimed ahead, not started: just drop it
+                    if a.job.id == job_id:  # assigned ahead, not started: just drop it
                         queue.remove(a)
                         self._given.pop(job_id, None)
                         for service in self.services:
@@ -285,7 +285,7 @@ class Printers:
         if setup not in self.config.setups:
             raise PrintnetError(f"no setup {setup!r}")
         self.workers[printer].mount(setup)
-        self.hand_back(printer)  # jobs claimed ahead were chosen for the old setup
+        self.hand_back(printer)  # jobs assigned ahead were chosen for the old setup
         self.event(f"printer {printer}: setup {setup} mounted")
         self.wake.set()
 

@@ -107,7 +107,7 @@ class Server(ConfigReload):
         # it knows we are dead (`presence`; the kernel releases it, kill -9 included).
         self.presence = Presence(self.name)
         self._calls: list[tuple[Callable[[], Any], threading.Event, list[Any]]] = []
-        # Claim-ahead: jobs claimed for a printer that is still printing, given to
+        # Assigned ahead: jobs assigned to a printer that is still printing, given to
         # its worker the moment it finishes the one before (`give`, `_on_result`).
         self.backlog: dict[str, deque[Assignment]] = {}
         self.cleaner = Cleaner()
@@ -250,7 +250,7 @@ class Server(ConfigReload):
             decisions = decide(service.store.state, views, now_local=self.clock(),
                                night=self.config.server.night,
                                busy=busy_printers(service.store.state))
-            if decisions.claims:
+            if decisions.assigned:
                 return False
         return True
 

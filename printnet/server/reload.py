@@ -4,7 +4,7 @@ Owns the `ConfigReload` part of `Server`: a cheap fingerprint of etc/*.cmd
 (`config.stamp`) looked at every CONFIG_CHECK seconds at most; a file that
 does not load is logged once and the last good configuration stays; a new one
 is applied in place (printers added, changed, removed; shared disks added or
-left; claimed-ahead jobs handed back).
+left; jobs assigned ahead handed back).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class ConfigReload(Printers):
             config = replace(config, server=replace(config.server, name=self.name))
         self.config = config
         for name in list(self.backlog):
-            self.hand_back(name)  # claimed ahead under the old configuration
+            self.hand_back(name)  # assigned ahead under the old configuration
         for name, printer in config.printers.items():
             worker = self.workers.get(name)
             if worker is None:
