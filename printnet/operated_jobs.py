@@ -57,7 +57,7 @@ class OperatorJobs:
     def queues(self) -> Queues:
         queues: dict[str, list[dict[str, Any]]] = {}
         held = rejected = 0
-        # Claimed ahead: handed to a printer that still prints the job before (`next`).
+        # Assigned ahead: handed to a printer that still prints the job before (`next`).
         with self._server.lock:
             ahead = {a.job.id for q in self._server.backlog.values() for a in q}
         for index, svc in enumerate(self._server.services, 1):
@@ -74,7 +74,7 @@ class OperatorJobs:
                                  progress=self._progress(svc.root, job),
                                  next=job.id in ahead)
                     if job.id in ahead:
-                        entry["note"] = f"next on {job.assigned} (claimed ahead, not started)"
+                        entry["note"] = f"next on {job.assigned} (assigned ahead, not started)"
                     queues.setdefault(dest, []).append(entry)
         for jobs in queues.values():
             jobs.sort(key=lambda j: (j["disk"], j["position"]))

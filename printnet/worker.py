@@ -171,7 +171,7 @@ class PrinterWorker:
     ) -> None:
         self.printer = printer
         # Called just before a job's first byte goes out (`server.started`): a job
-        # claimed ahead that never started is no restart when its server dies.
+        # assigned ahead that never started is no restart when its server dies.
         self.on_start = on_start
         self.config = config
         self.setup = printer.setup  # the mounted setup

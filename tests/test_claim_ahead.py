@@ -1,4 +1,4 @@
-"""Jobs claimed ahead (issue 16 §4): a printer given its next job while it still
+"""Jobs assigned ahead (issue 16 §4): a printer given its next job while it still
 prints one shows that job as `next`, not `printing`; after a kill -9 of the real
 server only the job that sent bytes is counted as restarted.
 
@@ -34,8 +34,8 @@ def test_next_job_is_shown_as_next_and_not_restarted_after_kill_9(tmp_path: Path
             if second in jobs and jobs[second].get("next"):
                 return jobs
             return None
-        jobs = wait_for(shown, timeout=60, what="the second job claimed ahead")
-        assert project.job(second).state.value == "printing"  # claimed, in the master file
+        jobs = wait_for(shown, timeout=60, what="the second job assigned ahead")
+        assert project.job(second).state.value == "printing"  # assigned, in the master file
         assert jobs[first]["next"] is False
         assert "next on SLOW" in jobs[second]["note"]
         plain = project.console("CH", "-P", "SLOW").stdout

@@ -36,7 +36,7 @@ CH [printer...] [-P printer] [-u user] [-s state] [-n count|all] [--json]
   printer, -P   only these printers or classes (any case)
   -u user       only this user's jobs
   -s state      only jobs in this state: pending, held, printing, next
-                (next: claimed for a printer that is still printing the job before)
+                (next: assigned to a printer that is still printing the job before)
   -n count      show at most this many jobs per queue (default 50 as text, all with
                 --json); the rest are counted ("... and 99,950 more")"""
 CH_DEFAULT_LIMIT: Final = 50  # jobs shown per queue as text, unless -n says otherwise
@@ -44,7 +44,7 @@ CH_STATES: Final = ("pending", "held", "printing", "next")
 
 
 def shown_state(job: dict[str, Any]) -> str:
-    """The state as CH shows it: a job claimed ahead (not started) is `next`."""
+    """The state as CH shows it: a job assigned ahead (not started) is `next`."""
     return "next" if job.get("next") else str(job["state"])
 
 

@@ -92,7 +92,7 @@ class CycleInputs:
     results: Sequence[Result] = ()
     orphans: Sequence[Job] = ()
     orphans_done: Collection[str] = ()  # orphans whose done/ record exists
-    # (job id, token) of claimed jobs whose printer had started them (`server.started`),
+    # (job id, token) of assigned jobs whose printer had started them (`server.started`),
     # of our previous life and of the orphans' holders: only these count as restarted.
     started: Collection[tuple[str, str]] = ()
     controls: Sequence[Control] = ()
@@ -191,7 +191,7 @@ def _reconcile(state: MasterState, inputs: CycleInputs, found: Reconcile, plan: 
                 and job.token != inputs.token and job.id not in inputs.printing:
             if job.id in found.done:
                 plan.ops.append(verbs.remove_done(job))
-            elif (job.id, job.token) not in inputs.started:  # claimed ahead, never started
+            elif (job.id, job.token) not in inputs.started:  # assigned ahead, never started
                 plan.ops.append(verbs.hand_back(job))
                 plan.logs.append(f"job {job.id} requeued: this server restarted before "
                                  "printing it")

@@ -445,7 +445,7 @@ class SpoolService:
                 self.server.abandon(job_id)
 
     def _started(self, reconciling: bool, orphans: list[Job]) -> set[tuple[str, str]]:
-        """Which claimed jobs of our previous life and of the orphans' holders had
+        """Which assigned jobs of our previous life and of the orphans' holders had
         started sending (`server.started`): only those are restarts."""
         holders = {j.holder for j in orphans} | ({self.server.name} if reconciling else set())
         out: set[tuple[str, str]] = set()

@@ -1,6 +1,6 @@
-"""Which claimed jobs a server's printers actually started: `servers/<NAME>.started`.
+"""Which assigned jobs a server's printers actually started: `servers/<NAME>.started`.
 
-A job is claimed (state printing) before its printer sends a byte: claim-ahead
+A job is assigned (state printing) before its printer sends a byte: assigning ahead
 gives a printer jobs while it still prints the one before.  When a server dies
 (kill -9), whoever requeues its printing jobs -- the same server starting again,
 or another server finding its lease gone -- must count a restart (`restarted`,
@@ -9,7 +9,7 @@ worker appends ``<job id> <lease token>\\n`` to this file just before its first
 byte goes out (one small O_APPEND write, no fsync: it survives the death of the
 process, which is what kill -9 is; a host crash may lose the last lines, and
 the spool's own sync of the next commit covers the rest).  A job counts as
-started when its id *and* the token it was claimed under are listed.
+started when its id *and* the token it was assigned under are listed.
 
 The file is the server's own (one writer); it is emptied once the server's
 first cycle on the disk has reconciled the jobs of its previous life.
@@ -41,7 +41,7 @@ def read(servers: Path, name: str) -> set[tuple[str, str]]:
 
 
 def mark(servers: Path, name: str, job_id: str, token: str) -> None:
-    """Job `job_id` (claimed under `token`) is about to send its first byte.
+    """Job `job_id` (assigned under `token`) is about to send its first byte.
 
     One O_APPEND write of one short line: atomic among writers, no fsync."""
     line = f"{job_id} {token}\n".encode("ascii", "replace")
