@@ -3,6 +3,8 @@ started on a terminal but not in its foreground says why it offers no console.""
 
 from __future__ import annotations
 
+import getpass
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,3 +46,24 @@ def test_a_server_in_the_background_of_a_terminal_says_why_no_console(
         assert f"{project.name}> " not in term.text  # no prompt: it is not the console
     finally:
         term.close()
+
+
+def test_a_rejected_jobs_status_line_names_its_user_and_printer(project: Project) -> None:
+    """`printnet status ID` of a job the server rejected: its user and printer, no
+    queue position (it is in no queue), and the reason without the id again."""
+    project.start()
+    project.console("CP", "REJECT", "LOCAL", "closed", "for", "repair")
+    refused = project.submit("rejected\n", printer="LOCAL", title="the letter")
+    wait_for(lambda: list(project.spool.rejected.glob(f"{refused}*.reason")),
+             what="the rejection")
+    out = project.cli("status", refused).stdout
+    [line] = [ln for ln in out.splitlines() if refused in ln]
+    fields = line.split()
+    assert fields[0] == "-" and fields[1] == refused, line
+    assert fields[2] == getpass.getuser()[:10] and fields[3] == "LOCAL", line
+    assert "rejected" in fields and "closed for repair" in line, line
+    assert line.count(refused) == 1, line
+    data = json.loads(project.cli("status", "--json", refused).stdout)
+    [job] = [j for j in data["jobs"] if j["id"] == refused]
+    assert job["position"] is None and job["printer"] == "LOCAL"
+    assert job["title"] == "the letter" and refused not in job["note"]
