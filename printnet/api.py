@@ -7,6 +7,7 @@ Every call validates all of its input before it writes anything.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -42,7 +43,7 @@ from printnet.spool.publish import read_bytes
 
 WAITING_NOTE = "waiting for a server to take it in"
 # (position, id, user, printer, priority, state, submitted, title, note), as text
-ListedJob = tuple[int, str, str, str, str, str, str, str, str]
+ListedJob = tuple[int | str, str, str, str, str, str, str, str, str]  # POS "-": not queued
 
 
 def this_station() -> str:
@@ -435,9 +436,21 @@ class Station:
             reason = None
         if reason is not None:
             text = clean_text(reason.decode("utf-8", "replace"), 1000)
-            return {"id": job_id, "state": "rejected", "note": text, "position": 0,
-                    "user": "", "station": "", "printer": "", "priority": "",
-                    "submitted": "", "title": "", "copies": 0, "pages": 0}
+            named, sep, rest = text.partition(": ")
+            if sep and named.startswith(job_id):  # "<id>.req: why": the id is shown already
+                text = rest
+            entry: dict[str, Any] = {
+                "id": job_id, "state": "rejected", "note": text, "position": None,
+                "user": "", "station": "", "printer": "", "priority": "", "submitted": "",
+                "title": "", "copies": 0, "pages": 0}
+            with contextlib.suppress(OSError, PrintnetError):  # who asked, for which printer
+                req = decode_request(read_bytes(self.spool.rejected / f"{job_id}{REQ_SUFFIX}",
+                                                1 << 18))
+                if isinstance(req, PrintRequest):
+                    entry.update({k: v for k, v in job_json(Job.from_request(req), 0).items()
+                                  if k in ("user", "station", "printer", "priority",
+                                           "submitted", "title", "copies")})
+            return entry
         try:
             req = decode_request(read_bytes(self.spool.new / f"{job_id}{REQ_SUFFIX}", 1 << 18))
         except (OSError, PrintnetError):

@@ -32,6 +32,25 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except PrintnetError as exc:
             fail(str(exc), exc.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, BrokenPipeError):
+            raise
+        except Exception as exc:  # never a traceback for a user: one line (issue 16)
+            internal_error(exc)
+
+
+def internal_error(exc: BaseException) -> NoReturn:
+    """An unexpected error: one line on stderr (PRINTNET_DEBUG=1: the traceback too)."""
+    if os.environ.get("PRINTNET_DEBUG"):
+        import traceback
+
+        traceback.print_exception(exc)
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    where = (f" at {Path(frame.tb_frame.f_code.co_filename).name}:{frame.tb_lineno}"
+             if frame is not None else "")
+    fail(f"internal error: {exc!r}{where} (a bug: please report it; PRINTNET_DEBUG=1 "
+         "shows the traceback)", 1)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -479,6 +498,10 @@ def server(ctx: click.Context, name: str | None, drain: bool, no_console: bool) 
         serve_with_console(operated, run=srv.run,  # the operator console on this terminal
                            restore_signals=lambda: install_signal_handlers(srv))
     else:
+        if not no_console and _on_terminal_in_background():
+            click.echo("printnet: started in the background of a terminal: no console here "
+                       "(run it in the foreground for one, or use `printnet console`)",
+                       err=True)
         srv.run()
 
 
@@ -522,6 +545,14 @@ def gateway(ctx: click.Context, ipp: str, lpd: str | None, set_password: str | N
     if lpd is not None:
         lpd_at = app.Listen.parse(lpd, 515 if os.geteuid() == 0 else 5515)
     app.run(spool, etc, app.Listen.parse(ipp, 8631), lpd_at)
+
+
+def _on_terminal_in_background() -> bool:
+    """Standard input is a terminal whose foreground job is not us (`server &`)."""
+    try:
+        return sys.stdin.isatty() and os.tcgetpgrp(sys.stdin.fileno()) != os.getpgrp()
+    except (OSError, ValueError):
+        return False
 
 
 def _on_own_terminal() -> bool:

@@ -22,7 +22,9 @@ sends a password to a socket someone else planted.
 
 Protocol: the client connects, sends one JSON object on one line (at most
 `MAX_LINE` bytes), the server answers with one JSON object on one line and
-closes.  One request per connection.  The handler runs on a connection thread
+closes.  The answer may be long (`CH --json` of 100,000 jobs is tens of MB):
+the client reads it in chunks as it streams in, up to `MAX_REPLY` bytes.
+One request per connection.  The handler runs on a connection thread
 (at most `MAX_CLIENTS` at a time); it decides which work goes to the server
 thread (`RunningServer.between_cycles`).
 
@@ -48,7 +50,8 @@ from typing import Any, Final
 
 from printnet.errors import PermissionDenied, PrintnetError
 
-MAX_LINE: Final = 1 << 20  # bytes of one request or reply line
+MAX_LINE: Final = 1 << 20  # bytes of one request line
+MAX_REPLY: Final = 1 << 30  # bytes of one reply line (a whole queue as JSON fits)
 MAX_CLIENTS: Final = 8  # connections served at once
 READ_TIMEOUT: Final = 30.0  # seconds a client may take to send its request
 REPLY_TIMEOUT: Final = 180.0  # seconds a client waits for the answer
@@ -111,20 +114,58 @@ def _check_folder(folder: Path, *, owners: set[int], create: bool) -> None:
     try:
         st = os.lstat(folder)
     except FileNotFoundError:
-        raise PrintnetError(f"no print server is running on this host ({folder} "
+        hint = others_servers(folder)
+        raise PrintnetError(hint or f"no print server is running on this host ({folder} "
                             "does not exist)") from None
     except OSError as exc:
         raise PrintnetError(f"{folder}: {exc.strerror}") from None
     if not stat.S_ISDIR(st.st_mode):
         raise PermissionDenied(f"{folder}: not a folder (refusing a planted control folder)")
     if st.st_uid not in owners:
-        raise PermissionDenied(f"{folder}: owned by uid {st.st_uid}, not by uid "
-                               f"{os.geteuid()} (refusing a planted control folder)")
+        raise PermissionDenied(f"{folder}: owned by {_user(st.st_uid)}, not by you "
+                               f"(uid {os.geteuid()}): refusing a planted control folder; "
+                               f"if it is {_user(st.st_uid)}'s print server, its console "
+                               "is for that user only")
     if create and stat.S_IMODE(st.st_mode) & 0o077:
         raise PermissionDenied(f"{folder}: mode {stat.S_IMODE(st.st_mode):o} lets others in; "
                                "it must be 0700")
     if not create and stat.S_IMODE(st.st_mode) & 0o022:
         raise PermissionDenied(f"{folder}: writable by others (refusing it)")
+
+
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def others_servers(folder: Path | None = None) -> str:
+    """Why this user may see no server although one runs: another user's console
+    folder (the given or default one, /tmp/printnet-*, /run/user/*/printnet).
+    A sentence, or "" if there is none."""
+    me = os.geteuid()
+    candidates = [folder or runtime_dir()]
+    with contextlib.suppress(OSError):
+        candidates += sorted(Path("/tmp").glob("printnet-*"))
+    with contextlib.suppress(OSError):
+        candidates += sorted(Path("/run/user").glob("*/printnet"))
+    owners: dict[int, Path] = {}
+    for path in candidates:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and st.st_uid != me:
+            owners.setdefault(st.st_uid, path)
+    if not owners:
+        return ""
+    users = ", ".join(f"user {_user(uid)} ({path})" for uid, path in owners.items())
+    return (f"a print server may run here as {users}, but its console is for that user "
+            "only: you are not allowed to reach it (run `printnet console` as "
+            "that user, e.g. with sudo -u)")
 
 
 def _alive(path: Path) -> bool:
@@ -274,16 +315,22 @@ def _peer(conn: socket.socket) -> Peer:
     return Peer(pid, uid, gid)
 
 
-def _read_line(conn: socket.socket) -> bytes:
+def _read_line(conn: socket.socket, limit: int = MAX_LINE) -> bytes:
+    """One line (without its newline) of at most `limit` bytes; ValueError if longer."""
     buf = bytearray()
-    while b"\n" not in buf:
-        chunk = conn.recv(65536)
+    while True:
+        chunk = conn.recv(1 << 20)
         if not chunk:
-            break
-        buf += chunk
-        if len(buf) > MAX_LINE:
-            raise ValueError(f"longer than {MAX_LINE} bytes")
-    return bytes(buf).split(b"\n", 1)[0]
+            return bytes(buf)
+        end = chunk.find(b"\n")  # only the new chunk is searched: linear in the size
+        if end >= 0:
+            buf += chunk[:end]
+        else:
+            buf += chunk
+        if len(buf) > limit:
+            raise ValueError(f"longer than {limit} bytes")
+        if end >= 0:
+            return bytes(buf)
 
 
 # ---------------------------------------------------------------------------
@@ -310,7 +357,10 @@ def call(server: str, request: dict[str, Any], *, timeout: float = REPLY_TIMEOUT
             raise PrintnetError(f"{path}: {exc.strerror}") from None
         try:
             sock.sendall(json.dumps(request, ensure_ascii=False).encode() + b"\n")
-            line = _read_line(sock)
+            line = _read_line(sock, MAX_REPLY)
+        except ValueError as exc:
+            raise PrintnetError(f"server {server}: answer too long ({exc}); narrow it "
+                                "down (CH takes -P, -u, -s and -n)") from None
         except TimeoutError:
             raise PrintnetError(f"server {server} did not answer in {timeout:g} s") from None
         except OSError as exc:

@@ -77,6 +77,10 @@ def main() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(1)
+    except Exception as exc:  # never a traceback for a user: one line (issue 16)
+        from printnet.cli import internal_error
+
+        internal_error(exc)
     if isinstance(code, int) and code:
         sys.exit(code)
 
@@ -265,7 +269,7 @@ def write_status(spool: Path, etc: Path, *, printer: str | None, user: str | Non
             write(json.dumps(view.to_json(), ensure_ascii=False) + "\n")
             return
         printers, lines = view.printers, (
-            (j["position"], j["id"], j["user"], j["printer"], j["priority"], j["state"],
+            (j["position"] or "-", j["id"], j["user"], j["printer"], j["priority"], j["state"],
              j["submitted"], j["title"], j.get("note") or "") for j in view.jobs)
     else:
         # The fast listing: the master file's rows as text, never decoded into jobs.
@@ -303,7 +307,7 @@ def check_printer(station: Station, printer: str | None) -> None:
 
 # POS ID USER[:10] PRINTER[:10] PRIORITY STATE SUBMITTED[:19] TITLE[:40] [NOTE]; %-style
 # because it formats 100,000 lines twice as fast as the same f-string.
-_JOB_LINE = "%4d %-18s %-10.10s %-10.10s %-9s %-9s %-19.19s %.40s%s\n"
+_JOB_LINE = "%4s %-18s %-10.10s %-10.10s %-9s %-9s %-19.19s %.40s%s\n"
 
 
 def _job_lines(jobs: Iterable[ListedJob]) -> list[str]:

@@ -57,6 +57,9 @@ class OperatorJobs:
     def queues(self) -> Queues:
         queues: dict[str, list[dict[str, Any]]] = {}
         held = rejected = 0
+        # Assigned ahead: handed to a printer that still prints the job before (`next`).
+        with self._server.lock:
+            ahead = {a.job.id for q in self._server.backlog.values() for a in q}
         for index, svc in enumerate(self._server.services, 1):
             with contextlib.suppress(PrintnetError):
                 svc.store.refresh()
@@ -68,7 +71,10 @@ class OperatorJobs:
                     held += job.state is JobState.HELD
                     entry = job.to_json()
                     entry.update(position=position, disk=index,
-                                 progress=self._progress(svc.root, job))
+                                 progress=self._progress(svc.root, job),
+                                 next=job.id in ahead)
+                    if job.id in ahead:
+                        entry["note"] = f"next on {job.assigned} (assigned ahead, not started)"
                     queues.setdefault(dest, []).append(entry)
         for jobs in queues.values():
             jobs.sort(key=lambda j: (j["disk"], j["position"]))

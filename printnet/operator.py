@@ -42,7 +42,9 @@ class Queues:
 
     Each entry is the job's JSON (`masterfile.Job.to_json`) plus `position` (in
     its destination's queue), `disk` (1-based, as `disks` lists them) and
-    `progress` ({pages, page_total, bytes, total} of a printing job, else None).
+    `progress` ({pages, page_total, bytes, total} of a printing job, else None) and
+    `next` (True for a job assigned ahead: state printing, handed to a printer that
+    still prints the job before; it has not started -- CH shows it as `next`).
     """
 
     jobs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)

@@ -44,13 +44,19 @@ NOTE_STOPPED = "Printer stopped"
 NOTE_NIGHT = "Waits for the NIGHT window"
 
 
+def night_note(night: tuple[int, int]) -> str:
+    """The note of an overnight job outside the window: when it opens (the server's
+    local wall-clock time, as NIGHT is given)."""
+    return f"{NOTE_NIGHT} (opens {night[0] % 24:02d}:00)"
+
+
 def needs_note(setup: str) -> str:
     return f"Needs {setup}"
 
 
 def _scheduler_note(note: str) -> bool:
     """Notes the scheduler set and may clear (others, e.g. a restart, stay)."""
-    return note.startswith("Needs ") or note in (NOTE_NIGHT, NOTE_STOPPED, NOTE_OFFLINE)
+    return note.startswith(("Needs ", NOTE_NIGHT)) or note in (NOTE_STOPPED, NOTE_OFFLINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +159,7 @@ def decide(
         visited.add(job.id)
         dest = job.printer
         serving = members[dest]
-        with_form = _with_form(job, serving, night_open)
+        with_form = _with_form(job, serving, night_open, night)
         if isinstance(with_form, str):
             note(job, with_form)
             continue
@@ -203,7 +209,7 @@ def decide(
             serving = members.get(job.printer, [])
             if not serving:
                 continue
-            with_form = _with_form(job, serving, night_open)
+            with_form = _with_form(job, serving, night_open, night)
             if isinstance(with_form, str):
                 note(job, with_form)
                 continue
@@ -218,12 +224,12 @@ def decide(
     return decisions
 
 
-def _with_form(job: Job, serving: Sequence[PrinterView],
-               night_open: bool) -> list[PrinterView] | str:
+def _with_form(job: Job, serving: Sequence[PrinterView], night_open: bool,
+               night: tuple[int, int]) -> list[PrinterView] | str:
     """The printers that have `job`'s setup mounted, or the note that keeps it
     waiting whatever their load (the NIGHT window, a setup nobody has mounted)."""
     if job.priority is Priority.OVERNIGHT and not night_open:
-        return NOTE_NIGHT
+        return night_note(night)
     with_form = [p for p in serving if not job.setup or job.setup == p.setup]
     return with_form or needs_note(job.setup)
 

@@ -119,6 +119,12 @@ def restart(job: Job) -> Op:
     return requeue(job, RESTARTED_NOTE, restarted=True, token_was=job.token)
 
 
+def hand_back(job: Job) -> Op:
+    """A job claimed by a holder that failed before its printer started it: pending
+    again, not a restart (nothing was sent; `server.started` says so)."""
+    return requeue(job, "", token_was=job.token)
+
+
 def start(job_id: str, printer: str, *, holder: str, token: str) -> Op:
     """The scheduler's assignment: `printer` of server `holder` (lease `token`) prints it."""
     return op_state(job_id, JobState.PRINTING, "", holder=holder, token=token,

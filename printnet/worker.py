@@ -182,8 +182,12 @@ class PrinterWorker:
         *,
         on_result: Callable[[Result], None],
         on_event: Callable[[str], None],
+        on_start: Callable[[Assignment], None] | None = None,
     ) -> None:
         self.printer = printer
+        # Called just before a job's first byte goes out (`server.started`): a job
+        # assigned ahead that never started is no restart when its server dies.
+        self.on_start = on_start
         self.config = config
         self.setup = printer.setup  # the mounted setup
         self.on_result = on_result
@@ -360,6 +364,8 @@ class PrinterWorker:
         self.total = len(payload)
         self.page_total = rendered.pages
         offset = 0
+        if self.on_start is not None:
+            self.on_start(a)
         while True:
             try:
                 offset = self._send(payload, offset, kind)

@@ -293,7 +293,7 @@ def etc(tmp_path: Path) -> Path:
     return etc
 
 
-def test_file_port_appends_and_creates_0644(etc: Path) -> None:
+def test_file_port_appends_and_creates_0640(etc: Path) -> None:
     target = etc.parent / "out" / "lp.txt"
     printer = PrinterConfig(name="LP", port=f"file://{target}")
     for chunk in (b"first job\f", b"second job\f"):
@@ -306,7 +306,7 @@ def test_file_port_appends_and_creates_0644(etc: Path) -> None:
     assert target.read_bytes() == b"first job\fsecond job\f"
     umask = os.umask(0)
     os.umask(umask)
-    assert stat.S_IMODE(target.stat().st_mode) == 0o644 & ~umask
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640 & ~umask
 
 
 def test_file_port_relative_path_is_against_etc(etc: Path) -> None:

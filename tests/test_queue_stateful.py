@@ -158,7 +158,12 @@ class QueueMachine(RuleBasedStateMachine):
         return applied
 
     def _plan(self, server: Server, **inputs: Any) -> Plan:
-        """The server's planner on this server's current view."""
+        """The server's planner on this server's current view.
+
+        Every claimed job of the model counts as started (its printer sent bytes):
+        the model requeues them as restarts; `test_claim_ahead` covers the others."""
+        inputs.setdefault("started", {(j.id, j.token) for j in self.jobs.values()
+                                      if j.state is JobState.PRINTING})
         return plan_cycle(server.store.state,
                           CycleInputs(server=server.name, token=server.token, **inputs),
                           NIGHT_TIME)

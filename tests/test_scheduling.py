@@ -185,7 +185,7 @@ def test_overnight_jobs_only_start_inside_the_night_window(
         assert a not in result.notes
     else:
         assert all(j != a for j, _ in result.assigned)
-        assert result.notes[a] == sch.NOTE_NIGHT
+        assert result.notes[a] == f"Waits for the NIGHT window (opens {window[0]:02d}:00)"
     assert (b, "LP2") in result.assigned  # standard jobs print at any hour
 
 

@@ -372,10 +372,12 @@ DEFAULT LP
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
+    # In CI a fixture that cannot come up fails with its reason; elsewhere it skips.
+    cannot = pytest.fail if os.environ.get("CI") == "true" else pytest.skip
     if not IS_ROOT:
-        pytest.skip("needs root: creates Unix users and runs commands as them")
+        cannot("needs root: creates Unix users and runs commands as them")
     if shutil.which("useradd") is None:
-        pytest.skip("needs useradd (package passwd) to create the test users")
+        cannot("needs useradd (package passwd) to create the test users")
     spool_gid = _ensure_group(SPOOL_GROUP)
     _ensure_group(OPS_GROUP)
     accounts = {
@@ -911,6 +913,10 @@ def test_console_commands_need_the_password(world: World) -> None:
     # Mallory cannot even reach the console of the service account's server.
     evil = world.run(MALLORY, "console", "--server", SERVER, "CP", "STOP", "LP")
     assert evil.returncode == 3 and "refusing a planted control folder" in evil.stderr
+    # Without --server she is told why she sees none: it is not hers to reach.
+    none = world.run(MALLORY, "console", "I")
+    assert none.returncode != 0 and "no print server is running" not in none.stderr, none
+    assert f"as user {SVC}" in none.stderr and "not allowed to reach it" in none.stderr, none
     sock = world.base / "run" / f"{SERVER}.sock"  # nor by talking to the socket herself
     raw = world.py(MALLORY, "import socket\ns = socket.socket(socket.AF_UNIX)\n"
                             f"t.try_('connect', s.connect, {str(sock)!r})")

@@ -115,7 +115,7 @@ def test_night_window_uses_the_servers_local_clock(tmp_path: Path,
     night = job(root, tmp_path, "M1", "P1", priority="overnight")
     day = job(root, tmp_path, "M2", "P1")
     tick_until([server], lambda: state(root, day) == "completed", what="the day job")
-    tick_until([server], lambda: master_jobs(root)[night].note == NOTE_NIGHT,
+    tick_until([server], lambda: master_jobs(root)[night].note == f"{NOTE_NIGHT} (opens 00:00)",
                what="the NIGHT note")
     for hour in (12, 23, 6):  # outside: 06:00 is the (excluded) end of the window
         clock.set(hour)

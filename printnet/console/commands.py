@@ -11,6 +11,7 @@ from printnet.console.configure import CP_USAGE, CS_USAGE, cmd_cp, cmd_cs, cp_ch
 from printnet.console.disks import F_USAGE, cmd_f, f_changes
 from printnet.console.protocol import Reply
 from printnet.console.queues import (
+    CH_USAGE,
     P_USAGE,
     VERB_USAGE,
     cmd_cancel,
@@ -69,7 +70,7 @@ def cmd_help(ctx: Ctx) -> Reply:
 COMMANDS: Final[tuple[CommandSpec, ...]] = (
     CommandSpec(("CS",), "configure server", CS_USAGE, cmd_cs, cs_changes),
     CommandSpec(("CP",), "configure printer", CP_USAGE, cmd_cp, cp_changes),
-    CommandSpec(("CH", "CHECK"), "check queues", "CH [printer...]", cmd_ch, never),
+    CommandSpec(("CH", "CHECK"), "check queues", CH_USAGE, cmd_ch, never),
     CommandSpec(("I", "INFO"), "server info", "I", cmd_info, never),
     CommandSpec(("P", "PRINT"), "print a file as the operator", P_USAGE, cmd_print, always,
                 server_thread=False),

@@ -41,6 +41,7 @@ class Ctx:
     server: RunningServer
     command: Command
     args: list[str]
+    as_json: bool = False  # the answer's data is what the caller shows (--json)
 
     @property
     def origin(self) -> str:

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
+from pathlib import Path
 from typing import Any, Final
 
 from printnet.console.commands import COMMANDS, MENU, find_command
@@ -58,7 +60,7 @@ class Console:
         return self.execute(command).to_json()
 
     def execute(self, command: Command) -> Reply:
-        argv, _ = split_json(command.argv)
+        argv, as_json = split_json(command.argv)
         try:
             if not argv:
                 return Reply(text=MENU, data={"menu": MENU.splitlines(),
@@ -69,7 +71,7 @@ class Console:
                 denied = self._gate(command, spec)
                 if denied is not None:
                     return denied
-            ctx = Ctx(self.server, command, args)
+            ctx = Ctx(self.server, command, args, as_json)
             if not spec.server_thread:
                 return spec.run(ctx)
             if self.server.stopping:
@@ -77,6 +79,12 @@ class Console:
             return self.server.between_cycles(lambda: spec.run(ctx), timeout=CALL_TIMEOUT)
         except PrintnetError as exc:
             return Reply.failure(str(exc), exc.exit_code)
+        except Exception as exc:  # no traceback reaches the operator: one line, one event
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            self.server.log(f"console: internal error in {' '.join(argv)[:200]!r}: "
+                            f"{exc!r} at {Path(frame.filename).name}:{frame.lineno}")
+            return Reply.failure(f"internal error: {exc!r} (logged by server "
+                                 f"{self.server.name})")
 
     def _gate(self, command: Command, spec: CommandSpec) -> Reply | None:
         stored = self.server.config().server.password_hash

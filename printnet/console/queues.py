@@ -12,9 +12,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from printnet.console.common import Ctx, name_arg, need, options, pick_disks, seconds, table
+from printnet.console.common import (
+    Ctx,
+    name_arg,
+    need,
+    options,
+    pick,
+    pick_disks,
+    seconds,
+    table,
+)
 from printnet.console.protocol import Reply
-from printnet.errors import UsageError
+from printnet.errors import NotFound, UsageError
 from printnet.model import clean_text
 from printnet.operator import Outcomes
 
@@ -22,26 +31,95 @@ from printnet.operator import Outcomes
 # CH: check queues
 
 
+CH_USAGE: Final = """\
+CH [printer...] [-P printer] [-u user] [-s state] [-n count|all] [--json]
+  printer, -P   only these printers or classes (any case)
+  -u user       only this user's jobs
+  -s state      only jobs in this state: pending, held, printing, next
+                (next: assigned to a printer that is still printing the job before)
+  -n count      show at most this many jobs per queue (default 50 as text, all with
+                --json); the rest are counted ("... and 99,950 more")"""
+CH_DEFAULT_LIMIT: Final = 50  # jobs shown per queue as text, unless -n says otherwise
+CH_STATES: Final = ("pending", "held", "printing", "next")
+
+
+def shown_state(job: dict[str, Any]) -> str:
+    """The state as CH shows it: a job assigned ahead (not started) is `next`."""
+    return "next" if job.get("next") else str(job["state"])
+
+
 def _job_line(job: dict[str, Any], multi: bool) -> list[str]:
     prog = job.get("progress")
     note = job.get("note") or ""
+    state = shown_state(job)
     if prog and prog.get("page_total"):
         note = (note + "; " if note else "") + f"page {prog['pages']} of {prog['page_total']}"
-    elif job["state"] == "printing":
+    elif state == "printing":
         note = (note + "; " if note else "") + f"on {job['assigned']}"
     disk = [str(job["disk"])] if multi else []
-    return [f"{job['position']:>3}", job["id"], job["state"], job["priority"],
+    return [f"{job['position']:>3}", job["id"], state, job["priority"],
             job["user"][:12], *disk, clean_text(job["title"], 30) or "-",
             f"[{note}]" if note else ""]
 
 
+def _ch_filters(ctx: Ctx) -> tuple[set[str], str | None, str | None, int | None]:
+    """CH's arguments: destinations, user, state, limit (None: all)."""
+    opts, rest = options(ctx.args, {}, {"-P": "printer", "--printer": "printer",
+                                        "-u": "user", "--user": "user", "-s": "state",
+                                        "--state": "state", "-n": "limit",
+                                        "--limit": "limit"})
+    wanted = {name_arg(a, "printer") for a in rest}
+    if "printer" in opts:
+        wanted.add(name_arg(opts["printer"], "printer"))
+    state = pick(opts["state"].upper(), [s.upper() for s in CH_STATES], "state").lower() \
+        if "state" in opts else None
+    limit: int | None = None if ctx.as_json else CH_DEFAULT_LIMIT
+    if "limit" in opts:
+        text = opts["limit"]
+        if text.lower() == "all":
+            limit = None
+        elif text.isdigit():
+            limit = int(text)
+        else:
+            raise UsageError(f"-n needs a number or 'all', not {clean_text(text, 20)!r}")
+    return wanted, opts.get("user"), state, limit
+
+
+def _section_jobs(jobs: list[dict[str, Any]], user: str | None, state: str | None,
+                  limit: int | None) -> tuple[list[dict[str, Any]], int]:
+    """The jobs of one queue that CH shows, and how many match in all."""
+    if user is not None:
+        jobs = [j for j in jobs if j["user"] == user]
+    if state is not None:
+        jobs = [j for j in jobs if shown_state(j) == state]
+    return (jobs if limit is None else jobs[:limit]), len(jobs)
+
+
+def _job_rows(jobs: list[dict[str, Any]], count: int, multi: bool,
+              with_printer: bool = False) -> list[str]:
+    rows = table([[*([j["printer"]] if with_printer else []), *_job_line(j, multi)]
+                  for j in jobs], "  ")
+    if not rows:
+        return ["  no jobs" if not count else f"  {count:,} jobs (none shown: -n 0)"]
+    if count > len(jobs):
+        rows.append(f"  ... and {count - len(jobs):,} more (CH -n all shows them; "
+                    "-u, -s narrow them down)")
+    return rows
+
+
 def cmd_ch(ctx: Ctx) -> Reply:
     server = ctx.server
-    wanted = {name_arg(a, "printer") for a in ctx.args}
+    wanted, user, state, limit = _ch_filters(ctx)
     printers = server.printers()
     classes = server.config().classes
     found = server.queues()
     queues = {dest: list(jobs) for dest, jobs in found.jobs.items()}
+    if wanted:
+        known = set(printers) | set(classes) | set(queues) | server.destinations()
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise NotFound(f"no printer or class {', '.join(unknown)} (known: "
+                           f"{' '.join(sorted(set(printers) | set(classes)))})")
     disks = server.disks()
     multi = len(disks) > 1
     sections: list[dict[str, Any]] = []
@@ -49,11 +127,12 @@ def cmd_ch(ctx: Ctx) -> Reply:
     for name, st in printers.items():
         if wanted and name not in wanted:
             continue
-        jobs = queues.pop(name, [])
+        jobs, count = _section_jobs(queues.pop(name, []), user, state, limit)
         sections.append({"kind": "printer", "name": name, "state": st["state"],
                          "reasons": st["reasons"], "setup": st["setup"], "form": st["form"],
                          "accepting": st["accepting"], "reject_reason": st["reject_reason"],
-                         "job": st["job"], "jobs": jobs})
+                         "job": st["job"], "jobs": jobs, "count": count,
+                         "more": count - len(jobs)})
         reasons = "; ".join(st["reasons"])
         extra = f" ({reasons})" if reasons else ""
         accepting = "accepting" if st["accepting"] else \
@@ -61,24 +140,30 @@ def cmd_ch(ctx: Ctx) -> Reply:
         printing = f" {st['job']}" if st["job"] else ""
         lines.append(f"Printer {name}: {st['state']}{printing}{extra}, setup {st['setup']} "
                      f"(form {st['form']}), {accepting}")
-        lines += table([_job_line(j, multi) for j in jobs], "  ") or ["  no jobs"]
+        lines += _job_rows(jobs, count, multi)
     for cls, members in classes.items():
         if wanted and cls not in wanted:
             continue
-        jobs = queues.pop(cls, [])
+        jobs, count = _section_jobs(queues.pop(cls, []), user, state, limit)
         sections.append({"kind": "class", "name": cls, "members": list(members),
-                         "jobs": jobs})
+                         "jobs": jobs, "count": count, "more": count - len(jobs)})
         lines.append(f"Class {cls} ({' '.join(members)}):")
-        lines += table([_job_line(j, multi) for j in jobs], "  ") or ["  no jobs"]
-    if not wanted and queues:
-        others = [j for dest in sorted(queues) for j in queues[dest]]
-        sections.append({"kind": "other", "name": "", "jobs": others})
-        lines.append("Other destinations (other servers' printers):")
-        lines += table([[j["printer"], *_job_line(j, multi)] for j in others], "  ")
-    lines.append(f"Held: {found.held}   Rejected requests: {found.rejected}")
+        lines += _job_rows(jobs, count, multi)
+    others_all = [j for dest in sorted(queues) if not wanted or dest in wanted
+                  for j in queues[dest]]
+    if others_all:
+        others, count = _section_jobs(others_all, user, state, limit)
+        if count:
+            sections.append({"kind": "other", "name": "", "jobs": others, "count": count,
+                             "more": count - len(others)})
+            lines.append("Other destinations (other servers' printers):")
+            lines += _job_rows(others, count, multi, with_printer=True)
+    lines.append(f"Held: {found.held:,}   Rejected requests: {found.rejected:,}")
     return Reply(text="\n".join(lines), data={
         "server": server.name, "queues": sections, "held": found.held,
-        "rejected": found.rejected, "disks": [str(d) for d in disks]})
+        "rejected": found.rejected, "disks": [str(d) for d in disks],
+        "filter": {"printers": sorted(wanted), "user": user, "state": state,
+                   "limit": limit}})
 
 
 # ---------------------------------------------------------------------------

@@ -173,6 +173,9 @@ class Session:
                 continue
             try:
                 self.run(argv)
+            except PrintnetError as exc:  # the server went away, an answer too long...
+                self.err.write(f"printnet: {exc}\n")
+                self.err.flush()
             except KeyboardInterrupt:
                 self.out.write("^C\n")
                 self.out.flush()
@@ -369,7 +372,7 @@ def _offer_password(server: RunningServer, session: Session) -> None:
 def pick_server(name: str | None, etc: Path | None) -> str:
     """The server `printnet console` talks to: --server, else the only one running
     here, else the one etc/server.cmd names."""
-    from printnet.control import running_servers, safe_name
+    from printnet.control import others_servers, running_servers, safe_name
 
     if name:
         return safe_name(name)  # names are case-insensitive: barcon is BARCON
@@ -382,7 +385,7 @@ def pick_server(name: str | None, etc: Path | None) -> str:
             if safe_name(configured) in running or not running:
                 return configured
     if not running:
-        raise PrintnetError("no print server is running on this host")
+        raise PrintnetError(others_servers() or "no print server is running on this host")
     raise UsageError(f"several servers are running here ({', '.join(running)}): "
                      "name one with --server")
 

@@ -9,8 +9,10 @@ This is the embedded default printer.  Everything written is appended to PATH
 (the text after ``file://``, taken literally: no percent-decoding, no query;
 ``file:///var/x`` is absolute, ``file://out/x`` relative to the current
 directory: `ports.open_port` has already made it absolute against etc/).  The
-file is created with mode 0644 (less the umask) if it does not exist; its
-folder must exist.  Line settings are accepted and ignored.
+file is created with mode 0640 (less the umask) if it does not exist: on a
+multi-user spool the printed documents are readable by the service account and
+its group only, never by every user (docs/SECURITY.md); a file that exists keeps
+the mode it has.  Its folder must exist.  Line settings are accepted and ignored.
 
 ``write()`` returns the byte count.  With ``write_timeout=0`` (non-blocking) it
 makes one ``os.write`` and returns what that wrote, so the count is exact even
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
 SCHEME = "file://"
-FILE_MODE = 0o644
+FILE_MODE = 0o640  # printed documents: not world-readable
 
 
 def path_from_url(url: str) -> str:

@@ -64,7 +64,7 @@ TICK: Final = 0.01  # seconds between print steps of the device thread
 LINGER: Final = 0.5  # seconds the device thread waits for more bytes before it exits
 DEFAULT_BUFFER: Final = 4096
 MAX_BUFFER: Final = 16 * 1024 * 1024
-OUT_MODE: Final = 0o644
+OUT_MODE: Final = 0o640  # what it printed: not world-readable (as file://)
 
 _NOT_PRINTING: Final = frozenset({SimState.OFFLINE, SimState.PAPEROUT})
 

@@ -92,6 +92,9 @@ class CycleInputs:
     results: Sequence[Result] = ()
     orphans: Sequence[Job] = ()
     orphans_done: Collection[str] = ()  # orphans whose done/ record exists
+    # (job id, token) of assigned jobs whose printer had started them (`server.started`),
+    # of our previous life and of the orphans' holders: only these count as restarted.
+    started: Collection[tuple[str, str]] = ()
     controls: Sequence[Control] = ()
     policy: Callable[[MasterState], verbs.Change] | None = None
     schedule: Schedule | None = None  # None: assign nothing (stopping, or no lease)
@@ -150,10 +153,15 @@ def plan_cycle(state: MasterState, inputs: CycleInputs, now: datetime) -> Plan:
         if job.id in inputs.orphans_done:
             plan.ops.append(verbs.remove_done(job))
             plan.ended.append(job.id)
-        else:
+        elif (job.id, job.token) in inputs.started:
             plan.ops.append(verbs.restart(job))
             plan.logs.append(f"job {job.id} requeued: holder {job.holder} stopped renewing "
                              "its lease")
+            plan.requeued += 1
+        else:
+            plan.ops.append(verbs.hand_back(job))
+            plan.logs.append(f"job {job.id} requeued: holder {job.holder} stopped renewing "
+                             "its lease before starting it")
             plan.requeued += 1
     preview = _Preview(state, plan.ops)
     for control in inputs.controls:
@@ -183,6 +191,11 @@ def _reconcile(state: MasterState, inputs: CycleInputs, found: Reconcile, plan: 
                 and job.token != inputs.token and job.id not in inputs.printing:
             if job.id in found.done:
                 plan.ops.append(verbs.remove_done(job))
+            elif (job.id, job.token) not in inputs.started:  # assigned ahead, never started
+                plan.ops.append(verbs.hand_back(job))
+                plan.logs.append(f"job {job.id} requeued: this server restarted before "
+                                 "printing it")
+                plan.requeued += 1
             else:
                 plan.ops.append(verbs.restart(job))
                 plan.logs.append(f"job {job.id} requeued: this server restarted while "

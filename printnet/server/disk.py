@@ -61,7 +61,7 @@ from printnet.model import (
     clean_text,
 )
 from printnet.scheduling import Decisions, PrinterView, in_night
-from printnet.server import presence
+from printnet.server import presence, started
 from printnet.server.cycle import (
     Control,
     CycleInputs,
@@ -317,6 +317,7 @@ class SpoolService:
             results=results, orphans=orphans,
             orphans_done={j.id for j in orphans
                           if (self.spool.done / f"{j.id}.json").exists()},
+            started=self._started(reconcile is not None, orphans),
             controls=controls,
             policy=partial(self.admission.policy_ops, now=now_local, now_local=now_local,
                            server_name=server.name))
@@ -355,6 +356,8 @@ class SpoolService:
             store.commit(plan.ops, self.master_lock)
         if sched_key is not None:
             self._decided(sched_key)
+        if reconcile is not None:  # our previous life's jobs are settled: forget them
+            started.clear(self.spool.servers, server.name)
         self.reconciled = True
         for refusal in refused:
             self._refuse(self.taken[refusal.request.id], refusal.reason)
@@ -443,6 +446,15 @@ class SpoolService:
             job = state.get(job_id)
             if job is None or job.state is not JobState.PRINTING or job.token != a.token:
                 self.server.abandon(job_id)
+
+    def _started(self, reconciling: bool, orphans: list[Job]) -> set[tuple[str, str]]:
+        """Which assigned jobs of our previous life and of the orphans' holders had
+        started sending (`server.started`): only those are restarts."""
+        holders = {j.holder for j in orphans} | ({self.server.name} if reconciling else set())
+        out: set[tuple[str, str]] = set()
+        for holder in holders:
+            out |= started.read(self.spool.servers, holder)
+        return out
 
     def _orphans(self) -> list[Job]:
         """Printing jobs whose holder's lease is gone (observed on our own clock)."""

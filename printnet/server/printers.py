@@ -34,6 +34,7 @@ from printnet.model import (
     Request,
 )
 from printnet.scheduling import PrinterView, decide
+from printnet.server import started
 from printnet.server.disk import LOCK_PASS_OVER
 from printnet.spool.layout import Spool
 from printnet.worker import Assignment, PrinterWorker, Result
@@ -176,7 +177,9 @@ class Printers:
 
         register_schemes()
         return PrinterWorker(self.config.printers[name], self.config,
-                             on_result=self._on_result, on_event=self.event)
+                             on_result=self._on_result, on_event=self.event,
+                             on_start=lambda a: started.mark(a.spool.servers, self.name,
+                                                             a.job.id, a.token))
 
     def printer_views(self, service: SpoolService) -> list[PrinterView]:
         views = []

@@ -1,0 +1,35 @@
+"""A `file://` printer's output is not world-readable (issue 16 §4): a real server
+prints a job and the file it wrote is mode 0640 (owner and group only)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_console import Project
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    p = Project(tmp_path)
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+def test_file_printer_output_is_0640(project: Project) -> None:
+    old = os.umask(0o022)  # the usual umask: it must not be what keeps others out
+    try:
+        project.start()
+        job = project.submit("a private letter\n", printer="LOCAL")
+        project.wait_done(job)
+    finally:
+        os.umask(old)
+    out = project.output / "LOCAL.prn"
+    assert b"a private letter" in out.read_bytes()
+    mode = stat.S_IMODE(os.stat(out).st_mode)
+    assert mode == 0o640, oct(mode)
