@@ -17,7 +17,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from printnet.errors import ConfigError, NotFound, PrintnetError, UsageError
+from printnet.errors import ConfigError, NotFound, PrintnetError, SealError, UsageError
 from printnet.masterfile import Job, LazyState
 from printnet.model import (
     MAX_COPIES,
@@ -201,7 +201,7 @@ class Station:
         ]
         check_sources(sources, one_job=not each)
         submitter = Submitter(self.spool, user=self.user, station=self.station,
-                              min_free=self.min_free())
+                              min_free=self.min_free(), seal_to=self.seal_to(template.printer))
         batch = [(template, [s]) for s in sources] if each else [(template, sources)]
         return submitter.submit_many(batch, password=password)
 
@@ -305,6 +305,24 @@ class Station:
         """Whether a server says `printer` takes requests only with its queue password."""
         return any(isinstance(p, dict) and p.get("name") == printer and p.get("password")
                    for info in server_files(self.spool) for p in info.get("printers", []))
+
+    def seal_to(self, printer: str) -> list[Any]:
+        """SEAL=ON: the servers' published keys to seal a job for `printer` to (a
+        printer, or a class with a member, that a server says takes only sealed
+        documents); [] when it needs none.  SealError when it does but no key is
+        published."""
+        if not any(isinstance(p, dict) and p.get("seal")
+                   and printer in (p.get("name"), *(p.get("classes") or ()))
+                   for info in server_files(self.spool) for p in info.get("printers", [])):
+            return []
+        from printnet.keys import published  # cryptography: only when sealing
+
+        found = published(self.spool)
+        if not found:
+            raise SealError(f"{printer} takes only sealed documents (SEAL=ON), but no print "
+                            f"server has published a key in {self.spool.servers}: run "
+                            "`printnet keys create` on the print server")
+        return found
 
     def min_free(self) -> int:
         """Bytes the servers want free on the spool (MINFREE, from their status files)."""

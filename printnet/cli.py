@@ -373,5 +373,14 @@ def console(ctx: click.Context, server_name: str | None, password_env: str | Non
         sys.exit(code)
 
 
+def _keys_group() -> None:
+    from printnet.keys_cli import keys  # sealing keys (SEAL=ON)
+
+    cli.add_command(keys)
+
+
+_keys_group()
+
+
 def main() -> None:
     cli(prog_name="printnet")

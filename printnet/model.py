@@ -259,6 +259,29 @@ class SpooledFile:
         }
 
 
+SEAL_CIPHER: Final = "AES-256-GCM"  # the one cipher of sealed documents (printnet.seal)
+SEAL_CHUNK: Final = 1 << 20  # plaintext bytes per sealed chunk
+MAX_SEAL_KEYS: Final = 64  # recipients (print servers' keys) of one sealed job
+_KID_RE: Final = re.compile(r"[0-9a-f]{16}")
+_WRAP_RE: Final = re.compile(r"[A-Za-z0-9+/=]{16,512}")
+
+
+@dataclass(frozen=True, slots=True)
+class Seal:
+    """How a job's documents are sealed (docs/SECURITY.md, Sealing documents).
+
+    `keys` maps each recipient's key id to the job key wrapped for it (HPKE,
+    base64).  Each file's `size` and `sha256` then describe the sealed bytes on
+    the spool, never the document."""
+
+    keys: tuple[tuple[str, str], ...]
+    cipher: str = SEAL_CIPHER
+    chunk: int = SEAL_CHUNK
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cipher": self.cipher, "chunk": self.chunk, "keys": dict(self.keys)}
+
+
 @dataclass(frozen=True, slots=True)
 class PrintRequest:
     """A request to print one job: who, what, where, how."""
@@ -277,13 +300,14 @@ class PrintRequest:
     hold: bool = False
     password: str | None = None  # a proof derived from the queue password, never clear
     files: tuple[SpooledFile, ...] = field(default_factory=tuple)
+    seal: Seal | None = None  # sealed documents: the wrapped job key (printnet.seal)
 
     @property
     def size(self) -> int:
         return sum(f.size for f in self.files)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "printnet": FORMAT_VERSION,
             "kind": "print",
             "id": self.id,
@@ -301,6 +325,9 @@ class PrintRequest:
             "password": self.password,
             "files": [f.to_json() for f in self.files],
         }
+        if self.seal is not None:  # absent, not null: unsealed requests stay as they were
+            out["seal"] = self.seal.to_json()
+        return out
 
     def encode(self) -> bytes:
         return encode_json(self.to_json())
@@ -375,7 +402,7 @@ def request_from_json(obj: Mapping[str, Any]) -> Request:
 # core never reads the clock, least of all at import).
 _PRINT_KEYS: Final = frozenset(PrintRequest(
     id="", user="", station="", submitted=datetime(2000, 1, 1, tzinfo=UTC), printer=""
-).to_json())
+).to_json()) | {"seal"}
 _CONTROL_KEYS: Final = frozenset(
     {"printnet", "kind", "id", "user", "station", "submitted", "action", "jobs"}
 )
@@ -496,7 +523,27 @@ def _print_from_json(obj: Mapping[str, Any]) -> PrintRequest:
         hold=r.bool_("hold", False),
         password=r.opt_str("password", lambda s: 0 < len(s) <= 512, limit=512),
         files=tuple(files),
+        seal=_seal_from_json(obj.get("seal")),
     )
+
+
+def _seal_from_json(raw: object) -> Seal | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise RequestInvalid("seal", f"must be an object, not {_tname(raw)}")
+    r = _Reader(raw, frozenset({"cipher", "chunk", "keys"}), "seal.")
+    if r.str_("cipher", limit=32) != SEAL_CIPHER:
+        raise RequestInvalid("seal.cipher", f"must be {SEAL_CIPHER}")
+    r.int_("chunk", SEAL_CHUNK, SEAL_CHUNK)
+    keys = raw.get("keys")
+    if not isinstance(keys, dict) or not 1 <= len(keys) <= MAX_SEAL_KEYS:
+        raise RequestInvalid("seal.keys", f"must map 1..{MAX_SEAL_KEYS} key ids to wrapped keys")
+    for kid, wrap in keys.items():
+        if not _KID_RE.fullmatch(kid) or not isinstance(wrap, str) \
+                or not _WRAP_RE.fullmatch(wrap):
+            raise RequestInvalid("seal.keys", f"bad entry {clean_text(str(kid), 20)!r}")
+    return Seal(keys=tuple(sorted(keys.items())))
 
 
 def _control_from_json(obj: Mapping[str, Any]) -> ControlRequest:

@@ -989,6 +989,8 @@ class Server:
             raise RequestInvalid("printer", f"{printer.name} is {reason}")
         if req.setup and req.setup not in self.config.setups:
             raise RequestInvalid("setup", f"unknown setup {req.setup!r}")
+        if req.seal is None and self.config.seals(printer):
+            raise RequestInvalid("seal", f"{printer.name} takes only sealed documents (SEAL=ON)")
         # Per-job limits (MAXCOPIES, MAXBYTES, ...) are the admission's, after this.
         if printer.password_hash:
             from printnet.passwords import verify_queue_proof
@@ -1022,7 +1024,8 @@ class Server:
             "started": self.started,
             "lease": self.config.server.lease,
             # "password": stations ask their user for it before submitting.
-            "printers": [{**w.status(), "password": bool(w.printer.password_hash)}
+            "printers": [{**w.status(), "password": bool(w.printer.password_hash),
+                          "seal": self.config.seals(w.printer)}  # stations seal (SEAL=ON)
                          for w in self.workers.values()],
             "setups": sorted(self.config.setups),
             "counters": vars(self.counters),

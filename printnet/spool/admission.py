@@ -40,7 +40,7 @@ from typing import Final
 
 from printnet import quota, verbs
 from printnet.config import Config, PrinterConfig, SetupConfig
-from printnet.errors import RequestInvalid, SpoolError
+from printnet.errors import PrintnetError, RequestInvalid, SpoolError
 from printnet.masterfile import Job, MasterState
 from printnet.model import JobState, PrintRequest, Request, iso
 from printnet.printers.render import RenderJob, count_pages
@@ -148,12 +148,22 @@ class Admission:
                         from None
                 except SpoolError as exc:
                     raise RequestInvalid(f"files[{f.name}]", str(exc)) from None
-                if len(data) != f.size or hashlib.sha256(data).hexdigest() != f.sha256:
-                    raise RequestInvalid(f"files[{f.name}]", "differs from what was submitted "
-                                         "(size or sha256)")
+                if req.seal is None:
+                    _verify(f.name, f.size, f.sha256, data)
                 files.append(data)
         finally:
             os.close(fd)
+        if req.seal is not None:
+            # Sealed: opened in memory with this server's keys, only to count.
+            from printnet.keys import opener
+
+            try:
+                plain = opener(cfg.server.keys).open(req, files)
+            except PrintnetError as exc:
+                raise RequestInvalid("seal", str(exc)) from None
+            for f, data in zip(req.files, files, strict=True):
+                _verify(f.name, f.size, f.sha256, data)
+            files = plain
         job = RenderJob(id=req.id, user=req.user, station=req.station, title=req.title,
                         submitted=iso(req.submitted), copies=req.copies, header=header,
                         format=req.format, printer=req.printer, setup=setup.name)
@@ -279,6 +289,12 @@ class Admission:
                 out.append(job)
                 quota.add_live(live, job)
         return out
+
+
+def _verify(name: str, size: int, sha256: str, data: bytes) -> None:
+    if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
+        raise RequestInvalid(f"files[{name}]", "differs from what was submitted "
+                             "(size or sha256)")
 
 
 def _limits(req: PrintRequest, printer: PrinterConfig) -> list[tuple[str, str, str]]:

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from printnet.errors import SpoolError, SpoolFull, UsageError
 from printnet.model import (
@@ -44,6 +44,10 @@ from printnet.model import (
     clean_text,
 )
 from printnet.passwords import queue_proof
+
+if TYPE_CHECKING:
+    from printnet.model import Seal
+    from printnet.seal import Recipient
 from printnet.spool.layout import CTL_SUFFIX, REQ_SUFFIX, Spool, is_visible
 from printnet.spool.publish import (
     fsync_dir,
@@ -110,11 +114,13 @@ def check_sources(sources: Sequence[Source], *, one_job: bool = True) -> None:
 class Submitter:
     """Publishes print and control requests to one spool."""
 
-    def __init__(self, spool: Spool, *, user: str, station: str, min_free: int = 0) -> None:
+    def __init__(self, spool: Spool, *, user: str, station: str, min_free: int = 0,
+                 seal_to: Sequence[Recipient] = ()) -> None:
         self.spool = spool
         self.user = user
         self.station = station
         self.min_free = min_free  # bytes that must stay free on the spool's disk
+        self.seal_to = tuple(seal_to)  # SEAL=ON: the servers' keys (printnet.seal)
 
     # -- print requests ----------------------------------------------------------
 
@@ -137,7 +143,8 @@ class Submitter:
             for template, sources in jobs:
                 now = datetime.now(UTC)
                 job_id = new_id(now)
-                _, files = self._copy_data(job_id, sources, written)
+                job_key, sealed = self._job_key(job_id)
+                _, files = self._copy_data(job_id, sources, written, job_key)
                 req = replace(
                     template, id=job_id, user=self.user, station=self.station,
                     submitted=now, files=tuple(files),
@@ -145,6 +152,7 @@ class Submitter:
                         template.title or (files[0].original if files else ""), MAX_TITLE
                     ),
                     password=None if password is None else queue_proof(password, job_id),
+                    seal=sealed,
                 )
                 tmp = self._write_tmp(req.encode(), written)
                 staged.append((req, tmp))
@@ -165,8 +173,18 @@ class Submitter:
             raise translate(exc, self.spool.root) from exc
         return [req for req, _ in staged]
 
+    def _job_key(self, job_id: str) -> tuple[bytes | None, Seal | None]:
+        """SEAL=ON: a fresh job key and its wraps for the servers' keys."""
+        if not self.seal_to:
+            return None, None
+        from printnet import seal
+
+        key = seal.new_job_key()
+        return key, seal.wrap(key, job_id, self.seal_to)
+
     def _copy_data(
-        self, job_id: str, sources: Sequence[Source], written: list[Path]
+        self, job_id: str, sources: Sequence[Source], written: list[Path],
+        job_key: bytes | None = None,
     ) -> tuple[Path, list[SpooledFile]]:
         tmp_dir = self.spool.data / unique_name("." + job_id)
         os.mkdir(tmp_dir, DATA_DIR_MODE)
@@ -174,7 +192,8 @@ class Submitter:
         try:
             for i, src in enumerate(sources):
                 dest = tmp_dir / str(i)
-                size, digest = _copy(src, dest)
+                sealer = None if job_key is None else (job_key, job_id, str(i))
+                size, digest = _copy(src, dest, sealer)
                 files.append(SpooledFile(str(i), clean_text(src.name, 255), size, digest))
             # Only now: a chmod by a non-member of the folder's group clears its setgid
             # bit, and the files above had to inherit the group first.
@@ -246,7 +265,9 @@ def _source_size(src: Source) -> int:
         return 0
 
 
-def _copy(src: Source, dest: Path) -> tuple[int, str]:
+def _copy(src: Source, dest: Path,
+          sealer: tuple[bytes, str, str] | None = None) -> tuple[int, str]:
+    """Copy (sealed: encrypt) `src` to `dest`; the size and sha256 of what was written."""
     digest = hashlib.sha256()
     size = 0
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DATA_FILE_MODE)
@@ -255,13 +276,13 @@ def _copy(src: Source, dest: Path) -> tuple[int, str]:
             os.fchmod(fd, DATA_FILE_MODE)  # whatever the umask: the servers must read it
             if src.stream is not None:
                 reader: BinaryIO = src.stream
-                _pump(reader, out, digest)
+                _pump(reader, out, digest, sealer)
             else:
                 assert src.path is not None
                 # Opened with the station user's rights; O_NOFOLLOW is not used on
                 # purpose: a user may print through their own symlinks.
                 with open(src.path, "rb") as reader_file:
-                    _pump(reader_file, out, digest)
+                    _pump(reader_file, out, digest, sealer)
             size = out.tell()
     except OSError as exc:
         if isinstance(exc, FileNotFoundError) and src.path is not None:
@@ -270,7 +291,15 @@ def _copy(src: Source, dest: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def _pump(reader: BinaryIO, out: BinaryIO, digest: hashlib._Hash) -> None:
+def _pump(reader: BinaryIO, out: BinaryIO, digest: hashlib._Hash,
+          sealer: tuple[bytes, str, str] | None = None) -> None:
+    if sealer is not None:  # the plaintext never reaches the disk
+        from printnet.seal import seal_chunks
+
+        for sealed in seal_chunks(*sealer, reader):
+            digest.update(sealed)
+            out.write(sealed)
+        return
     while chunk := reader.read(CHUNK):
         digest.update(chunk)
         out.write(chunk)
