@@ -180,7 +180,7 @@ class Station:
     def submit(
         self, files: Sequence[str | Path], *, each: bool = False, stdin: Any = None,
         password: str | None = None, ask: Callable[[str], str] | None = None,
-        **options: Any,
+        ref: bool = False, **options: Any,
     ) -> list[PrintRequest]:
         """Queue `files` as one job (or one per file with each=True); return the requests.
 
@@ -196,12 +196,19 @@ class Station:
         if password is None and ask is not None and self.needs_password(template.printer):
             password = ask(template.printer)
         sources = [
-            Source("stdin", stream=stdin) if str(f) == "-" else Source(str(f), path=Path(f))
+            Source("stdin", stream=stdin) if str(f) == "-" else Source(str(f), path=Path(f),
+                                                                       ref=ref)
             for f in files
         ]
+        if ref and any(s.path is None for s in sources):
+            raise UsageError("--ref names files: standard input (-) cannot be referenced")
         check_sources(sources, one_job=not each)
+        seal_to = self.seal_to(template.printer)
+        if ref and seal_to:
+            raise UsageError(f"{template.printer} takes only sealed documents (SEAL=ON): "
+                             "files cannot be named by reference (--ref) for it")
         submitter = Submitter(self.spool, user=self.user, station=self.station,
-                              min_free=self.min_free(), seal_to=self.seal_to(template.printer))
+                              min_free=self.min_free(), seal_to=seal_to)
         batch = [(template, [s]) for s in sources] if each else [(template, sources)]
         return submitter.submit_many(batch, password=password)
 

@@ -126,12 +126,15 @@ def init(ctx: click.Context, owner: str | None, group: str | None) -> None:
     help="Read the queue password from this environment variable.",
 )
 @click.option("--ask-password", is_flag=True, help="Prompt for the queue password.")
+@click.option("--ref", is_flag=True,
+              help="Name the files instead of copying them; the server reads each at print "
+                   "time only if you still may, unchanged (docs/SECURITY.md).")
 @click.argument("files", nargs=-1, required=True)
 @click.pass_context
 def request(
     ctx: click.Context, printer: str | None, priority: str, copies: int, title: str,
     setup: str | None, no_header: bool, raw: bool, hold: bool, each: bool,
-    password_env: str | None, ask_password: bool, files: tuple[str, ...],
+    password_env: str | None, ask_password: bool, ref: bool, files: tuple[str, ...],
 ) -> None:
     """Queue FILES as one print job (like lpr; `-` reads standard input).
 
@@ -144,7 +147,7 @@ def request(
         password = click.prompt("Queue password", hide_input=True, err=True)
     run_request(ctx.obj["spool"], ctx.obj["etc"], files, printer=printer, priority=priority,
                 copies=copies, title=title, setup=setup, header=not no_header, raw=raw,
-                hold=hold, each=each, password_env=password_env, password=password)
+                hold=hold, each=each, password_env=password_env, password=password, ref=ref)
 
 
 # -- status ----------------------------------------------------------------------

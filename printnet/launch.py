@@ -187,7 +187,8 @@ def _ask_password(printer: str) -> str:
 def run_request(spool: Path, etc: Path, files: Sequence[str], *, printer: str | None,
                 priority: str, copies: int, title: str, setup: str | None,
                 header: bool, raw: bool, hold: bool, each: bool,
-                password_env: str | None = None, password: str | None = None) -> None:
+                password_env: str | None = None, password: str | None = None,
+                ref: bool = False) -> None:
     """`printnet request`: queue the files, print each job id on its own line."""
     if password_env:
         password = os.environ.get(password_env)
@@ -201,7 +202,7 @@ def run_request(spool: Path, etc: Path, files: Sequence[str], *, printer: str | 
     requests = _station(spool, etc).submit(
         list(files), each=each, stdin=sys.stdin.buffer if "-" in files else None,
         password=password, ask=ask, printer=printer, priority=priority, copies=copies, title=title,
-        setup=setup, header=header, raw=raw, hold=hold,
+        setup=setup, header=header, raw=raw, hold=hold, ref=ref,
     )
     sys.stdout.write("".join(f"{req.id}\n" for req in requests))
     sys.stdout.flush()

@@ -249,14 +249,29 @@ class SpooledFile:
     original: str  # what the user named (cleaned; for titles and headers only)
     size: int
     sha256: str
+    # By reference (`printnet request --ref`): not spooled; the server reads this
+    # absolute path at print time under printnet.security.read_ref's rules.
+    ref: str | None = None
+    mtime_ns: int | None = None  # the referenced file's mtime at submit
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "original": self.original,
             "size": self.size,
             "sha256": self.sha256,
         }
+        if self.ref is not None:  # absent for spooled files: their format is unchanged
+            out["ref"] = self.ref
+            out["mtime"] = self.mtime_ns
+        return out
+
+
+def valid_ref(path: str) -> bool:
+    """An absolute, normalized path: no empty, `.` or `..` component, no NUL."""
+    if not path.startswith("/") or "\0" in path or len(path) > 4096 or path == "/":
+        return False
+    return all(part not in ("", ".", "..") for part in path[1:].split("/"))
 
 
 SEAL_CIPHER: Final = "AES-256-GCM"  # the one cipher of sealed documents (printnet.seal)
@@ -496,7 +511,8 @@ def _print_from_json(obj: Mapping[str, Any]) -> PrintRequest:
     for i, raw in enumerate(raw_files):
         if not isinstance(raw, dict):
             raise RequestInvalid(f"files[{i}]", f"must be an object, not {_tname(raw)}")
-        fr = _Reader(raw, frozenset({"name", "original", "size", "sha256"}), f"files[{i}].")
+        fr = _Reader(raw, frozenset({"name", "original", "size", "sha256", "ref", "mtime"}),
+                     f"files[{i}].")
         name = fr.str_("name", lambda s: _FILE_NAME_RE.fullmatch(s) is not None, limit=3)
         if name in seen:
             raise RequestInvalid(f"files[{i}].name", f"duplicate file name {name!r}")
@@ -506,6 +522,8 @@ def _print_from_json(obj: Mapping[str, Any]) -> PrintRequest:
             original=clean_text(fr.str_("original", required=False, limit=4096), 255),
             size=fr.int_("size", 0, 1 << 50),
             sha256=fr.str_("sha256", lambda s: re.fullmatch(r"[0-9a-f]{64}", s) is not None),
+            ref=fr.opt_str("ref", valid_ref, limit=4096),
+            mtime_ns=fr.int_("mtime", 0, 1 << 63) if raw.get("ref") is not None else None,
         ))
     setup = r.opt_str("setup", lambda s: valid_name(normalize_name(s)), limit=32)
     return PrintRequest(

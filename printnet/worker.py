@@ -40,7 +40,7 @@ from printnet.printers.drivers import get_driver
 from printnet.printers.ports import close_port, open_port, scheme
 from printnet.printers.render import Rendered, RenderJob, render
 from printnet.printers.writer import SendFailed, SendStalled, send
-from printnet.security import open_job_folder, read_job_file
+from printnet.security import Reader, open_job_folder, read_job_file, read_ref
 from printnet.spool.layout import REQ_SUFFIX, Spool
 from printnet.spool.publish import TRANSIENT_ERRNOS, read_bytes
 
@@ -144,6 +144,9 @@ def load_job(spool: Spool, job_id: str,
         raise _data_error("data folder", exc) from None
     try:
         for f in req.files:
+            if f.ref is not None:
+                files.append(_read_ref(req, f))
+                continue
             try:
                 data = read_job_file(folder, f.name, f.size, user=req.user)
             except OSError as exc:
@@ -166,6 +169,18 @@ def load_job(spool: Spool, job_id: str,
             _verify(f, data)
         files = plain
     return req, files
+
+
+def _read_ref(req: PrintRequest, f: SpooledFile) -> bytes:
+    """A file the request names (--ref), read now under printnet.security.read_ref."""
+    assert f.ref is not None
+    try:
+        return read_ref(f.ref, Reader.of(req.user), size=f.size, mtime_ns=f.mtime_ns,
+                        sha256=f.sha256)
+    except OSError as exc:
+        raise _data_error(f"file {f.ref}", exc) from None
+    except PrintnetError as exc:
+        raise JobDataError(f"by reference: {exc}") from None
 
 
 def _verify(f: SpooledFile, data: bytes) -> None:

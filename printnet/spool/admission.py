@@ -44,7 +44,7 @@ from printnet.errors import PrintnetError, RequestInvalid, SpoolError
 from printnet.masterfile import Job, MasterState
 from printnet.model import JobState, PrintRequest, Request, iso
 from printnet.printers.render import RenderJob, count_pages
-from printnet.security import open_job_folder, read_job_file, user_groups
+from printnet.security import Reader, open_job_folder, read_job_file, read_ref, user_groups
 from printnet.spool import records
 from printnet.spool.layout import Spool
 
@@ -141,6 +141,14 @@ class Admission:
         files = []
         try:
             for f in req.files:
+                if f.ref is not None:  # --ref: read under the same rules as at print
+                    try:
+                        files.append(read_ref(f.ref, Reader.of(req.user), size=f.size,
+                                              mtime_ns=f.mtime_ns, sha256=f.sha256))
+                    except (OSError, SpoolError) as exc:
+                        raise RequestInvalid(f"files[{f.name}]", f"by reference: {exc}") \
+                            from None
+                    continue
                 try:
                     data = read_job_file(fd, f.name, f.size, user=req.user)
                 except OSError as exc:

@@ -83,6 +83,7 @@ class Source:
     name: str
     path: Path | None = None
     stream: BinaryIO | None = None
+    ref: bool = False  # `--ref`: name the file in the request instead of spooling it
 
 
 def check_sources(sources: Sequence[Source], *, one_job: bool = True) -> None:
@@ -191,6 +192,9 @@ class Submitter:
         files = []
         try:
             for i, src in enumerate(sources):
+                if src.ref:
+                    files.append(_reference(src, str(i)))
+                    continue
                 dest = tmp_dir / str(i)
                 sealer = None if job_key is None else (job_key, job_id, str(i))
                 size, digest = _copy(src, dest, sealer)
@@ -203,7 +207,7 @@ class Submitter:
         except BaseException:
             shutil.rmtree(tmp_dir, ignore_errors=True)
             raise
-        written.extend(final / f.name for f in files)
+        written.extend(final / f.name for f in files if f.ref is None)
         written.append(final)
         return final, files
 
@@ -256,8 +260,36 @@ class Submitter:
         return req
 
 
+def _reference(src: Source, name: str) -> SpooledFile:
+    """A file named by reference: its real path, size, mtime and sha256, read now with
+    the user's own rights (the server checks them all again at print time)."""
+    assert src.path is not None
+    path = os.path.realpath(src.path)
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            import stat as stat_mod
+
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise UsageError(f"{src.name}: not a regular file")
+            digest = hashlib.sha256()
+            size = 0
+            while chunk := fh.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+            after = os.fstat(fh.fileno())
+    except FileNotFoundError:
+        raise UsageError(f"{src.name}: no such file") from None
+    except PermissionError:
+        raise UsageError(f"{src.name}: permission denied") from None
+    if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or size != st.st_size:
+        raise UsageError(f"{src.name}: changed while it was read; try again")
+    return SpooledFile(name, clean_text(src.name, 255), size, digest.hexdigest(), ref=path,
+                       mtime_ns=st.st_mtime_ns)
+
+
 def _source_size(src: Source) -> int:
-    if src.path is None:
+    if src.path is None or src.ref:
         return 0
     try:
         return os.stat(src.path).st_size
