@@ -215,23 +215,18 @@ def published(spool: Spool) -> list[seal.Recipient]:
 class Opener:
     """Opens sealed jobs with this server's keys, in memory only.
 
-    The keyring is read once and again whenever a job names none of the keys
-    held (a key created or rotated since), at most every `RELOAD` seconds.
+    The keyring is read on first use and again whenever a job names none of
+    the keys held (a key created or rotated since): a small local folder, read
+    only on such a miss.
     """
-
-    RELOAD: Final = 2.0
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._ring: dict[str, X25519PrivateKey] = {}
-        self._loaded = float("-inf")
 
     def ring(self, wanted: tuple[str, ...]) -> dict[str, X25519PrivateKey]:
-        import time
-
-        now = time.monotonic()
-        if not any(k in self._ring for k in wanted) and now - self._loaded >= self.RELOAD:
-            self._ring, self._loaded = keyring(self.folder), now
+        if not any(k in self._ring for k in wanted):
+            self._ring = keyring(self.folder)
         return self._ring
 
     def open(self, req: PrintRequest, sealed: list[bytes]) -> list[bytes]:

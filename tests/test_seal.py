@@ -267,9 +267,11 @@ def test_rotation_keeps_queued_jobs_printable(site: Site) -> None:
     assert "retired" in out
     pubs = {p.stem for p in (site.root / "servers").glob("*.pub")}
     assert pubs and not pubs & old
-    after = site.request("SEALED", body("AFTER-ROTATION", 5000))
+    after = site.request("SEALED", body("AFTER-ROTATION", 5000), "--hold")  # held: its
     new = {kid for kid, _ in site.request_file(after).seal.keys}  # type: ignore[union-attr]
-    assert new == pubs
+    assert new == pubs  # request stays in received/ until we have looked at it
+    site.queued(after)
+    site.cli("release", after)
     assert site.done(after)["outcome"] == "completed"
     site.cli("release", before)
     assert site.done(before)["outcome"] == "completed"
