@@ -307,3 +307,14 @@ def _me() -> str:
     import pwd
 
     return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def test_ref_is_refused_for_a_sealed_printer(site: Site) -> None:
+    """--ref would leave the document unsealed: the station says so, writing nothing."""
+    src = site.source(b"by reference\n")
+    code, _, err = site.cli("request", "--ref", "-P", "SEALED", str(src), check=False)
+    assert code == 2, err
+    assert "SEALED takes only sealed documents (SEAL=ON): files cannot be named by " \
+           "reference (--ref)" in err
+    code, _, err = site.cli("request", "--ref", "-P", "PLAIN", "-", check=False)
+    assert code == 2 and "standard input (-) cannot be referenced" in err
