@@ -248,3 +248,24 @@ def opener(configured: Path | None) -> Opener:
     if folder not in _openers:
         _openers[folder] = Opener(folder)
     return _openers[folder]
+
+
+def seal_doubts(configured: Path | None, spool: Spool) -> list[str]:
+    """What a server with sealed printers logs at start about its keys and `spool`."""
+    folder = keys_folder(None, configured)
+    out = []
+    try:
+        check_local(folder, (spool.root,))
+    except UsageError as exc:
+        out.append(str(exc))
+    try:
+        held = {k.kid for k in local_keys(folder)}
+    except (SealError, OSError) as exc:
+        held = set()
+        out.append(f"sealed printers, but this server's keys cannot be read: {exc}")
+    if not held and not out:
+        out.append(f"sealed printers, but no key in {folder}: run `printnet keys create`")
+    if held and not any(r.kid in held for r in published(spool)):
+        out.append(f"none of this server's keys is published on {spool.root}: stations "
+                   "cannot seal to it (`printnet keys create` or `rotate` publishes one)")
+    return out

@@ -318,3 +318,22 @@ def test_ref_is_refused_for_a_sealed_printer(site: Site) -> None:
            "reference (--ref)" in err
     code, _, err = site.cli("request", "--ref", "-P", "PLAIN", "-", check=False)
     assert code == 2 and "standard input (-) cannot be referenced" in err
+
+
+def test_a_server_with_sealed_printers_and_no_key_says_so(tmp_path: Path) -> None:
+    root = tmp_path / "spool"
+    Spool.init(root)
+    keys_dir = tmp_path / "nokeys"
+    etc = make_etc(tmp_path / "site", "S2", [root],
+                   [PrinterSpec("SEALED", tmp_path / "site" / "out" / "S.prn", header=False)],
+                   extra_server=f'SEAL ON\nKEYS "{keys_dir}"\n')
+    server = start_server(etc, "S2", env=server_env(tmp_path / "run"))
+    try:
+        wait_for(lambda: "no keys folder" in server.log_text(), WAIT,
+                 "the warning", on_timeout=server.log_text)
+        info = wait_for(lambda: published(root, "S2"), WAIT, "S2 publishes its status")
+        assert info
+        status = json.loads((root / "servers" / "S2.json").read_text())
+        assert [p["seal"] for p in status["printers"]] == [True]  # the site's SEAL ON
+    finally:
+        server.stop()
