@@ -148,7 +148,7 @@ def init(ctx: click.Context, owner: str | None, group: str | None) -> None:
 @click.option("--ref", is_flag=True,
               help="Name the files instead of copying them; the server reads each at print "
                    "time only if you still may, unchanged (docs/SECURITY.md).")
-@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.argument("files", nargs=-1, required=True, type=click.Path(readable=False))
 @click.pass_context
 def request(
     ctx: click.Context, printer: str | None, priority: str, copies: int, title: str,

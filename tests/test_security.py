@@ -1106,6 +1106,9 @@ def test_ref_a_file_readable_only_through_a_group(world: World, refs: Refs) -> N
     # mallory's station cannot even hash it; a forged request is refused at print.
     result = world.run(MALLORY, "request", "--ref", "-P", "LP", str(doc))
     assert result.returncode != 0 and "permission denied" in result.stderr
+    # Nor copy it: the station names the file, not the spool.
+    result = world.run(MALLORY, "request", "-P", "LP", str(doc))
+    assert result.returncode != 0 and f"{doc}: permission denied" in result.stderr
     forged = _forge_ref(world, MALLORY, doc, marker + b"\n", os.stat(doc).st_mtime_ns)
     _rejected(world, forged, f"{MALLORY} may not read {doc}")
     assert refs.printed().count(marker) == 1
