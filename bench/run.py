@@ -61,6 +61,9 @@ class Plan:
     shared_jobs: int = 300
     cross_samples: int = 20
     profile: bool = True
+    seal_mib: int = 64  # the large file of the sealing rows
+    seal_jobs: int = 2000  # small jobs of the sealing rows
+    seal_runs: int = 3
 
     @classmethod
     def make(cls, quick: bool, smoke: bool = False) -> Plan:
@@ -70,14 +73,15 @@ class Plan:
                        drain_servers=(1,), drain_runs=1, pickup_samples=3,
                        line=((115200, 2, 400),), scale_sizes=(200,), scale_ticks=3,
                        scale_wait=0.3, crash_n=10, shared=False, profile=False,
-                       ipp_jobs=40, ipp_runs=1)
+                       ipp_jobs=40, ipp_runs=1, seal_mib=4, seal_jobs=20, seal_runs=1)
         if not quick:
             return cls(quick=False)
         return cls(quick=True, startup_runs=12, cli_calls=15, batch=1000, batch_runs=1,
                    cups_list_sizes=(1000,), list_runs=3, drain_runs=1,
                    cups_drain_jobs=300, pickup_samples=15, cups_pickup_samples=15,
                    line=((9600, 3, 600), (115200, 6, 6000)), crash_n=200, shared=False,
-                   profile=False, ipp_jobs=500, ipp_runs=1)
+                   profile=False, ipp_jobs=500, ipp_runs=1, seal_mib=32, seal_jobs=1000,
+                   seal_runs=1)
 
 
 @dataclass
@@ -377,6 +381,35 @@ class Run:
                  + ", ".join(f"{x:.0f}" for x in cu),
             samples=pn, cups_samples=cu))
 
+    def seal(self) -> None:
+        """SEAL=ON against the same work unsealed (bench.seal_bench)."""
+        from bench import seal_bench
+
+        plan = self.plan
+        sub, opn = seal_bench.large(self.work, plan.seal_mib, plan.seal_runs)
+        many = seal_bench.many(self.work, plan.seal_jobs, plan.seal_runs)
+        size = f"{plan.seal_mib} MiB"
+        for metric, cost, unit, cmd, what in (
+            ("Sealing: submit a large file", sub, "MB/s", "Submitter.submit",
+             "copy onto the spool, fsync"),
+            ("Sealing: open at print", opn, "MB/s", "worker.load_job",
+             "read safely, sha256"),
+            ("Sealing: submit small jobs", many, "jobs/s", "Submitter.submit_many",
+             f"{plan.seal_jobs} × 1 KB, one batch"),
+        ):
+            for sealed in (False, True):
+                value = cost.sealed if sealed else cost.plain
+                samples = cost.sealed_samples if sealed else cost.plain_samples
+                self.rows.append(Row(
+                    f"{metric}, {'SEAL=ON' if sealed else 'unsealed'}",
+                    size if unit == "MB/s" else f"{plan.seal_jobs} × 1 KB", unit, True,
+                    value, None, target="—", met=None, printnet_cmd=cmd, cups_cmd="",
+                    note=(f"{what}" + ("; + AES-256-GCM per 1 MiB chunk, HPKE key wrap "
+                                       f"per job: {cost.sealed / cost.plain:.2f} × unsealed"
+                                       if sealed else "")
+                          + "; runs " + ", ".join(f"{x:.0f}" for x in samples)),
+                    samples=samples))
+
     def crash(self) -> None:
         n = self.plan.crash_n
         m = pb.crash(self.work, n)
@@ -526,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         ("startup", run.startup), ("submit", run.submit), ("listing", run.listing),
         ("drain", run.drain), ("pickup", run.pickup), ("line", run.line),
         ("scale", run.scale), ("crash", run.crash), ("gateway", run.gateway),
+        ("seal", run.seal),
     ]
     if plan.shared:
         sections.append(("shared", run.shared))

@@ -21,6 +21,7 @@
 ;   ACCEPT=YES|NO REASON="text"  STOPPED=YES|NO  PASSWORD=qscrypt$...
 ;   MAXCOPIES=n MAXBYTES=n[K|M|G] MAXFILE=n[K|M|G] MAXPAGES=n   (per job)
 ;   OVERLIMIT=REJECT|HOLD  a job over a MAX... limit is rejected (default) or held
+;   SEAL=ON|OFF            take only sealed documents (default: SEAL in server.cmd)
 ;
 ; The embedded default printer appends to <project>/output/LOCAL.prn.
 PRINTER LOCAL PORT=file://../output/LOCAL.prn SETUP=STANDARD HEADER=LOCAL

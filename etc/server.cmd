@@ -56,3 +56,16 @@ OPERATORS root
 ; MINFREE MiB
 ;   Below this much free space on a spool's disk, new requests are refused.
 ;MINFREE 100
+
+; SEAL ON|OFF
+;   ON: every printer of this server takes only sealed documents (a printer's
+;   SEAL= overrides it).  Stations encrypt each document to the print servers'
+;   public keys before it reaches the shared disk; only servers can read it,
+;   in memory while printing.  Create the keys first: `printnet keys create`.
+;   See docs/SECURITY.md (Sealing documents).
+;SEAL ON
+
+; KEYS folder
+;   This server's private sealing keys: a local folder (0700, files 0600), never
+;   on the spool.  Default /var/lib/printnet/keys; $PRINTNET_KEYS overrides it.
+;KEYS /var/lib/printnet/keys

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from printnet import charset
-from printnet.errors import ConfigError, NotFound, PrintnetError, UsageError
+from printnet.errors import ConfigError, NotFound, PrintnetError, SealError, UsageError
 from printnet.masterfile import Job, LazyState
 from printnet.model import (
     MAX_COPIES,
@@ -292,7 +292,7 @@ class Station:
         self, files: Sequence[str | Path], *, each: bool = False, stdin: Any = None,
         password: str | None = None, ask: Callable[[str], str] | None = None,
         max_stdin: int | None = None, progress: Callable[[int, int | None], None] | None = None,
-        **options: Any,
+        ref: bool = False, **options: Any,
     ) -> list[PrintRequest]:
         """Queue `files` as one job (or one per file with each=True); return the requests.
 
@@ -310,14 +310,21 @@ class Station:
         if password is None and ask is not None and self.needs_password(template.printer):
             password = ask(template.printer)
         sources = [
-            Source("stdin", stream=stdin) if str(f) == "-" else Source(str(f), path=Path(f))
+            Source("stdin", stream=stdin) if str(f) == "-" else Source(str(f), path=Path(f),
+                                                                       ref=ref)
             for f in files
         ]
+        if ref and any(s.path is None for s in sources):
+            raise UsageError("--ref names files: standard input (-) cannot be referenced")
         check_sources(sources, one_job=not each)
+        seal_to = self.seal_to(template.printer)
+        if ref and seal_to:
+            raise UsageError(f"{template.printer} takes only sealed documents (SEAL=ON): "
+                             "files cannot be named by reference (--ref) for it")
         submitter = Submitter(
             self.spool, user=self.user, station=self.station, min_free=self.min_free(),
             max_stdin=DEFAULT_MAX_STDIN if max_stdin is None else max_stdin,
-            progress=progress)
+            progress=progress, seal_to=seal_to)
         batch = [(template, [s]) for s in sources] if each else [(template, sources)]
         return submitter.submit_many(batch, password=password)
 
@@ -421,6 +428,24 @@ class Station:
         """Whether a server says `printer` takes requests only with its queue password."""
         return any(isinstance(p, dict) and p.get("name") == printer and p.get("password")
                    for info in server_files(self.spool) for p in info.get("printers", []))
+
+    def seal_to(self, printer: str) -> list[Any]:
+        """SEAL=ON: the servers' published keys to seal a job for `printer` to (a
+        printer, or a class with a member, that a server says takes only sealed
+        documents); [] when it needs none.  SealError when it does but no key is
+        published."""
+        if not any(isinstance(p, dict) and p.get("seal")
+                   and printer in (p.get("name"), *(p.get("classes") or ()))
+                   for info in server_files(self.spool) for p in info.get("printers", [])):
+            return []
+        from printnet.keys import published  # cryptography: only when sealing
+
+        found = published(self.spool)
+        if not found:
+            raise SealError(f"{printer} takes only sealed documents (SEAL=ON), but no print "
+                            f"server has published a key in {self.spool.servers}: run "
+                            "`printnet keys create` on the print server")
+        return found
 
     def min_free(self) -> int:
         """Bytes the servers want free on the spool (MINFREE, from their status files)."""

@@ -164,13 +164,16 @@ def init(ctx: click.Context, owner: str | None, group: str | None) -> None:
 @click.option("--wait", is_flag=True,
               help="Return when the jobs have ended; exit 0 completed, 4 canceled, "
                    "5 aborted, 6 rejected.")
-@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--ref", is_flag=True,
+              help="Name the files instead of copying them; the server reads each at print "
+                   "time only if you still may, unchanged (docs/SECURITY.md).")
+@click.argument("files", nargs=-1, required=True, type=click.Path(readable=False))
 @click.pass_context
 def request(
     ctx: click.Context, printer: str | None, priority: str, copies: int, title: str,
     setup: str | None, no_header: bool, raw: bool, hold: bool, each: bool,
     encoding: str | None, password_env: str | None, ask_password: bool,
-    max_stdin: str | None, wait: bool,
+    max_stdin: str | None, wait: bool, ref: bool,
     files: tuple[str, ...],
 ) -> None:
     """Queue FILES as one print job (like lpr; `-` reads standard input).
@@ -190,7 +193,7 @@ def request(
                        header=not no_header, raw=raw, hold=hold, each=each,
                        password_env=password_env, password=password, max_stdin=max_stdin,
                        encoding=encoding,
-                       wait=wait)
+                       wait=wait, ref=ref)
     if code:
         sys.exit(code)
 
@@ -610,6 +613,15 @@ def console(ctx: click.Context, server_name: str | None, password_env: str | Non
     code = session.run(argv)
     if code:
         sys.exit(code)
+
+
+def _keys_group() -> None:
+    from printnet.keys_cli import keys  # sealing keys (SEAL=ON)
+
+    cli.add_command(keys)
+
+
+_keys_group()
 
 
 def main() -> None:

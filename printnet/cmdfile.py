@@ -628,6 +628,14 @@ SERVER_SCHEMA: Final = Schema("server.cmd", {
         "MINFREE", Repeat.SINGLE, "MiB that must stay free on a spool's disk",
         "MINFREE 100", Int(0, 1 << 30, "MiB"), True,
     ),
+    "SEAL": Keyword(
+        "SEAL", Repeat.SINGLE, "seal documents on the spool for every printer (ON/OFF)",
+        "SEAL ON", Choice(("ON", "OFF")), True,
+    ),
+    "KEYS": Keyword(
+        "KEYS", Repeat.SINGLE, "local folder of this server's private sealing keys",
+        "KEYS /var/lib/printnet/keys", PathText(), True,
+    ),
 })
 
 PRINTER_KEYS: Final[Mapping[str, Value]] = {
@@ -653,6 +661,7 @@ PRINTER_KEYS: Final[Mapping[str, Value]] = {
     "MAXPAGES": Int(1, 10_000_000, "pages"),
     "MAXFILE": Int(1, 1 << 50, "bytes", sizes=True),
     "OVERLIMIT": Choice(("REJECT", "HOLD")),
+    "SEAL": Choice(("ON", "OFF")),
 }
 
 SETUP_KEYS: Final[Mapping[str, Value]] = {

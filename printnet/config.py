@@ -70,6 +70,8 @@ class ServerConfig:
     quotas: tuple[QuotaRule, ...] = ()
     held_expiry: float | None = None  # seconds a job may stay held (HELDEXPIRY, hours)
     min_free: int = 0  # bytes that must stay free on a spool's disk (MINFREE, MiB)
+    seal: bool = False  # SEAL ON: every printer takes only sealed documents (docs/SECURITY.md)
+    keys: Path | None = None  # KEYS: this server's private sealing keys (a local folder)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,10 @@ class Config:
             for cls in printer.classes:
                 out.setdefault(cls, []).append(printer.name)
         return {k: tuple(v) for k, v in out.items()}
+
+    def seals(self, printer: PrinterConfig) -> bool:
+        """Whether `printer` takes only sealed documents (its SEAL=, else the site's SEAL)."""
+        return self.server.seal if printer.seal is None else printer.seal
 
     @property
     def project(self) -> Path:
@@ -202,6 +208,8 @@ def _server(cmds: list[cmdfile.Command], project: Path, server_name: str | None,
     quotas: list[QuotaRule] = []
     held_expiry: float | None = None
     min_free = 0
+    seal = False
+    keys: Path | None = None
     for cmd in cmds:
         if cmd.keyword == "SERVER":
             name = cmd.get_opt_str("NAME") or name
@@ -248,6 +256,11 @@ def _server(cmds: list[cmdfile.Command], project: Path, server_name: str | None,
         elif cmd.keyword == "MINFREE":
             assert isinstance(cmd.value, int)
             min_free = cmd.value * 1024 * 1024
+        elif cmd.keyword == "SEAL":
+            seal = cmd.value == "ON"
+        elif cmd.keyword == "KEYS":
+            assert cmd.name is not None
+            keys = Path(os.path.normpath(project / cmd.name))
     if server_name is not None:
         try:
             name = cmdfile.convert_name(server_name)
@@ -266,6 +279,8 @@ def _server(cmds: list[cmdfile.Command], project: Path, server_name: str | None,
         quotas=tuple(quotas),
         held_expiry=held_expiry,
         min_free=min_free,
+        seal=seal,
+        keys=keys,
     )
 
 
@@ -326,6 +341,7 @@ def _printers(
                 max_pages=cmd.get_opt_int("MAXPAGES"),
                 max_file=cmd.get_opt_int("MAXFILE"),
                 over_limit=OverAction(cmd.get_str("OVERLIMIT", "REJECT").lower()),
+                seal=None if not cmd.has("SEAL") else cmd.get_str("SEAL", "OFF") == "ON",
             )
         elif cmd.keyword == "DEFAULT":
             default = name

@@ -67,6 +67,10 @@ class SpoolError(PrintnetError):
     """The shared disk misbehaved or is not a printnet spool."""
 
 
+class SealError(PrintnetError):
+    """A sealed document cannot be sealed or opened (no key, changed, reordered, truncated)."""
+
+
 class SpoolFull(SpoolError):
     """Free space is below the configured guard, or the disk is full."""
 

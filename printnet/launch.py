@@ -212,7 +212,7 @@ def run_request(spool: Path, etc: Path, files: Sequence[str], *, printer: str | 
                 header: bool, raw: bool, hold: bool, each: bool,
                 password_env: str | None = None, password: str | None = None,
                 encoding: str | None = None, max_stdin: str | None = None,
-                wait: bool = False) -> int:
+                wait: bool = False, ref: bool = False) -> int:
     """`printnet request`: queue the files, print each job id on its own line; with
     `wait`, wait for them to end.  Returns the exit status (`printnet.watch`)."""
     if password_env:
@@ -239,7 +239,7 @@ def run_request(spool: Path, etc: Path, files: Sequence[str], *, printer: str | 
             list(files), each=each, stdin=sys.stdin.buffer if "-" in files else None,
             password=password, ask=ask, printer=printer, priority=priority, copies=copies,
             title=title, setup=setup, header=header, raw=raw, hold=hold, encoding=encoding,
-            max_stdin=limit,
+            max_stdin=limit, ref=ref,
             progress=progress,
         )
     finally:

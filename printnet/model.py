@@ -254,14 +254,52 @@ class SpooledFile:
     original: str  # what the user named (cleaned; for titles and headers only)
     size: int
     sha256: str
+    # By reference (`printnet request --ref`): not spooled; the server reads this
+    # absolute path at print time under printnet.security.read_ref's rules.
+    ref: str | None = None
+    mtime_ns: int | None = None  # the referenced file's mtime at submit
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "original": self.original,
             "size": self.size,
             "sha256": self.sha256,
         }
+        if self.ref is not None:  # absent for spooled files: their format is unchanged
+            out["ref"] = self.ref
+            out["mtime"] = self.mtime_ns
+        return out
+
+
+def valid_ref(path: str) -> bool:
+    """An absolute, normalized path: no empty, `.` or `..` component, no NUL."""
+    if not path.startswith("/") or "\0" in path or len(path) > 4096 or path == "/":
+        return False
+    return all(part not in ("", ".", "..") for part in path[1:].split("/"))
+
+
+SEAL_CIPHER: Final = "AES-256-GCM"  # the one cipher of sealed documents (printnet.seal)
+SEAL_CHUNK: Final = 1 << 20  # plaintext bytes per sealed chunk
+MAX_SEAL_KEYS: Final = 64  # recipients (print servers' keys) of one sealed job
+_KID_RE: Final = re.compile(r"[0-9a-f]{16}")
+_WRAP_RE: Final = re.compile(r"[A-Za-z0-9+/=]{16,512}")
+
+
+@dataclass(frozen=True, slots=True)
+class Seal:
+    """How a job's documents are sealed (docs/SECURITY.md, Sealing documents).
+
+    `keys` maps each recipient's key id to the job key wrapped for it (HPKE,
+    base64).  Each file's `size` and `sha256` then describe the sealed bytes on
+    the spool, never the document."""
+
+    keys: tuple[tuple[str, str], ...]
+    cipher: str = SEAL_CIPHER
+    chunk: int = SEAL_CHUNK
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cipher": self.cipher, "chunk": self.chunk, "keys": dict(self.keys)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,13 +324,14 @@ class PrintRequest:
     # detected or was told (--encoding).  None: UTF-8 (and always for raw jobs).
     encoding: str | None = None
     via: str | None = None  # how a gateway knew the user ("ipp:basic"); None: file owner
+    seal: Seal | None = None  # sealed documents: the wrapped job key (printnet.seal)
 
     @property
     def size(self) -> int:
         return sum(f.size for f in self.files)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "printnet": FORMAT_VERSION,
             "kind": "print",
             "id": self.id,
@@ -312,6 +351,9 @@ class PrintRequest:
             "encoding": self.encoding,
             **({"via": self.via} if self.via is not None else {}),  # only when set
         }
+        if self.seal is not None:  # absent, not null: unsealed requests stay as they were
+            out["seal"] = self.seal.to_json()
+        return out
 
     def encode(self) -> bytes:
         return encode_json(self.to_json())
@@ -386,7 +428,7 @@ def request_from_json(obj: Mapping[str, Any]) -> Request:
 # core never reads the clock, least of all at import).
 _PRINT_KEYS: Final = frozenset(PrintRequest(
     id="", user="", station="", submitted=datetime(2000, 1, 1, tzinfo=UTC), printer="", via=""
-).to_json())
+).to_json()) | {"seal"}
 _VIA_RE: Final = re.compile(r"[a-z][a-z0-9]{0,15}:[a-z][a-z0-9]{0,15}")
 _CONTROL_KEYS: Final = frozenset(
     {"printnet", "kind", "id", "user", "station", "submitted", "action", "jobs"}
@@ -481,7 +523,8 @@ def _print_from_json(obj: Mapping[str, Any]) -> PrintRequest:
     for i, raw in enumerate(raw_files):
         if not isinstance(raw, dict):
             raise RequestInvalid(f"files[{i}]", f"must be an object, not {_tname(raw)}")
-        fr = _Reader(raw, frozenset({"name", "original", "size", "sha256"}), f"files[{i}].")
+        fr = _Reader(raw, frozenset({"name", "original", "size", "sha256", "ref", "mtime"}),
+                     f"files[{i}].")
         name = fr.str_("name", lambda s: _FILE_NAME_RE.fullmatch(s) is not None, limit=3)
         if name in seen:
             raise RequestInvalid(f"files[{i}].name", f"duplicate file name {name!r}")
@@ -491,6 +534,8 @@ def _print_from_json(obj: Mapping[str, Any]) -> PrintRequest:
             original=clean_text(fr.str_("original", required=False, limit=4096), 255),
             size=fr.int_("size", 0, 1 << 50),
             sha256=fr.str_("sha256", lambda s: re.fullmatch(r"[0-9a-f]{64}", s) is not None),
+            ref=fr.opt_str("ref", valid_ref, limit=4096),
+            mtime_ns=fr.int_("mtime", 0, 1 << 63) if raw.get("ref") is not None else None,
         ))
     setup = r.opt_str("setup", lambda s: valid_name(normalize_name(s)), limit=32)
     return PrintRequest(
@@ -510,11 +555,31 @@ def _print_from_json(obj: Mapping[str, Any]) -> PrintRequest:
         files=tuple(files),
         encoding=_encoding(r.opt_str("encoding", is_source_encoding, limit=32)),
         via=r.opt_str("via", lambda s: _VIA_RE.fullmatch(s) is not None, limit=33),
+        seal=_seal_from_json(obj.get("seal")),
     )
 
 
 def _encoding(name: str | None) -> str | None:
     return None if name is None else source_encoding(name)
+
+
+def _seal_from_json(raw: object) -> Seal | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise RequestInvalid("seal", f"must be an object, not {_tname(raw)}")
+    r = _Reader(raw, frozenset({"cipher", "chunk", "keys"}), "seal.")
+    if r.str_("cipher", limit=32) != SEAL_CIPHER:
+        raise RequestInvalid("seal.cipher", f"must be {SEAL_CIPHER}")
+    r.int_("chunk", SEAL_CHUNK, SEAL_CHUNK)
+    keys = raw.get("keys")
+    if not isinstance(keys, dict) or not 1 <= len(keys) <= MAX_SEAL_KEYS:
+        raise RequestInvalid("seal.keys", f"must map 1..{MAX_SEAL_KEYS} key ids to wrapped keys")
+    for kid, wrap in keys.items():
+        if not _KID_RE.fullmatch(kid) or not isinstance(wrap, str) \
+                or not _WRAP_RE.fullmatch(wrap):
+            raise RequestInvalid("seal.keys", f"bad entry {clean_text(str(kid), 20)!r}")
+    return Seal(keys=tuple(sorted(keys.items())))
 
 
 def _control_from_json(obj: Mapping[str, Any]) -> ControlRequest:

@@ -273,6 +273,153 @@ def read_job_file(folder_fd: int, name: str, size: int, *, user: str | None = No
 
 
 # ---------------------------------------------------------------------------
+# Files named by reference (printnet request --ref)
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Whose read permission a referenced file is judged by: the job's user."""
+
+    name: str
+    uid: int
+    gids: frozenset[int]
+
+    @classmethod
+    def of(cls, user: str) -> Reader:
+        try:
+            pw = pwd.getpwnam(user)
+        except KeyError:
+            raise UnsafeData(f"no user {user!r} on this host: cannot judge what it may "
+                             "read") from None
+        try:
+            gids = os.getgrouplist(user, pw.pw_gid)
+        except OSError:
+            gids = [pw.pw_gid]
+        return cls(user, pw.pw_uid, frozenset(gids))
+
+    def may(self, st: os.stat_result, bits: int) -> bool:
+        """POSIX permission check of `bits` (4 read, 1 search) for this user.
+
+        Owner class if the user owns it, else group class if the file's group is
+        one of the user's groups, else other (the classes do not add up, as in
+        the kernel).  Root may read anything and search any folder with an x bit."""
+        mode = st.st_mode
+        if self.uid == 0:
+            return bits == 4 or bool(mode & 0o111) or not stat.S_ISREG(mode)
+        if st.st_uid == self.uid:
+            return mode & (bits << 6) == bits << 6
+        if st.st_gid in self.gids:
+            return mode & (bits << 3) == bits << 3
+        return mode & bits == bits
+
+
+_PATH_FLAGS: Final = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _no_acl(fd: int, what: str) -> None:
+    # POSIX ACLs could grant or deny beyond the mode bits; printnet judges the mode
+    # bits only, so a file or folder with an access ACL is refused.
+    try:
+        names = os.listxattr(fd)
+    except OSError:
+        return  # no extended attributes on this filesystem (or fd kind): no ACL
+    if "system.posix_acl_access" in names:
+        raise UnsafeData(f"{what} has an access ACL (printnet judges mode bits only)")
+
+
+def read_ref(path: str, reader: Reader, *, size: int, mtime_ns: int | None,
+             sha256: str) -> bytes:
+    """The bytes of a file a request names, read only if `reader` could read it.
+
+    The rule (docs/SECURITY.md, Files named by reference): the path is walked
+    from ``/`` one component at a time with ``openat(O_PATH|O_NOFOLLOW)``, so no
+    symbolic link is followed anywhere and each folder is the one that was
+    checked (a folder swapped for a link after the check is never entered: the
+    walk holds descriptors, not names); every folder must let the user search
+    it; the file must be a regular file the user may read, with one link or
+    owned by the user (a hard link cannot bring in a file from a folder the
+    user cannot reach), with the recorded size and mtime, and the sha256 of
+    exactly the bytes read (into memory) must match the request.  The server's
+    own rights apply too: it opens nothing it could not.  UnsafeData with the
+    reason otherwise.
+    """
+    import hashlib
+
+    from printnet.model import valid_ref
+
+    if not valid_ref(path):
+        raise UnsafeData(f"{path!r} is not an absolute, normalized path")
+    parts = path[1:].split("/")
+    fds: list[int] = []
+    try:
+        fd = os.open("/", _PATH_FLAGS)
+        fds.append(fd)
+        where = ""
+        for part in parts[:-1]:
+            st = os.fstat(fd)
+            if not reader.may(st, 1):
+                raise UnsafeData(f"{reader.name} may not enter {where or '/'}")
+            _no_acl_path(fd, where or "/")
+            where += "/" + part
+            try:
+                fd = os.open(part, _PATH_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise UnsafeData(f"{where} is a symbolic link or not a folder") from None
+                raise UnsafeData(f"{where}: {exc.strerror}") from None
+            fds.append(fd)
+        st = os.fstat(fd)
+        if not reader.may(st, 1):
+            raise UnsafeData(f"{reader.name} may not enter {where or '/'}")
+        _no_acl_path(fd, where or "/")
+        try:
+            ffd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                          dir_fd=fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UnsafeData(f"{path} is a symbolic link") from None
+            raise UnsafeData(f"{path}: {exc.strerror}") from None
+        fds.append(ffd)
+        st = os.fstat(ffd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeData(f"{path} is not a regular file")
+        if not reader.may(st, 4):
+            raise UnsafeData(f"{reader.name} may not read {path}")
+        if st.st_nlink != 1 and st.st_uid != reader.uid:
+            raise UnsafeData(f"{path} has other hard links and is not {reader.name}'s")
+        _no_acl(ffd, path)
+        if st.st_size != size or (mtime_ns is not None and st.st_mtime_ns != mtime_ns):
+            raise UnsafeData(f"{path} changed since it was submitted (size or mtime)")
+        digest = hashlib.sha256()
+        chunks = []
+        left = size + 1
+        while left > 0:
+            chunk = os.read(ffd, min(left, 1 << 20))
+            if not chunk:
+                break
+            digest.update(chunk)
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) != size or digest.hexdigest() != sha256:
+            raise UnsafeData(f"{path} changed since it was submitted (sha256)")
+        return data
+    finally:
+        for f in fds:
+            os.close(f)
+
+
+def _no_acl_path(fd: int, what: str) -> None:
+    # An O_PATH descriptor has no xattr calls of its own: ask through /proc.
+    try:
+        names = os.listxattr(f"/proc/self/fd/{fd}")
+    except OSError:
+        return
+    if "system.posix_acl_access" in names:
+        raise UnsafeData(f"{what} has an access ACL (printnet judges mode bits only)")
+
+
+# ---------------------------------------------------------------------------
 # Password guessing
 
 

@@ -76,3 +76,4 @@ class PrinterConfig:
     max_file: int | None = None  # bytes of one file of a job
     over_limit: OverAction = OverAction.REJECT  # OVERLIMIT=: a job over a MAX... limit
     header_pages: bool = True  # HEADER=NONE: never print header pages
+    seal: bool | None = None  # SEAL=ON/OFF; None: the site's SEAL (server.cmd)

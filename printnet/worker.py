@@ -47,7 +47,7 @@ from serial import SerialBase, SerialException
 from printnet.config import Config, ErrorPolicy, Flow, PrinterConfig, SetupConfig
 from printnet.errors import PortError, PrinterStalled, PrintnetError
 from printnet.masterfile import Job
-from printnet.model import Format, JobState, PrintRequest, decode_request
+from printnet.model import Format, JobState, PrintRequest, SpooledFile, decode_request
 from printnet.printers import ipp_port
 from printnet.printers.drivers import get_driver
 from printnet.printers.ports import (
@@ -61,7 +61,7 @@ from printnet.printers.ports import (
 )
 from printnet.printers.render import Rendered, RenderJob, render
 from printnet.printers.writer import SendFailed, complete, send
-from printnet.security import open_job_folder, read_job_file
+from printnet.security import Reader, open_job_folder, read_job_file, read_ref
 from printnet.spool.layout import REQ_SUFFIX, Spool
 from printnet.spool.publish import TRANSIENT_ERRNOS, read_bytes
 
@@ -137,8 +137,15 @@ def _until_visible(path: Path, op: Callable[[], T]) -> T:
             time.sleep(0.1)
 
 
-def load_job(spool: Spool, job_id: str) -> tuple[PrintRequest, list[bytes]]:
-    """The request and the verified bytes of each file of a job."""
+def load_job(spool: Spool, job_id: str,
+             keys: Path | None = None) -> tuple[PrintRequest, list[bytes]]:
+    """The request and the verified bytes of each file of a job.
+
+    A sealed job (SEAL=ON) is opened in memory with this server's keys (the
+    keys folder `keys`, see `printnet.keys`), and its chunks are authenticated
+    before the size and sha256 of the sealed bytes are checked, so what was
+    done to the data (changed, reordered, truncated, another job's) is the
+    reason; the plaintext never touches a disk."""
     path = spool.received / (job_id + REQ_SUFFIX)
     try:
         req = decode_request(_until_visible(path, lambda: read_bytes(path)))
@@ -158,18 +165,48 @@ def load_job(spool: Spool, job_id: str) -> tuple[PrintRequest, list[bytes]]:
         raise _data_error("data folder", exc) from None
     try:
         for f in req.files:
+            if f.ref is not None:
+                files.append(_read_ref(req, f))
+                continue
             try:
                 data = read_job_file(folder, f.name, f.size, user=req.user)
             except OSError as exc:
                 raise _data_error(f"data file {f.name}", exc) from None
             except PrintnetError as exc:
                 raise JobDataError(str(exc)) from None
-            if len(data) != f.size or hashlib.sha256(data).hexdigest() != f.sha256:
-                raise JobDataError(f"data file {f.name} changed since it was submitted")
+            if req.seal is None:
+                _verify(f, data)
             files.append(data)
     finally:
         os.close(folder)
+    if req.seal is not None:
+        from printnet.keys import opener
+
+        try:
+            plain = opener(keys).open(req, files)
+        except PrintnetError as exc:
+            raise JobDataError(f"sealed: {exc}") from None
+        for f, data in zip(req.files, files, strict=True):
+            _verify(f, data)
+        files = plain
     return req, files
+
+
+def _read_ref(req: PrintRequest, f: SpooledFile) -> bytes:
+    """A file the request names (--ref), read now under printnet.security.read_ref."""
+    assert f.ref is not None
+    try:
+        return read_ref(f.ref, Reader.of(req.user), size=f.size, mtime_ns=f.mtime_ns,
+                        sha256=f.sha256)
+    except OSError as exc:
+        raise _data_error(f"file {f.ref}", exc) from None
+    except PrintnetError as exc:
+        raise JobDataError(f"by reference: {exc}") from None
+
+
+def _verify(f: SpooledFile, data: bytes) -> None:
+    if len(data) != f.size or hashlib.sha256(data).hexdigest() != f.sha256:
+        raise JobDataError(f"data file {f.name} changed since it was submitted")
 
 
 class PrinterWorker:
@@ -342,7 +379,7 @@ class PrinterWorker:
         started = datetime.now(UTC)
         self.page_total = 0
         try:
-            req, files = load_job(a.spool, a.job.id)
+            req, files = load_job(a.spool, a.job.id, self.config.server.keys)
         except JobDataUnavailable as exc:
             return Result(a, JobState.PENDING, f"requeued: {exc}", started=started)
         except JobDataError as exc:

@@ -24,7 +24,8 @@ def test_bench_driver_runs_end_to_end(tmp_path: Path) -> None:
     for metric in ("CLI start-up", "Submit: one job per CLI call", "Submit: batch",
                    "Submit: Python API", "Listing, whole process", "Drain to simulated",
                    "Pickup latency, same host", "The line", "Server memory",
-                   "Scheduling cycle", "Crash survival"):
+                   "Scheduling cycle", "Crash survival", "Sealing: submit a large file",
+                   "Sealing: open at print", "Sealing: submit small jobs"):
         rows = [line for line in text.splitlines() if line.startswith(f"| {metric}")]
         assert rows, f"no row for {metric}"
         printnet_cell = rows[0].split("|")[3].strip()

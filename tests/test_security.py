@@ -111,6 +111,22 @@ def forge(spool, *, user, printer="LP", body=b"forged\n", changes=None, name=Non
     print(job_id)
 
 
+def forge_ref(spool, *, user, ref, body, mtime=0, printer="LP"):
+    """A request naming `ref` (by reference) as if `body` were its bytes."""
+    sp = Spool.open(Path(spool))
+    job_id = new_id()
+    folder = sp.data / job_id
+    os.mkdir(folder, 0o770)
+    os.chmod(folder, 0o770)
+    req = PrintRequest(
+        id=job_id, user=user, station="evil", submitted=datetime.now(UTC), printer=printer,
+        header=False, files=(SpooledFile("0", "x", len(body), hashlib.sha256(body).hexdigest(),
+                                         ref=ref, mtime_ns=mtime),),
+    )
+    publish(sp, f"{job_id}.req", req.encode())
+    print(job_id)
+
+
 def forge_control(spool, *, user, action, jobs):
     sp = Spool.open(Path(spool))
     ctl = ControlRequest(new_id(), user, "evil", datetime.now(UTC), ControlAction(action),
@@ -998,6 +1014,239 @@ def test_no_secret_reached_any_record(world: World) -> None:
             if path.is_file():
                 assert world.secret not in path.read_bytes(), path
     assert errno.EACCES  # (the module imports errno for the toolkit's names)
+
+
+# ---------------------------------------------------------------------------
+# Files named by reference (--ref): the server reads only what the user could
+
+
+@dataclass
+class Refs:
+    """A folder tree for --ref attacks that the service account may traverse."""
+
+    world: World
+    root: Path
+
+    def folder(self, name: str, owner: str, mode: int = 0o755) -> Path:
+        path = self.root / name
+        path.mkdir(exist_ok=True)
+        account = self.world.accounts[owner]
+        os.chown(path, account.uid, account.gid)
+        os.chmod(path, mode)
+        return path
+
+    def file(self, path: Path, body: bytes, owner: str, *, group: str | None = None,
+             mode: int = 0o644) -> Path:
+        path.write_bytes(body)
+        account = self.world.accounts[owner]
+        gid = grp.getgrnam(group).gr_gid if group else account.gid
+        os.chown(path, account.uid, gid)
+        os.chmod(path, mode)
+        return path
+
+    def printed(self) -> bytes:
+        path = self.world.output / "LP.prn"
+        return path.read_bytes() if path.exists() else b""
+
+
+@pytest.fixture
+def refs(world: World) -> Refs:
+    root = world.base / f"refs{time.monotonic_ns()}"
+    root.mkdir(mode=0o755)
+    return Refs(world, root)
+
+
+def _ref_request(world: World, user: str, path: Path, *args: str) -> str:
+    result = world.run(user, "request", "--ref", "-P", "LP", "--no-header", *args, str(path))
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def _forge_ref(world: World, user: str, path: Path, body: bytes, mtime: int = 0) -> str:
+    result = world.py(user, f"t.forge_ref({str(world.spool.root)!r}, user={user!r}, "
+                            f"ref={str(path)!r}, body={body!r}, mtime={mtime})")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def _rejected(world: World, job_id: str, reason: str) -> None:
+    """Refused at intake: the world's QUOTA line makes the server count every job's
+    pages when it takes it in, reading a referenced file under the same rules."""
+    assert f"files[0]: by reference: {reason}" in world.rejected(f"{job_id}.req")
+    assert job_id not in world.jobs()
+
+
+def _aborted(world: World, job_id: str, reason: str) -> None:
+    record = world.done(job_id)
+    assert record["outcome"] == "aborted", record
+    assert reason in record["reason"], record
+    lines = [json.loads(x) for x in world.spool.accounting.read_text().splitlines()]
+    [line] = [x for x in lines if x["job"] == job_id]
+    assert line["outcome"] == "aborted" and line["pages"] == 0 and line["bytes"] == 0, line
+
+
+def test_ref_prints_the_users_own_file_unspooled(world: World, refs: Refs) -> None:
+    marker = f"by reference {time.monotonic_ns()}".encode()
+    doc = refs.file(refs.folder("alice", ALICE) / "doc.txt", marker + b"\n", ALICE)
+    job_id = _ref_request(world, ALICE, doc, "--hold")
+    world.job(job_id)
+    request = json.loads((world.spool.received / f"{job_id}.req").read_text())
+    [f] = request["files"]
+    assert f["ref"] == str(doc) and f["size"] == len(marker) + 1
+    assert f["mtime"] == os.stat(doc).st_mtime_ns
+    assert os.listdir(world.spool.data / job_id) == []  # nothing was spooled
+    assert world.run(ALICE, "release", job_id).returncode == 0
+    assert world.done(job_id)["outcome"] == "completed"
+    assert marker in refs.printed()
+    world.assert_unharmed()
+
+
+def test_ref_a_file_readable_only_through_a_group(world: World, refs: Refs) -> None:
+    """svc:pnt_alice 0640: alice reads it through her group; mallory not at all."""
+    marker = f"group-only {time.monotonic_ns()}".encode()
+    shared = refs.folder("shared", SVC)
+    doc = refs.file(shared / "g.txt", marker + b"\n", SVC, group=ALICE, mode=0o640)
+    job_id = _ref_request(world, ALICE, doc)
+    assert world.done(job_id)["outcome"] == "completed"
+    assert refs.printed().count(marker) == 1
+    # mallory's station cannot even hash it; a forged request is refused at print.
+    result = world.run(MALLORY, "request", "--ref", "-P", "LP", str(doc))
+    assert result.returncode != 0 and "permission denied" in result.stderr
+    # Nor copy it: the station names the file, not the spool.
+    result = world.run(MALLORY, "request", "-P", "LP", str(doc))
+    assert result.returncode != 0 and f"{doc}: permission denied" in result.stderr
+    forged = _forge_ref(world, MALLORY, doc, marker + b"\n", os.stat(doc).st_mtime_ns)
+    _rejected(world, forged, f"{MALLORY} may not read {doc}")
+    assert refs.printed().count(marker) == 1
+    world.assert_unharmed()
+
+
+def test_ref_a_file_the_user_cannot_read_at_all(world: World, refs: Refs) -> None:
+    """The server could read it (its own 0600 file); the user could not: refused."""
+    shared = refs.folder("shared", SVC)
+    secret = refs.file(shared / "svc.txt", world.secret + b"\n", SVC, mode=0o600)
+    job_id = _forge_ref(world, MALLORY, secret, world.secret + b"\n",
+                        os.stat(secret).st_mtime_ns)
+    _rejected(world, job_id, f"{MALLORY} may not read {secret}")
+    # root's secret in a 0700 folder: not even the server may enter.
+    job_id = _forge_ref(world, MALLORY, world.secret_path, world.secret + b"\n")
+    _rejected(world, job_id, f"{MALLORY} may not enter {world.secret_path.parent}")
+    assert world.secret not in refs.printed()
+    world.assert_unharmed()
+
+
+def test_ref_symlink_swapped_in_for_the_file(world: World, refs: Refs) -> None:
+    own = refs.folder("mallory", MALLORY)
+    secret = refs.file(refs.folder("shared", SVC) / "svc.txt", world.secret + b"\n", SVC,
+                       mode=0o600)
+    doc = refs.file(own / "doc.txt", b"harmless\n", MALLORY)
+    job_id = _ref_request(world, MALLORY, doc, "--hold")
+    world.job(job_id)
+    swap = world.py(MALLORY, f"import os\nos.unlink({str(doc)!r})\n"
+                             f"os.symlink({str(secret)!r}, {str(doc)!r})")
+    assert swap.returncode == 0, swap.stderr
+    assert world.run(MALLORY, "release", job_id).returncode == 0
+    _aborted(world, job_id, f"{doc} is a symbolic link")
+    assert world.secret not in refs.printed()
+    world.assert_unharmed()
+
+
+def _private_twin(refs: Refs, world: World) -> Path:
+    """refs/svcdir/ (0700, the service account's) holding doc.txt = the secret, 0644:
+    the file's own mode would let anyone read it, its folder lets nobody in."""
+    hidden = refs.folder("svcdir", SVC, mode=0o700)
+    refs.file(hidden / "doc.txt", world.secret + b"\n", SVC, mode=0o644)
+    return hidden
+
+
+def test_ref_parent_folder_swapped_for_a_symlink(world: World, refs: Refs) -> None:
+    own = refs.folder("mallory", MALLORY)
+    sub = own / "sub"
+    sub.mkdir()
+    os.chown(sub, world.accounts[MALLORY].uid, world.accounts[MALLORY].gid)
+    hidden = _private_twin(refs, world)
+    doc = refs.file(sub / "doc.txt", world.secret + b"\n", MALLORY)  # same bytes: hash fits
+    job_id = _ref_request(world, MALLORY, doc, "--hold")
+    world.job(job_id)
+    swap = world.py(MALLORY, f"import os\nos.rename({str(sub)!r}, {str(own / 'old')!r})\n"
+                             f"os.symlink({str(hidden)!r}, {str(sub)!r})")
+    assert swap.returncode == 0, swap.stderr
+    assert world.run(MALLORY, "release", job_id).returncode == 0
+    _aborted(world, job_id, f"{sub} is a symbolic link or not a folder")
+    world.assert_unharmed()
+
+
+def test_ref_parent_folder_flipped_while_the_server_reads(world: World, refs: Refs) -> None:
+    """A race between check and read: while her jobs print, mallory keeps swapping
+    her folder `sub` for a link to a folder she may not enter (whose doc.txt has
+    the same size), as fast as she can.  Each job prints her own bytes, or aborts
+    because `sub` was a link or missing at that instant; the server never opens
+    the hidden file (that would show as a sha256 mismatch) and never prints it."""
+    own = refs.folder("mallory", MALLORY)
+    sub = own / "sub"
+    sub.mkdir()
+    os.chown(sub, world.accounts[MALLORY].uid, world.accounts[MALLORY].gid)
+    hidden = refs.folder("svcdir", SVC, mode=0o700)
+    refs.file(hidden / "doc.txt", b"HIDDEN-BYTES\n", SVC, mode=0o644)
+    doc = refs.file(sub / "doc.txt", b"her-own-byte\n", MALLORY)
+    jobs = [_ref_request(world, MALLORY, doc, "--hold") for _ in range(8)]
+    for job_id in jobs:
+        world.job(job_id)
+    code = (f"import os, time\nend = time.monotonic() + 60\n"
+            f"sub, away, hidden = {str(sub)!r}, {str(own / 'away')!r}, {str(hidden)!r}\n"
+            "while time.monotonic() < end and not os.path.exists(sub + '.stop'):\n"
+            "    os.rename(sub, away); os.symlink(hidden, sub)\n"
+            "    os.unlink(sub); os.rename(away, sub)\n")
+    flipper = subprocess.Popen([world.python, "-c", code],
+                               env=world.env(world.accounts[MALLORY]),
+                               stdin=subprocess.DEVNULL, **world.popen_kwargs(MALLORY))
+    try:
+        for job_id in jobs:
+            assert world.run(MALLORY, "release", job_id).returncode == 0
+        outcomes = [world.done(j) for j in jobs]
+    finally:
+        (own / "sub.stop").touch()
+        flipper.wait(90)
+    for record in outcomes:
+        if record["outcome"] == "aborted":
+            reason = record["reason"]
+            assert "symbolic link" in reason or "No such file" in reason, record
+        else:
+            assert record["outcome"] == "completed", record
+    assert b"HIDDEN-BYTES" not in refs.printed()
+    world.assert_unharmed()
+
+
+def test_ref_hard_link_to_a_file_the_user_cannot_reach(world: World, refs: Refs) -> None:
+    """alice's 0644 file inside her 0700 folder, hard-linked into mallory's folder
+    (by root here: fs.protected_hardlinks stops mallory, but not every system has
+    it): the link's own mode would let mallory read it; its other link is refused."""
+    private = refs.folder("alice-private", ALICE, mode=0o700)
+    body = f"alice's eyes only {time.monotonic_ns()}\n".encode()
+    original = refs.file(private / "doc.txt", body, ALICE, mode=0o644)
+    link = refs.folder("mallory", MALLORY) / "link.txt"
+    os.link(original, link)
+    job_id = _ref_request(world, MALLORY, link)  # her station can read it: hash fits
+    _rejected(world, job_id, f"{link} has other hard links and is not {MALLORY}'s")
+    assert body not in refs.printed()
+    world.assert_unharmed()
+
+
+@pytest.mark.parametrize("keep_mtime", [False, True])
+def test_ref_file_changed_after_submit_aborts(world: World, refs: Refs,
+                                              keep_mtime: bool) -> None:
+    doc = refs.file(refs.folder("alice", ALICE) / f"c{keep_mtime}.txt", b"version one\n", ALICE)
+    job_id = _ref_request(world, ALICE, doc, "--hold")
+    world.job(job_id)
+    st = os.stat(doc)
+    doc.write_bytes(b"version two\n")  # same size
+    if keep_mtime:
+        os.utime(doc, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert world.run(ALICE, "release", job_id).returncode == 0
+    why = "(sha256)" if keep_mtime else "(size or mtime)"
+    _aborted(world, job_id, f"{doc} changed since it was submitted {why}")
+    assert b"version two" not in refs.printed()
+    world.assert_unharmed()
 
 
 # ---------------------------------------------------------------------------

@@ -113,6 +113,10 @@ class SpoolService:
         self.store = master_io.MasterStore(self.spool)
         # Unsafe modes or owners stop the server here; doubtful ones are logged.
         self.spool_doubts = [str(p) for p in security.startup_check(self.spool)]
+        if any(server.config.seals(p) for p in server.config.printers.values()):
+            from printnet.keys import seal_doubts  # cryptography: only with SEAL=ON
+
+            self.spool_doubts += seal_doubts(server.config.server.keys, self.spool)
         # Page counts, per-job limits, MINFREE and quotas (docs/SECURITY.md).
         self.admission = Admission(self.spool, lambda: self.server.config)
         # Only root and the service account may submit for others; operators act

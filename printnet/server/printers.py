@@ -317,6 +317,8 @@ class Printers:
             raise RequestInvalid("printer", f"{printer.name} is {reason}")
         if req.setup and req.setup not in self.config.setups:
             raise RequestInvalid("setup", f"unknown setup {req.setup!r}")
+        if req.seal is None and self.config.seals(printer):
+            raise RequestInvalid("seal", f"{printer.name} takes only sealed documents (SEAL=ON)")
         # Per-job limits (MAXCOPIES, MAXBYTES, ...) are the admission's, after this.
         if printer.password_hash:
             from printnet.passwords import verify_queue_proof

@@ -139,7 +139,8 @@ class Server(ConfigReload):
             "started": self.started,
             "lease": self.config.server.lease,
             # "password": stations ask their user for it before submitting.
-            "printers": [{**w.status(), "password": bool(w.printer.password_hash)}
+            "printers": [{**w.status(), "password": bool(w.printer.password_hash),
+                          "seal": self.config.seals(w.printer)}  # stations seal (SEAL=ON)
                          for w in self.workers.values()],
             "setups": sorted(self.config.setups),
             "counters": vars(self.counters),

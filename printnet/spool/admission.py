@@ -40,12 +40,12 @@ from typing import Final
 
 from printnet import quota, verbs
 from printnet.config import Config, DriverName, PrinterConfig, SetupConfig
-from printnet.errors import RequestInvalid, SpoolError
+from printnet.errors import PrintnetError, RequestInvalid, SpoolError
 from printnet.masterfile import Job, MasterState
 from printnet.model import JobState, PrintRequest, Request, iso
 from printnet.printers.drivers import get_driver
 from printnet.printers.render import RenderJob, count_pages
-from printnet.security import open_job_folder, read_job_file, user_groups
+from printnet.security import Reader, open_job_folder, read_job_file, read_ref, user_groups
 from printnet.spool import records
 from printnet.spool.layout import Spool
 
@@ -142,6 +142,14 @@ class Admission:
         files = []
         try:
             for f in req.files:
+                if f.ref is not None:  # --ref: read under the same rules as at print
+                    try:
+                        files.append(read_ref(f.ref, Reader.of(req.user), size=f.size,
+                                              mtime_ns=f.mtime_ns, sha256=f.sha256))
+                    except (OSError, SpoolError) as exc:
+                        raise RequestInvalid(f"files[{f.name}]", f"by reference: {exc}") \
+                            from None
+                    continue
                 try:
                     data = read_job_file(fd, f.name, f.size, user=req.user)
                 except OSError as exc:
@@ -149,12 +157,22 @@ class Admission:
                         from None
                 except SpoolError as exc:
                     raise RequestInvalid(f"files[{f.name}]", str(exc)) from None
-                if len(data) != f.size or hashlib.sha256(data).hexdigest() != f.sha256:
-                    raise RequestInvalid(f"files[{f.name}]", "differs from what was submitted "
-                                         "(size or sha256)")
+                if req.seal is None:
+                    _verify(f.name, f.size, f.sha256, data)
                 files.append(data)
         finally:
             os.close(fd)
+        if req.seal is not None:
+            # Sealed: opened in memory with this server's keys, only to count.
+            from printnet.keys import opener
+
+            try:
+                plain = opener(cfg.server.keys).open(req, files)
+            except PrintnetError as exc:
+                raise RequestInvalid("seal", str(exc)) from None
+            for f, data in zip(req.files, files, strict=True):
+                _verify(f.name, f.size, f.sha256, data)
+            files = plain
         job = RenderJob(id=req.id, user=req.user, station=req.station, title=req.title,
                         submitted=iso(req.submitted), copies=req.copies, header=header,
                         format=req.format, printer=req.printer, setup=setup.name,
@@ -283,6 +301,12 @@ class Admission:
                 out.append(job)
                 quota.add_live(live, job)
         return out
+
+
+def _verify(name: str, size: int, sha256: str, data: bytes) -> None:
+    if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
+        raise RequestInvalid(f"files[{name}]", "differs from what was submitted "
+                             "(size or sha256)")
 
 
 def _limits(req: PrintRequest, printer: PrinterConfig) -> list[tuple[str, str, str]]:

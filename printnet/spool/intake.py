@@ -213,10 +213,12 @@ class Intake:
         if st.st_uid != uid and user_name(uid) not in self.trusted:
             raise RequestInvalid("files", "the job's data belongs to someone else")
         names = set(os.listdir(folder))
-        expected = {f.name for f in req.files}
+        expected = {f.name for f in req.files if f.ref is None}  # --ref: read at print time
         if names != expected:
             raise RequestInvalid("files", "the data folder does not hold the files listed")
         for f in req.files:
+            if f.ref is not None:
+                continue
             fst = os.lstat(folder / f.name)
             if not stat.S_ISREG(fst.st_mode):
                 raise RequestInvalid(f"files[{f.name}]", "not a regular file")

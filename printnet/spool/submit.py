@@ -51,7 +51,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from printnet.charset import Sniffer
 from printnet.errors import SpoolError, SpoolFull, UsageError
@@ -67,6 +67,10 @@ from printnet.model import (
     clean_text,
 )
 from printnet.passwords import queue_proof
+
+if TYPE_CHECKING:
+    from printnet.model import Seal
+    from printnet.seal import Recipient
 from printnet.spool.layout import CTL_SUFFIX, REQ_SUFFIX, Spool, is_visible
 from printnet.spool.publish import (
     fsync_dir,
@@ -108,6 +112,7 @@ class Source:
     name: str
     path: Path | None = None
     stream: BinaryIO | None = None
+    ref: bool = False  # `--ref`: name the file in the request instead of spooling it
 
 
 def check_sources(sources: Sequence[Source], *, one_job: bool = True) -> None:
@@ -143,7 +148,7 @@ class Submitter:
 
     def __init__(self, spool: Spool, *, user: str, station: str, min_free: int = 0,
                  max_stdin: int = DEFAULT_MAX_STDIN, progress: Progress | None = None,
-                 ) -> None:
+                 seal_to: Sequence[Recipient] = ()) -> None:
         self.spool = spool
         self.user = user
         self.station = station
@@ -152,6 +157,7 @@ class Submitter:
         self.progress = progress
         self._expected: int | None = None
         self._copied = 0
+        self.seal_to = tuple(seal_to)  # SEAL=ON: the servers' keys (printnet.seal)
 
     # -- print requests ----------------------------------------------------------
 
@@ -179,7 +185,8 @@ class Submitter:
                 job_id = new_id(now)
                 sniffer = (Sniffer() if template.format is Format.TEXT
                            and template.encoding is None else None)
-                _, files = self._copy_data(job_id, sources, written, sniffer)
+                job_key, sealed = self._job_key(job_id)
+                _, files = self._copy_data(job_id, sources, written, sniffer, job_key)
                 req = replace(
                     template, id=job_id, user=self.user, station=self.station,
                     submitted=now, files=tuple(files),
@@ -188,6 +195,7 @@ class Submitter:
                         template.title or (files[0].original if files else ""), MAX_TITLE
                     ),
                     password=None if password is None else queue_proof(password, job_id),
+                    seal=sealed,
                 )
                 tmp = self._write_tmp(req.encode(), written)
                 staged.append((req, tmp))
@@ -208,9 +216,19 @@ class Submitter:
             raise translate(exc, self.spool.root) from exc
         return [req for req, _ in staged]
 
+    def _job_key(self, job_id: str) -> tuple[bytes | None, Seal | None]:
+        """SEAL=ON: a fresh job key and its wraps for the servers' keys."""
+        if not self.seal_to:
+            return None, None
+        from printnet import seal
+
+        key = seal.new_job_key()
+        return key, seal.wrap(key, job_id, self.seal_to)
+
     def _copy_data(
         self, job_id: str, sources: Sequence[Source], written: list[Path],
         sniffer: Sniffer | None = None,
+        job_key: bytes | None = None,
     ) -> tuple[Path, list[SpooledFile]]:
         tmp_dir = self.spool.data / unique_name("." + job_id)
         os.mkdir(tmp_dir, DATA_DIR_MODE)
@@ -219,8 +237,12 @@ class Submitter:
         try:
             lock_fd = _hold_writer_lock(tmp_dir / WRITER)
             for i, src in enumerate(sources):
+                if src.ref:
+                    files.append(_reference(src, str(i)))
+                    continue
                 dest = tmp_dir / str(i)
-                size, digest = self._copy(src, dest, sniffer)
+                sealer = None if job_key is None else (job_key, job_id, str(i))
+                size, digest = self._copy(src, dest, sniffer, sealer)
                 files.append(SpooledFile(str(i), clean_text(src.name, 255), size, digest))
             # Only now: a chmod by a non-member of the folder's group clears its setgid
             # bit, and the files above had to inherit the group first.
@@ -237,7 +259,7 @@ class Submitter:
         finally:
             if lock_fd >= 0:
                 os.close(lock_fd)
-        written.extend(final / f.name for f in files)
+        written.extend(final / f.name for f in files if f.ref is None)
         written.append(final)
         return final, files
 
@@ -274,21 +296,22 @@ class Submitter:
                 f"{self.min_free // (1 << 20)} MiB: not accepting new requests"
             )
 
-    def _copy(self, src: Source, dest: Path, sniffer: Sniffer | None = None
-              ) -> tuple[int, str]:
+    def _copy(self, src: Source, dest: Path, sniffer: Sniffer | None = None,
+              sealer: tuple[bytes, str, str] | None = None) -> tuple[int, str]:
+        """Copy (sealed: encrypt) `src` to `dest`; the size and sha256 of what was written."""
         digest = hashlib.sha256()
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DATA_FILE_MODE)
         try:
             with open(fd, "wb", closefd=True) as out:
                 os.fchmod(fd, DATA_FILE_MODE)  # whatever the umask: the servers must read it
                 if src.stream is not None:
-                    self._pump(src.stream, out, digest, self.max_stdin, sniffer)
+                    self._pump(src.stream, out, digest, self.max_stdin, sniffer, sealer)
                 else:
                     assert src.path is not None
                     # Opened with the station user's rights; O_NOFOLLOW is not used on
                     # purpose: a user may print through their own symlinks.
                     with open(src.path, "rb") as reader_file:
-                        self._pump(reader_file, out, digest, 0, sniffer)
+                        self._pump(reader_file, out, digest, 0, sniffer, sealer)
                 size = out.tell()
                 if sniffer is not None:
                     sniffer.end_file()
@@ -299,22 +322,19 @@ class Submitter:
         return size, digest.hexdigest()
 
     def _pump(self, reader: BinaryIO, out: BinaryIO, digest: hashlib._Hash,
-              limit: int, sniffer: Sniffer | None = None) -> None:
-        size = 0
-        while chunk := reader.read(CHUNK):
-            size += len(chunk)
-            if limit and size > limit:
-                raise UsageError(
-                    f"standard input is larger than {_size_text(limit)}, the limit for "
-                    "standard input (--max-stdin SIZE or PRINTNET_MAX_STDIN raises it; "
-                    "0: no limit); nothing was queued")
+              limit: int, sniffer: Sniffer | None = None,
+              sealer: tuple[bytes, str, str] | None = None) -> None:
+        tap = _Tap(self, reader, limit, sniffer)
+        if sealer is not None:  # the plaintext never reaches the disk
+            from printnet.seal import seal_chunks
+
+            for sealed in seal_chunks(*sealer, cast(BinaryIO, tap)):
+                digest.update(sealed)
+                out.write(sealed)
+            return
+        while chunk := tap.read(CHUNK):
             digest.update(chunk)
-            if sniffer is not None:
-                sniffer.feed(chunk)
             out.write(chunk)
-            if self.progress is not None:
-                self._copied += len(chunk)
-                self.progress(self._copied, self._expected)
 
     # -- control requests --------------------------------------------------------
 
@@ -332,8 +352,65 @@ class Submitter:
         return req
 
 
+class _Tap:
+    """Reads the source for `Submitter._pump`: applies the limit, feeds the sniffer and
+    reports progress on the plaintext, whether it is then written as is or sealed."""
+
+    def __init__(self, owner: Submitter, reader: BinaryIO, limit: int,
+                 sniffer: Sniffer | None) -> None:
+        self.owner = owner
+        self.reader = reader
+        self.limit = limit
+        self.sniffer = sniffer
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self.reader.read(n)
+        self.size += len(chunk)
+        if self.limit and self.size > self.limit:
+            raise UsageError(
+                f"standard input is larger than {_size_text(self.limit)}, the limit for "
+                "standard input (--max-stdin SIZE or PRINTNET_MAX_STDIN raises it; "
+                "0: no limit); nothing was queued")
+        if self.sniffer is not None:
+            self.sniffer.feed(chunk)
+        owner = self.owner
+        if owner.progress is not None and chunk:
+            owner._copied += len(chunk)
+            owner.progress(owner._copied, owner._expected)
+        return chunk
+
+
+def _reference(src: Source, name: str) -> SpooledFile:
+    """A file named by reference: its real path, size, mtime and sha256, read now with
+    the user's own rights (the server checks them all again at print time)."""
+    assert src.path is not None
+    path = os.path.realpath(src.path)
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            import stat as stat_mod
+
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise UsageError(f"{src.name}: not a regular file")
+            digest = hashlib.sha256()
+            size = 0
+            while chunk := fh.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+            after = os.fstat(fh.fileno())
+    except FileNotFoundError:
+        raise UsageError(f"{src.name}: no such file") from None
+    except PermissionError:
+        raise UsageError(f"{src.name}: permission denied") from None
+    if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or size != st.st_size:
+        raise UsageError(f"{src.name}: changed while it was read; try again")
+    return SpooledFile(name, clean_text(src.name, 255), size, digest.hexdigest(), ref=path,
+                       mtime_ns=st.st_mtime_ns)
+
+
 def _source_size(src: Source) -> int:
-    if src.path is None:
+    if src.path is None or src.ref:
         return 0
     try:
         return os.stat(src.path).st_size
