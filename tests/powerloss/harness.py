@@ -322,8 +322,11 @@ class Run:
         deadline = time.monotonic() + self.drain
         with contextlib.suppress(OSError):
             while True:
+                # Any record ends the wait (the image check judges the outcome), and
+                # jobs already found lost are not waited for.
                 waiting = [j for j in list(self.report.jobs.values()) if j.epoch < epoch
-                           and not _completed(self.spool / "done" / f"{j.id}.json")]
+                           and j.id not in self.report.lost
+                           and not (self.spool / "done" / f"{j.id}.json").exists()]
                 if not waiting:
                     return
                 if time.monotonic() > deadline:
@@ -444,14 +447,6 @@ class Run:
         for path in self.out.values():
             printed.update(j for j, _ in segments(read_out(path)))
         return all(j in printed for j in self.report.jobs)
-
-
-def _completed(path: Path) -> bool:
-    try:
-        record = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return False
-    return isinstance(record, dict) and record.get("outcome") == "completed"
 
 
 def _listing(folder: Path) -> list[Path]:
