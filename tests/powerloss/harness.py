@@ -203,7 +203,7 @@ class Run:
     """One power-loss run (see the module docstring)."""
 
     def __init__(self, work: Path, seed: int, cuts: int, *, stations: int = 2,
-                 drain: float = 90.0, cut_wait: float = 8.0,
+                 drain: float = 90.0, cut_wait: float = 6.0,
                  say: Callable[[str], None] = lambda s: None) -> None:
         self.work, self.seed, self.ncuts = work, seed, cuts
         self.nstations, self.drain, self.cut_wait = stations, drain, cut_wait
@@ -218,7 +218,7 @@ class Run:
         self.env = server_env(work / "run")
         self.etcs = {
             name: make_etc(work / name, name, [self.spool],
-                           [PrinterSpec(printer, self.out[printer], baud="38400")],
+                           [PrinterSpec(printer, self.out[printer], baud="115200")],
                            scan=0.2, lease=1.5)
             for name, printer in (("S1", "P1"), ("S2", "P2"))
         }
@@ -250,6 +250,7 @@ class Run:
 
     def _epoch(self, epoch: int, image: Path) -> Path:
         out = self.images / f"img{epoch}"
+        started = time.monotonic()
         pm = PowerMount(self.mnt, image=image, out=out, seed=self.rng.randrange(1 << 30),
                         log=self.work / "daemon.log")
         pm.start()
@@ -285,7 +286,7 @@ class Run:
         completed = self._check_image(epoch, out)
         self.report.cuts.append(Cut(epoch, phase if not why.startswith("manual") else
                                     f"{phase}/timer", why, sizes, completed))
-        self.say(f"epoch {epoch}: cut {phase} {why} "
+        self.say(f"epoch {epoch} ({time.monotonic() - started:.1f} s): cut {phase} {why} "
                  f"(pending {event.get('pending')}, {len(self.report.jobs)} acknowledged)")
         # Keep two images: the one just written and the one it came from.
         with contextlib.suppress(OSError):
@@ -479,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", type=Path, help="work folder to keep (default: a temp folder)")
     ap.add_argument("-v", "--verbose", action="store_true", help="one line per cut")
     args = ap.parse_args(argv)
+    # SIGTERM (and SIGINT, which a background job ignores) unwind through the
+    # finally blocks that kill the run's processes and unmount.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     seed = args.seed if args.seed is not None else random.randrange(1 << 31)
     cuts = 12 if args.quick else args.cuts
     work = args.keep or Path(tempfile.mkdtemp(prefix="powerloss."))

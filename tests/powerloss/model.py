@@ -449,7 +449,7 @@ class PowerModel:
             node.nlink -= 1
         if self.names.get(ino) == (parent, name):
             del self.names[ino]
-            for other in self.live.values():  # keep a path for a file with other names
+            for other in self.live.values() if node.nlink > 0 else ():  # another name
                 for n, i in other.entries.items():
                     if i == ino:
                         self.names[ino] = (other.ino, n)
