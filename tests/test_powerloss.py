@@ -18,25 +18,15 @@ from pathlib import Path
 import pytest
 from powerloss.harness import Run
 from powerloss.model import ROOT, Node, PowerModel, walk
-from powerloss.mount import PowerMount, fuse_problem
+from powerloss.mount import PowerMount
+from powerloss.testing import job_intact, require_fuse
 
-from printnet.errors import PrintnetError
-from printnet.model import PrintRequest, decode_request
+from printnet.model import PrintRequest
 from printnet.spool.layout import Spool
 from printnet.spool.publish import write_atomic
 from printnet.spool.submit import Source, Submitter
 
 T0 = 1_700_000_000_000_000_000
-
-
-def require_fuse() -> None:
-    """Skip (or, in CI, fail) when a FUSE mount cannot come up here."""
-    problem = fuse_problem()
-    if problem is None:
-        return
-    if os.environ.get("CI") == "true" or os.environ.get("PRINTNET_REQUIRE_ALL") == "1":
-        pytest.fail(f"the power-loss filesystem cannot come up: {problem}")
-    pytest.skip(f"the power-loss filesystem cannot come up: {problem}")
 
 
 @pytest.fixture
@@ -267,17 +257,6 @@ def submit_then_cut(mount: PowerMount, *, sync: bool) -> tuple[Path, str]:
     mount.cut(worst=True)
     mount.close()
     return mount.out / "spool", req.id
-
-
-def job_intact(root: Path, job_id: str) -> bool:
-    try:
-        req = decode_request((root / "new" / f"{job_id}.req").read_bytes())
-    except (OSError, PrintnetError):
-        return False
-    assert isinstance(req, PrintRequest)
-    return all((root / "data" / job_id / f.name).is_file()
-               and (root / "data" / job_id / f.name).stat().st_size == f.size
-               for f in req.files)
 
 
 def test_an_acknowledged_submit_survives_the_worst_cut(mount: PowerMount) -> None:

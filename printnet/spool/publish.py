@@ -65,10 +65,18 @@ def fsync_dir(path: Path) -> None:
         return
     try:
         os.fsync(fd)
-    except OSError:  # some FUSE filesystems refuse fsync on directories
-        pass
+    except OSError as exc:
+        # Some filesystems refuse fsync on a folder (EINVAL): nothing to wait for there.
+        # Any other failure (EIO) means its entries may not be durable: the caller must
+        # not go on as if they were (found by tests/test_eio.py: a station printed the
+        # id of a job whose rename into new/ a power cut then lost).
+        if exc.errno not in _NO_DIR_FSYNC:
+            raise
     finally:
         os.close(fd)
+
+
+_NO_DIR_FSYNC: Final = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
 
 
 # Filesystems on a local disk, where one syncfs() makes everything written so far
@@ -156,7 +164,14 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, sync: bool = Tru
         _unlink_quietly(tmp)
         raise translate(exc, path) from exc
     if sync:
+        _fsync_published(path)
+
+
+def _fsync_published(path: Path) -> None:
+    try:
         fsync_dir(path.parent)
+    except OSError as exc:
+        raise translate(exc, path.parent) from exc
 
 
 def write_new(path: Path, data: bytes, *, mode: int = 0o644, sync: bool = True) -> None:
@@ -169,7 +184,7 @@ def write_new(path: Path, data: bytes, *, mode: int = 0o644, sync: bool = True) 
         # and an error here must not hide whether the put itself succeeded.
         _unlink_quietly(tmp)
     if sync:
-        fsync_dir(path.parent)
+        _fsync_published(path)
 
 
 def _unlink_quietly(path: Path) -> None:
