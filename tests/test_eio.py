@@ -11,6 +11,7 @@ not lose it).  In CI a mount that cannot come up fails the test.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -95,6 +96,9 @@ def test_under_eio_stations_fail_clearly_and_every_accepted_job_prints(
     assert {"read", "write", "fsync"} <= set(stats["injected"]), stats
     assert failed >= 1 and len(accepted) >= 10, (failed, len(accepted))
     assert not list((spool / "rejected").glob("*.req")), "an accepted job was rejected"
+    for job_id in accepted:
+        record = json.loads((spool / "done" / f"{job_id}.json").read_text())
+        assert record["outcome"] == "completed", record
 
 
 def test_an_id_printed_despite_a_failed_fsync_of_new_survives_a_power_cut(

@@ -268,7 +268,8 @@ class Run:
                 self._wait_drained(epoch, servers)
                 phase = self._arm(pm, image)
             try:
-                event = pm.wait_cut(self.cut_wait)
+                # A compaction comes once in COMPACT_ENTRIES commits: give it time.
+                event = pm.wait_cut(self.cut_wait * (4 if phase == "compaction" else 1))
             except Exception:
                 event = pm.cut()
         finally:
@@ -297,8 +298,7 @@ class Run:
     def _arm(self, pm: PowerMount, image: Path) -> str:
         names = list(PHASES)
         if self._near_compaction(image):
-            names.append("compaction")
-            names.append("compaction")
+            names += ["compaction"] * 4
         else:
             names.remove("compaction")
         phase = self.rng.choice(names)
@@ -317,7 +317,7 @@ class Run:
         if not entries:
             return False
         gen = max(n.split(".")[1] for n in entries)
-        return sum(1 for n in entries if n.split(".")[1] == gen) >= COMPACT_ENTRIES - 60
+        return sum(1 for n in entries if n.split(".")[1] == gen) >= COMPACT_ENTRIES - 40
 
     def _wait_drained(self, epoch: int, servers: list[ServerProcess]) -> None:
         deadline = time.monotonic() + self.drain
