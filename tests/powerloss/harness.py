@@ -115,6 +115,7 @@ class Report:
     reprints: int = 0
     reprints_unexplained: list[str] = field(default_factory=list)
     station_failures: int = 0
+    station_errors: list[str] = field(default_factory=list)
     other: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -139,6 +140,7 @@ class Report:
                 "reprints": self.reprints,
                 "unexplained_reprints": len(self.reprints_unexplained),
                 "station_failures": self.station_failures,
+                "station_errors": sorted(set(self.station_errors)),
                 "violations": self.violations(), "seconds": round(self.seconds, 1)}
 
 
@@ -186,6 +188,8 @@ class Stations:
                     self.report.jobs[job_id] = Job(job_id, printer, self.epoch)
                 if proc.returncode != 0 and not self.stop.is_set():
                     self.report.station_failures += 1
+                    if len(self.report.station_errors) < 20:
+                        self.report.station_errors.append(_err.strip()[-300:])
 
     def kill(self) -> None:
         with self.lock:
@@ -219,7 +223,11 @@ class Run:
         self.etcs = {
             name: make_etc(work / name, name, [self.spool],
                            [PrinterSpec(printer, self.out[printer], baud="115200")],
-                           scan=0.2, lease=1.5)
+                           # A dead holder on this host is recognised at once (its
+                           # pid is gone), so a long lease costs the reboots nothing;
+                           # a short one loses leases on a loaded machine (reprints
+                           # that no cut explains).
+                           scan=0.2, lease=5.0)
             for name, printer in (("S1", "P1"), ("S2", "P2"))
         }
         self.images = work / "images"
