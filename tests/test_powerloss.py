@@ -284,3 +284,21 @@ def test_power_cuts_lose_no_acknowledged_job(tmp_path: Path) -> None:
     assert len(report.cuts) == 10
     assert len(report.jobs) >= 10, detail  # stations did get jobs through
     assert len({c.phase.split("/")[0] for c in report.cuts}) >= 3, detail  # several phases
+
+
+# -- CI strictness -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", [{"CI": "true"}, {"PRINTNET_REQUIRE_ALL": "1"}, {}])
+def test_a_mount_that_cannot_come_up_fails_in_ci_and_skips_elsewhere(
+        monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    import powerloss.testing
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("PRINTNET_REQUIRE_ALL", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(powerloss.testing, "fuse_problem", lambda: "no /dev/fuse (test)")
+    expected = pytest.fail.Exception if env else pytest.skip.Exception
+    with pytest.raises(expected, match="no /dev/fuse"):
+        require_fuse()
