@@ -117,6 +117,7 @@ AHEAD_SECONDS = 0.25  # a printer is given jobs ahead for about this much printi
 MAX_AHEAD = 32  # jobs claimed ahead per printer, at most (a fast printer, small jobs)
 LOCK_PASS_OVER = 0.5  # seconds a master lock may stay busy before its disk is passed over
 DISK_BACKOFF = 5.0  # seconds, at most, between tries of a disk whose cycles keep failing
+UNSTARTED_NOTE: Final = "requeued: claimed, but the disk failed before it started"
 
 
 def server_lock_name(server: str) -> str:
@@ -277,7 +278,7 @@ class SpoolService:
         with self.server.lock:
             has_results = bool(self.results)
         self._stop_lost_jobs()
-        orphans = self._orphans()
+        orphans = self._orphans() + self._stranded()
         views = self.server.printer_views(self)
         decisions, sched_key = self._decide(self.store.state, views)
         now_local = self.server.clock()
@@ -343,6 +344,13 @@ class SpoolService:
             records.append_lines(self.spool.accounting, accounting, sync=False)
             self.unsynced.append(self.spool.accounting)
         records.make_durable(self.spool, self.unsynced)
+
+        # Claims whose commit raised after its entry was written, results aside.
+        pending_results = {r.assignment.job.id for r in results}
+        for job in self._stranded(pending_results):
+            ops.append(op_state(job.id, JobState.PENDING, UNSTARTED_NOTE,
+                                token_was=job.token))
+            self.log(f"job {job.id} requeued: its claim was committed but not started")
 
         # Orphaned printing jobs (holder's lease expired).
         for job in self._orphans():
@@ -566,6 +574,22 @@ class SpoolService:
             job = state.get(job_id)
             if job is None or job.state is not JobState.PRINTING or job.token != a.token:
                 self.server.abandon(job_id)
+
+    def _stranded(self, results: set[str] | None = None) -> list[Job]:
+        """Jobs printing under our live lease that no worker of ours has.
+
+        A commit can fail after its journal entry was written (the disk fails on the
+        folder's fsync or the listing that follow the put): the claims in it were never
+        given to a printer, and nobody else would requeue them while our lease lives
+        (found by tests/test_eio.py: a job "printing" on an idle printer for ever).
+        Jobs whose result waits to be committed (`results`, else the queue) are not."""
+        token = self.server_lock.token
+        if results is None:
+            with self.server.lock:
+                results = {r.assignment.job.id for r in self.results}
+        return [job for job in self.store.state.printing_jobs()
+                if job.holder == self.server.name and job.token == token
+                and job.id not in self.printing and job.id not in results]
 
     def _orphans(self) -> list[Job]:
         """Printing jobs whose holder's lease is gone (observed on our own clock)."""

@@ -22,7 +22,9 @@ import pytest
 from helpers_e2e import (
     PrinterSpec,
     make_etc,
+    master_jobs,
     printed_ids,
+    published,
     server_env,
     start_server,
     wait_for,
@@ -30,6 +32,7 @@ from helpers_e2e import (
 from powerloss.mount import PowerMount
 from powerloss.testing import job_intact, require_fuse
 
+from printnet.model import JobState
 from printnet.spool.layout import Spool
 
 ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{18}$")
@@ -95,6 +98,8 @@ def test_under_eio_stations_fail_clearly_and_every_accepted_job_prints(
     # The injector did fail reads, writes and fsyncs, and stations did see it.
     assert {"read", "write", "fsync"} <= set(stats["injected"]), stats
     assert failed >= 1 and len(accepted) >= 10, (failed, len(accepted))
+    print(f"eio: {len(accepted)} accepted, {failed} stations failed, injected "
+          f"{stats['injected']}")
     assert not list((spool / "rejected").glob("*.req")), "an accepted job was rejected"
     for job_id in accepted:
         record = json.loads((spool / "done" / f"{job_id}.json").read_text())
@@ -116,3 +121,35 @@ def test_an_id_printed_despite_a_failed_fsync_of_new_survives_a_power_cut(
     for job_id in ids:
         assert job_intact(spool_mount.out / "spool", job_id), \
             f"station printed {job_id} but a power cut lost it"
+
+
+def test_a_claim_whose_commit_failed_after_its_entry_was_written_still_prints(
+        tmp_path: Path, spool_mount: PowerMount) -> None:
+    """EIO on the fsync of master/ after a journal entry is linked: the server takes
+    the commit for failed, though its entry (the claim: "printing", our token) is in
+    the journal.  Such a job must not stay "printing" on an idle printer for ever."""
+    spool = spool_mount.path / "spool"
+    out = tmp_path / "S1" / "out" / "P1.prn"
+    etc = make_etc(tmp_path / "S1", "S1", [spool], [PrinterSpec("P1", out)], lease=3.0)
+    env = server_env(tmp_path / "run")
+    server = start_server(etc, "S1", env=env)
+    try:
+        wait_for(lambda: published(spool, "S1"), 60, "S1 publishes its status",
+                 on_timeout=server.log_text)
+        spool_mount.eio(1.0, "fsync", r"^fsyncdir /spool/master$")
+        doc = tmp_path / "doc.txt"
+        doc.write_text("hello\n")
+        rc, ids, err = station(spool, doc, env)
+        assert rc == 0, err
+        job_id = ids[0]
+
+        def claimed() -> bool:
+            job = master_jobs(spool).get(job_id)
+            return job is not None and job.state is JobState.PRINTING
+        wait_for(claimed, 60, "the claim's entry in the journal", on_timeout=server.log_text)
+        assert job_id not in printed_ids(out)
+        spool_mount.eio_off()
+        wait_for(lambda: job_id in printed_ids(out), 60, f"{job_id} printed",
+                 on_timeout=server.log_text)
+    finally:
+        assert server.stop() == 0
