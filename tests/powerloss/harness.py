@@ -74,6 +74,7 @@ from printnet.spool import master as master_io
 from printnet.spool.layout import Spool
 
 PYTHON = sys.executable
+JOBS_PER_EPOCH = 10  # per station thread
 ID_RE = re.compile(r"^([0-9A-HJKMNP-TV-Z]{18})$", re.M)
 S = r"/spool"
 PHASES: dict[str, tuple[str, int]] = {  # name -> (pattern, largest K)
@@ -165,6 +166,9 @@ class Stations:
         rng = random.Random(seed)
         k = 0
         while not self.stop.is_set():
+            if k >= JOBS_PER_EPOCH:  # keep the spool, and so each boot, small
+                self.stop.wait(0.2)
+                continue
             k += 1
             printer = rng.choice(("P1", "P2"))
             doc = self.docs / f"e{self.epoch}-s{n}-{k}.txt"
