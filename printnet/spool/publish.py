@@ -155,9 +155,13 @@ def _write_temp(directory: Path, data: bytes, mode: int, sync: bool) -> Path:
     return tmp
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, sync: bool = True) -> None:
-    """Publish `data` at `path`, replacing what was there, atomically."""
-    tmp = _write_temp(path.parent, data, mode, sync)
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, sync: bool = True,
+                 sync_data: bool = False) -> None:
+    """Publish `data` at `path`, replacing what was there, atomically.
+
+    `sync=False, sync_data=True`: the data is fsynced before the rename (a power cut
+    never leaves the name with empty content), the folder is left to the caller."""
+    tmp = _write_temp(path.parent, data, mode, sync or sync_data)
     try:
         os.rename(tmp, path)
     except OSError as exc:
@@ -174,9 +178,11 @@ def _fsync_published(path: Path) -> None:
         raise translate(exc, path.parent) from exc
 
 
-def write_new(path: Path, data: bytes, *, mode: int = 0o644, sync: bool = True) -> None:
-    """Publish `data` at `path` only if `path` does not exist (raise FileExistsError)."""
-    tmp = _write_temp(path.parent, data, mode, sync)
+def write_new(path: Path, data: bytes, *, mode: int = 0o644, sync: bool = True,
+              sync_data: bool = False) -> None:
+    """Publish `data` at `path` only if `path` does not exist (raise FileExistsError).
+    `sync_data` as for `write_atomic`."""
+    tmp = _write_temp(path.parent, data, mode, sync or sync_data)
     try:
         link_new(tmp, path)
     finally:

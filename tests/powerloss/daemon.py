@@ -31,7 +31,8 @@ standard output (``{"ok": ...}``, or an event):
                                is done but before the caller hears of it)
     disarm
     cut [worst]                cut now (between two operations); `worst`: every
-                               pending operation is lost
+                               pending operation is lost; `names`: every name
+                               change kept, every unsynced write lost
     eio RATE OPS [REGEX]       fail a fraction RATE of the operations of the
                                kinds OPS (comma list of read, write, fsync,
                                meta) on matching paths with EIO; nothing of a
@@ -229,14 +230,16 @@ class PowerFs(pyfuse3.Operations):
         self.matches += 1
         return self.matches >= self.armed[0]
 
-    def cut(self, why: str, *, worst: bool = False) -> None:
+    def cut(self, why: str, *, worst: bool | str = False) -> None:
         """Power off: write the image a cut leaves, then never answer again.
 
         `worst`: every pending operation is lost (the unit tests' deterministic cut)."""
         if self.frozen:
             return
         pending = self.m.pending()
-        if worst:
+        if worst == "names":  # every name change kept, every unsynced write lost
+            image = self.m.crash(self.rng, p_meta=1.0, p_keep=0.0, p_torn=0.0)
+        elif worst:
             image = self.m.crash(self.rng, p_meta=0.0, p_keep=0.0, p_torn=0.0)
         else:
             image = self.m.crash(self.rng)
@@ -529,8 +532,9 @@ class PowerFs(pyfuse3.Operations):
             self.armed = None
             return {"ok": "disarmed"}
         if verb == "cut":
-            worst = len(words) > 1 and words[1] == "worst"
-            self.cut("manual worst" if worst else "manual", worst=worst)
+            mode = words[1] if len(words) > 1 else ""
+            self.cut(f"manual {mode}".strip(),
+                     worst="names" if mode == "names" else mode == "worst")
             return {"ok": "cut"}
         if verb == "eio":
             if words[1] == "off":

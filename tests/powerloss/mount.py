@@ -164,10 +164,10 @@ class PowerMount:
         """Cut at the k-th operation matching `pattern` (before or after it)."""
         self.command(f"arm {k} {when} {pattern}")
 
-    def cut(self, *, worst: bool = False) -> dict[str, Any]:
+    def cut(self, *, worst: bool = False, names: bool = False) -> dict[str, Any]:
         """Cut the power now (if an armed cut has not already); `worst`: lose all
         that is not durable (else a seeded choice, `PowerModel.crash`)."""
-        self.command("cut worst" if worst else "cut")
+        self.command("cut worst" if worst else "cut names" if names else "cut")
         return self.wait_cut(self.timeout)
 
     def wait_cut(self, timeout: float) -> dict[str, Any]:
