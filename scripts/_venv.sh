@@ -20,10 +20,20 @@ fi
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
-stamp="$VENV/.printnet-installed"
+# PRINTNET_EXTRAS: which extras to install ("test" unless set; scripts/demo sets it
+# empty: the runtime needs none).  The test extra compiles pyfuse3, so the Debian
+# packages of scripts/test-packages (libfuse3-dev, gcc, ...) come first.
+EXTRAS="${PRINTNET_EXTRAS-test}"
+spec="$ROOT"
+[ -z "$EXTRAS" ] || spec="$ROOT[$EXTRAS]"
+if [ "$EXTRAS" = "test" ]; then
+  source "$ROOT/scripts/_packages.sh"
+  install_test_packages "$ROOT/scripts/test-packages"
+fi
+stamp="$VENV/.printnet-installed${EXTRAS:+-$EXTRAS}"
 if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ] || [ "$ROOT/setup.py" -nt "$stamp" ]; then
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
+  "$VENV/bin/python" -m pip install -q -e "$spec"
   touch "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from printnet import verbs
 from printnet.masterfile import Job, MasterState, Op, op_add
@@ -50,6 +50,8 @@ from printnet.scheduling import Decisions, PrinterView, busy_printers, decide
 
 if TYPE_CHECKING:
     from printnet.worker import Result
+
+UNSTARTED_NOTE: Final = "requeued: assigned, but the disk failed before it started"
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,23 @@ def find_orphans(state: MasterState, me: str,
     return out
 
 
+def find_stranded(state: MasterState, inputs: CycleInputs) -> list[Job]:
+    """Jobs printing under our live lease that none of our printers has, and whose
+    result is not waiting to be committed.
+
+    A commit can fail after its journal entry was written (the disk fails on the
+    folder's fsync or the listing that follows the put): the assignments in it
+    were never given to a printer, and nobody else would requeue them while our
+    lease lives (found by tests/test_eio.py: a job "printing" on an idle printer
+    for ever)."""
+    if not inputs.token:
+        return []
+    waiting = {r.assignment.job.id for r in inputs.results}
+    return [job for job in state.printing_jobs()
+            if job.holder == inputs.server and job.token == inputs.token
+            and job.id not in inputs.printing and job.id not in waiting]
+
+
 def plan_cycle(state: MasterState, inputs: CycleInputs, now: datetime) -> Plan:
     """One commit for this cycle, and what to do around it (see the module docstring)."""
     plan = Plan()
@@ -149,6 +168,11 @@ def plan_cycle(state: MasterState, inputs: CycleInputs, now: datetime) -> Plan:
     plan.ops += [op_add(job) for job in inputs.admitted]
     for result in inputs.results:
         _settle(state, inputs, result, plan)
+    for job in find_stranded(state, inputs):
+        plan.ops.append(verbs.requeue(job, UNSTARTED_NOTE, token_was=job.token))
+        plan.logs.append(f"job {job.id} requeued: its assignment was committed but never "
+                         "given to a printer")
+        plan.requeued += 1
     for job in inputs.orphans:
         if job.id in inputs.orphans_done:
             plan.ops.append(verbs.remove_done(job))

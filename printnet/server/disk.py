@@ -69,6 +69,7 @@ from printnet.server.cycle import (
     Reconcile,
     Schedule,
     find_orphans,
+    find_stranded,
     plan_cycle,
     plan_schedule,
 )
@@ -257,12 +258,18 @@ class SpoolService:
             has_results = bool(self.results)
         self._stop_lost_jobs()
         orphans = self._orphans()
+        with self.server.lock:
+            waiting = list(self.results)
+        stranded = find_stranded(self.store.state, CycleInputs(
+            server=self.server.name, token=self.server_lock.token or "",
+            printing=set(self.printing), results=waiting))
         views = self.server.printer_views(self)
         decisions, sched_key = self._decide(self.store.state, views)
         now_local = self.server.clock()
         policy_due = self.admission.policy_due(self.store.state, now=now_local,
                                                now_local=now_local)
-        if not (self.taken or self.controls or has_results or orphans or decisions.assigned
+        if not (self.taken or self.controls or has_results or orphans or stranded
+                or decisions.assigned
                 or decisions.notes or not self.reconciled or policy_due):
             self._decided(sched_key)
             self.lock_busy_since = None  # nothing to write: the lock is not waited for
