@@ -125,7 +125,7 @@ def make_job(job_id: str, **fields: object) -> Job:
 
     values: dict[str, object] = {
         "id": job_id, "user": "alice", "station": "ws1",
-        "submitted": "2026-03-01T12:00:00.000000Z", "printer": "LOCAL",
+        "submitted": "2026-03-01T12:00:00.000000Z", "destination": "LOCAL",
         "priority": Priority.STANDARD, "copies": 1, "title": "t", "setup": "",
         "header": True, "format": Format.TEXT, "state": JobState.PENDING,
     }
