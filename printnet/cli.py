@@ -42,7 +42,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 @click.version_option(__version__, prog_name="printnet")
 @click.option(
     "--spool", "spool", type=click.Path(path_type=Path), envvar="PRINTNET_SPOOL",
-    default="spool", show_default=True, help="The shared disk (env PRINTNET_SPOOL).",
+    default="spool", show_default=True, help="The spool folder (env PRINTNET_SPOOL).",
 )
 @click.option(
     "--etc", "etc", type=click.Path(path_type=Path), envvar="PRINTNET_ETC",
@@ -228,9 +228,9 @@ def status(
     jobs: tuple[str, ...],
 ) -> None:
     """Show the queues: printers, then jobs in the order they will print."""
-    from printnet.launch import write_status  # shared with the console script's fast path
+    from printnet.launch import print_status  # shared with the console script's fast path
 
-    write_status(ctx.obj["spool"], ctx.obj["etc"], printer=printer, user=user, jobs=jobs,
+    print_status(ctx.obj["spool"], ctx.obj["etc"], printer=printer, user=user, jobs=jobs,
                  as_json=as_json)
 
 

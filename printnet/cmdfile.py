@@ -567,7 +567,7 @@ SERVER_SCHEMA: Final = Schema("server.cmd", {
         "SERVER NAME=FLOOR2", keys={"NAME": Name()},
     ),
     "SPOOL": Keyword(
-        "SPOOL", Repeat.MANY, "a shared disk (spool folder) to serve; one line each",
+        "SPOOL", Repeat.MANY, "a spool (its folder) to serve; one line each",
         "SPOOL /mnt/net1/printnet", PathText(), True,
     ),
     "PASSWORD": Keyword(
