@@ -27,6 +27,10 @@ Encoding and update strategy (chosen for 100,000 live jobs)
 
 How these files are named and fenced on disk is `printnet.spool.master`'s
 business; this module knows nothing of files.
+
+Over 600 lines on purpose: the job record, its ops and both encodings share one
+field table (`FIELDS`, the row decoder) and change together; split, one format
+would live in three files.
 """
 
 from __future__ import annotations
