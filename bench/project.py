@@ -183,7 +183,7 @@ def fill_master(spool: Spool, n: int, printer: str = "POOL", *, setup: str = "")
         jobs.append(Job(
             id=job_id, user="root", station="bench",
             submitted=iso(datetime.fromtimestamp((start + i) / 1000, UTC)),
-            printer=printer, priority=Priority.STANDARD, copies=1, title=f"bench job {i}",
+            destination=printer, priority=Priority.STANDARD, copies=1, title=f"bench job {i}",
             setup=setup, header=True, format=Format.TEXT, state=JobState.PENDING, size=1024))
     lock = ExpiringLock(LockTable(spool.locks), "master", lease=60.0, holder="bench")
     if not lock.try_acquire():

@@ -341,9 +341,9 @@ class Station:
         positions: dict[str, int] = {}
         listed: set[str] = set()
         for job in state.ordered():
-            n = positions[job.printer] = positions.get(job.printer, 0) + 1
+            n = positions[job.destination] = positions.get(job.destination, 0) + 1
             listed.add(job.id)
-            if _selected(job.id, job.printer, job.assigned, job.user, dest, user, wanted):
+            if _selected(job.id, job.destination, job.assigned, job.user, dest, user, wanted):
                 view.jobs.append(job_json(job, n))
         waiting = sorted(self.waiting_requests(skip=listed), key=lambda r: (r.priority.rank, r.id))
         for req in waiting:
@@ -397,7 +397,7 @@ class Station:
             n = positions[req.printer] = positions.get(req.printer, 0) + 1
             if _selected(req.id, req.printer, "", req.user, dest, user, set()):
                 job = Job.from_request(req)
-                yield (n, job.id, job.user, job.printer, job.priority.value, job.state.value,
+                yield (n, job.id, job.user, job.destination, job.priority.value, job.state.value,
                        job.submitted, job.title, WAITING_NOTE)
 
     def _waiting_names(self) -> list[str]:

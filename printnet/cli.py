@@ -62,7 +62,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 @click.version_option(__version__, prog_name="printnet")
 @click.option(
     "--spool", "spool", type=click.Path(path_type=Path), envvar="PRINTNET_SPOOL",
-    default="spool", show_default=True, help="The shared disk (env PRINTNET_SPOOL).",
+    default="spool", show_default=True, help="The spool folder (env PRINTNET_SPOOL).",
 )
 @click.option(
     "--etc", "etc", type=click.Path(path_type=Path), envvar="PRINTNET_ETC",
@@ -284,7 +284,7 @@ def status(
     --watch redraws printers (the current job with a bar of pages or bytes)
     and the queue until Ctrl-C; it needs a terminal (scripts poll --json).
     """
-    from printnet.launch import write_status  # shared with the console script's fast path
+    from printnet.launch import print_status  # shared with the console script's fast path
 
     if watch:
         if as_json or jobs:
@@ -301,7 +301,7 @@ def status(
         sys.exit(live(station, printer=normalize_name(printer) if printer else None,
                       user=user, interval=interval))
 
-    write_status(ctx.obj["spool"], ctx.obj["etc"], printer=printer, user=user, jobs=jobs,
+    print_status(ctx.obj["spool"], ctx.obj["etc"], printer=printer, user=user, jobs=jobs,
                  as_json=as_json)
 
 

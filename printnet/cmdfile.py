@@ -38,6 +38,10 @@ The editor (`set_command`, `update_command`, `remove_command`, `set_single`,
 `add_line`, `remove_line`) rewrites a file's text and keeps every other line,
 comment and blank line byte for byte; a replaced command keeps its indentation
 and trailing comment.
+
+Over 600 lines on purpose: syntax, value types, schemas and editor are one
+language; the editor must render exactly what the parser reads back, so they
+stay in one module.
 """
 
 from __future__ import annotations
@@ -590,7 +594,7 @@ SERVER_SCHEMA: Final = Schema("server.cmd", {
         "SERVER NAME=FLOOR2", keys={"NAME": Name()},
     ),
     "SPOOL": Keyword(
-        "SPOOL", Repeat.MANY, "a shared disk (spool folder) to serve; one line each",
+        "SPOOL", Repeat.MANY, "a spool (its folder) to serve; one line each",
         "SPOOL /mnt/net1/printnet", PathText(), True,
     ),
     "PASSWORD": Keyword(

@@ -27,6 +27,9 @@ Edits (`edit`) validate the whole configuration with the new text before the
 file is replaced atomically (temp file in the same folder, fsync, rename,
 fsync of the folder; the file's mode is kept).  A file that changed on disk
 while the edit was being validated is not overwritten.
+
+Over 600 lines on purpose: the loaders of both command files share the path
+rules and the checks across them (classes, setups, the default printer).
 """
 
 from __future__ import annotations

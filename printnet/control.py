@@ -56,7 +56,6 @@ MAX_CLIENTS: Final = 8  # connections served at once
 READ_TIMEOUT: Final = 30.0  # seconds a client may take to send its request
 REPLY_TIMEOUT: Final = 180.0  # seconds a client waits for the answer
 SUFFIX: Final = ".sock"
-RUNTIME_ENV: Final = "PRINTNET_RUNTIME_DIR"
 
 
 @dataclass(frozen=True)
@@ -79,14 +78,15 @@ Handler = Callable[[dict[str, Any], Peer], dict[str, Any]]
 
 
 def runtime_dir() -> Path:
-    """The folder of this user's server sockets (not created here)."""
-    env = os.environ.get(RUNTIME_ENV)
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and os.path.isabs(xdg):
-        return Path(xdg) / "printnet"
-    return Path("/tmp") / f"printnet-{os.geteuid()}"
+    """The folder of this user's server sockets (not created here).
+
+    Defined once, on the engine side (`printnet.server.presence.runtime_dir`: the
+    engine may not import this module).  Imported when called: importing the server
+    package costs a console command ~150 ms it otherwise does not spend.
+    """
+    from printnet.server.presence import runtime_dir as engine_runtime_dir
+
+    return engine_runtime_dir()
 
 
 def safe_name(server: str) -> str:

@@ -7,7 +7,7 @@ much as Python's own start-up.  `main` handles `--version`, `request` and
 importing click; anything else (`--help`, another command, an option it does
 not know, a malformed or repeated option, `--ask-password`) goes to the click
 application in `printnet.cli`, which also prints every usage error.  Both
-paths run the same functions (`run_request`, `write_status`), and errors still
+paths run the same functions (`run_request`, `print_status`), and errors still
 become messages and exit codes in `printnet.cli` (`fail`), so what a user sees
 is the same either way.
 
@@ -140,7 +140,7 @@ def _fast(argv: list[str]) -> Callable[[], object] | None:
         if parsed is None:
             return None
         opts, jobs = parsed
-        return lambda: write_status(spool_dir, etc_dir, printer=opts.get("printer"),
+        return lambda: print_status(spool_dir, etc_dir, printer=opts.get("printer"),
                                     user=opts.get("user"), jobs=jobs,
                                     as_json=bool(opts.get("as_json")))
     return None
@@ -254,7 +254,7 @@ def run_request(spool: Path, etc: Path, files: Sequence[str], *, printer: str | 
     return wait_jobs(station, [r.id for r in requests], show=sys.stderr.isatty())
 
 
-def write_status(spool: Path, etc: Path, *, printer: str | None, user: str | None,
+def print_status(spool: Path, etc: Path, *, printer: str | None, user: str | None,
                  jobs: Sequence[str], as_json: bool) -> None:
     """`printnet status`: printers, then jobs in the order they will print."""
     station = _station(spool, etc)

@@ -27,6 +27,10 @@ Encoding and update strategy (chosen for 100,000 live jobs)
 
 How these files are named and fenced on disk is `printnet.spool.master`'s
 business; this module knows nothing of files.
+
+Over 600 lines on purpose: the job record, its ops and both encodings share one
+field table (`FIELDS`, the row decoder) and change together; split, one format
+would live in three files.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ class Job:
     user: str
     station: str
     submitted: str  # ISO 8601 UTC, as in the request
-    printer: str  # the destination asked for: a printer or a class
+    destination: str  # the destination asked for: a printer or a class (on disk: printer)
     priority: Priority
     copies: int
     title: str
@@ -95,7 +99,7 @@ class Job:
             user=req.user,
             station=req.station,
             submitted=iso(req.submitted),
-            printer=req.printer,
+            destination=req.printer,
             priority=req.priority,
             copies=req.copies,
             title=req.title,
@@ -116,9 +120,20 @@ class Job:
         return out
 
 
-FIELDS: Final = tuple(f.name for f in fields(Job))
+# On disk and on the wire `Job.destination` is still called "printer" (snapshot
+# column, journal "add" and "set" fields, status --json keys): older stations and
+# other hosts read those names.  FIELDS are the on-disk names; the mapping is here.
+_WIRE_NAME: Final = {"destination": "printer"}
+_ATTR_OF: Final = {wire: attr for attr, wire in _WIRE_NAME.items()}
+ATTRS: Final = tuple(f.name for f in fields(Job))
+FIELDS: Final = tuple(_WIRE_NAME.get(a, a) for a in ATTRS)
 _INT_FIELDS: Final = frozenset({"copies", "rank", "restarted", "size", "pages"})
-_GET_FIELDS: Final = attrgetter(*FIELDS)
+_GET_FIELDS: Final = attrgetter(*ATTRS)
+
+
+def attr_of(field: str) -> str:
+    """The `Job` attribute an on-disk field name stands for."""
+    return _ATTR_OF.get(field, field)
 _ENUM_FIELDS: Final = tuple(
     f.name for f in fields(Job) if f.type in ("Priority", "JobState", "Format")
 )
@@ -147,6 +162,7 @@ class Op:
                                               current token equals it
       note    id, note                        change the note only
       set     id, [priority, rank, printer, pages, restarted, copies]
+                                              (printer: the on-disk name of destination)
       remove  id, [token_was]                 the job finished and left the master file
     """
 
@@ -171,7 +187,8 @@ def op_note(job_id: str, note: str) -> Op:
 
 
 def op_set(job_id: str, **changes: Any) -> Op:
-    return Op("set", job_id, {k: _plain(v) for k, v in changes.items()})
+    """A "set" op; `changes` are `Job` attribute names (destination= is written printer)."""
+    return Op("set", job_id, {_WIRE_NAME.get(k, k): _plain(v) for k, v in changes.items()})
 
 
 def op_remove(job_id: str, token_was: str | None = None) -> Op:
@@ -184,7 +201,7 @@ _PRIORITY_VALUES: Final = frozenset(p.value for p in Priority)
 
 def job_from_json(obj: dict[str, Any]) -> Job:
     try:
-        values: dict[str, Any] = {f: obj[f] for f in FIELDS if f in obj}
+        values: dict[str, Any] = {a: obj[f] for a, f in zip(ATTRS, FIELDS, strict=True) if f in obj}
         values["priority"] = Priority(values["priority"])
         values["state"] = JobState(values["state"])
         values["format"] = Format(values["format"])
@@ -244,7 +261,7 @@ class MasterState:
         batch: dict[str, list[SortKey]] = {}
         for job in jobs:
             self.jobs[job.id] = job
-            batch.setdefault(job.printer, []).append(job.key)
+            batch.setdefault(job.destination, []).append(job.key)
             if job.state is JobState.PRINTING:
                 self._printing.add(job.id)
         for dest, keys in batch.items():
@@ -401,7 +418,7 @@ class MasterState:
             if moved:
                 self._unindex(job)
             for name, value in op.args.items():
-                setattr(job, name, Priority(value) if name == "priority" else value)
+                setattr(job, attr_of(name), Priority(value) if name == "priority" else value)
             if moved:
                 self._index(job)
         elif op.kind == "remove":
@@ -433,14 +450,14 @@ class MasterState:
         self._index(job)
 
     def _index(self, job: Job) -> None:
-        index = self._by_dest.get(job.printer)
+        index = self._by_dest.get(job.destination)
         if index is None:
-            index = self._by_dest[job.printer] = _SortedKeys()
+            index = self._by_dest[job.destination] = _SortedKeys()
         index.add(job.key)
         self._order = None
 
     def _unindex(self, job: Job) -> None:
-        index = self._by_dest.get(job.printer)
+        index = self._by_dest.get(job.destination)
         if index is not None:
             index.discard(job.key)
         self._order = None
@@ -472,7 +489,7 @@ def _job_line(job: Job) -> str:
         values[i] = "1" if values[i] else "0"
     line = "\t".join(map(str, values))
     if line.count("\t") != len(FIELDS) - 1 or "\n" in line:
-        line = "\t".join(_field_text(getattr(job, f)) for f in FIELDS)
+        line = "\t".join(_field_text(getattr(job, a)) for a in ATTRS)
     return line
 
 
@@ -515,12 +532,12 @@ def _split_snapshot(data: bytes, *, as_list: bool = True,
         raise SpoolError("master snapshot: truncated")
     pad: list[str] = []
     columns = list(names)
-    for f in fields(Job):
-        if f.name not in names:
+    for f, name in zip(fields(Job), FIELDS, strict=True):
+        if name not in names:
             if f.default is MISSING:
-                raise SpoolError(f"master snapshot: field {f.name} is missing")
+                raise SpoolError(f"master snapshot: field {name} is missing")
             pad.append(_field_text(f.default))
-            columns.append(f.name)
+            columns.append(name)
     tabs = len(names) - 1
     if text.count("\t") != tabs * count + 4 + 1:  # + header's 4 + trailer's 1
         raise SpoolError("master snapshot: a line has the wrong number of fields")
@@ -562,7 +579,7 @@ def _row_decoder(columns: list[str]) -> Callable[[list[str]], Job]:
         "setup", "header", "format", "state", "note", "rank", "assigned", "holder", "token",
         "restarted", "size", "pages"))
     bools = {FIELDS[i] for i in _BOOL_AT}
-    extra = [(name, ix[name], int if name in _INT_FIELDS else _BOOL.__getitem__
+    extra = [(attr_of(name), ix[name], int if name in _INT_FIELDS else _BOOL.__getitem__
               if name in bools else str) for name in FIELDS if name not in _DECODED]
     intern = sys.intern
     priority_of = {p.value: p for p in Priority}
@@ -573,7 +590,7 @@ def _row_decoder(columns: list[str]) -> Callable[[list[str]], Job]:
     def decode(p: list[str]) -> Job:
         job = Job(
             id=p[i_id], user=intern(p[i_user]), station=intern(p[i_station]),
-            submitted=p[i_submitted], printer=intern(p[i_printer]),
+            submitted=p[i_submitted], destination=intern(p[i_printer]),
             priority=priority_of[p[i_priority]], copies=int(p[i_copies]), title=p[i_title],
             setup=intern(p[i_setup]), header=as_bool[p[i_header]],
             format=format_of[p[i_format]], state=state_of[p[i_state]],
@@ -673,7 +690,7 @@ class LazyState(MasterState):
         if self._superseded:
             gone = self._superseded
             lines = [line for k, line in enumerate(lines) if k not in gone]
-        touched = [[_field_text(getattr(job, c)) for c in self.columns]
+        touched = [[_field_text(getattr(job, attr_of(c))) for c in self.columns]
                    for job in self.ordered()]
         fields_of = self._fields
         if not touched:

@@ -231,7 +231,7 @@ class OperatorJobs:
                     after: list[Callable[[], None]]) -> str:
             if job.state not in (JobState.PENDING, JobState.HELD):
                 return f"not moved: it is {job.state.value}"
-            if job.printer == dest:
+            if job.destination == dest:
                 return f"already queued for {dest}"
             ops.append(verbs.move(job, dest))
             return f"moved to {dest}"

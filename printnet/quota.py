@@ -215,7 +215,7 @@ def live_usage(state: MasterState, accounted: set[str]) -> LiveUsage:
 
 
 def add_live(usage: LiveUsage, job: Job) -> None:
-    for dest in {"*", job.printer, job.assigned} - {""}:
+    for dest in {"*", job.destination, job.assigned} - {""}:
         key = (job.user, dest)
         usage[key] = usage.get(key, 0) + job.pages
 

@@ -157,7 +157,7 @@ def decide(
         if job.id in taken or job.state is not JobState.PENDING:
             continue
         visited.add(job.id)
-        dest = job.printer
+        dest = job.destination
         serving = members[dest]
         with_form = _with_form(job, serving, night_open, night)
         if isinstance(with_form, str):
@@ -206,7 +206,7 @@ def decide(
             if found is None or found.state is not JobState.PENDING:
                 continue
             job = found
-            serving = members.get(job.printer, [])
+            serving = members.get(job.destination, [])
             if not serving:
                 continue
             with_form = _with_form(job, serving, night_open, night)
@@ -215,7 +215,7 @@ def decide(
                 continue
             usable = [p for p in with_form if p.online and not p.stopped]
             if not usable:
-                if _head(state, job.printer, serving, night_open, taken) is job:
+                if _head(state, job.destination, serving, night_open, taken) is job:
                     stopped = all(p.stopped for p in with_form)
                     note(job, NOTE_STOPPED if stopped else NOTE_OFFLINE)
                 continue

@@ -138,7 +138,7 @@ def note(job_id: str, text: str) -> Op:
 
 def move(job: Job, destination: str) -> Op:
     """Queue a pending or held job for another printer or class."""
-    return op_set(job.id, printer=destination)
+    return op_set(job.id, destination=destination)
 
 
 def top(job: Job, rank: int) -> Op:

@@ -36,9 +36,12 @@ def hermetic_cwd() -> Iterator[Path]:
     test fails loudly on the poisoned files instead of passing or failing by accident.
     """
     saved_cwd = os.getcwd()
-    saved_env = {k: os.environ.pop(k) for k in ("PRINTNET_SPOOL", "PRINTNET_ETC")
-                 if k in os.environ}
+    saved_env = {k: os.environ.pop(k) for k in ("PRINTNET_SPOOL", "PRINTNET_ETC",
+                                                 "PRINTNET_RUNTIME_DIR") if k in os.environ}
     with tempfile.TemporaryDirectory(prefix="printnet-cwd-") as folder:
+        # In-process servers and consoles of this session get their own runtime folder
+        # (presence locks, control sockets), not the user's /tmp/printnet-<uid>.
+        os.environ["PRINTNET_RUNTIME_DIR"] = str(Path(folder, "run"))
         Path(folder, "spool").write_text(POISON_TEXT)
         Path(folder, "etc").mkdir()
         Path(folder, "etc", "server.cmd").write_text(
@@ -51,6 +54,7 @@ def hermetic_cwd() -> Iterator[Path]:
             yield Path(folder)
         finally:
             os.chdir(saved_cwd)
+            os.environ.pop("PRINTNET_RUNTIME_DIR", None)
             os.environ.update(saved_env)
 
 
@@ -125,7 +129,7 @@ def make_job(job_id: str, **fields: object) -> Job:
 
     values: dict[str, object] = {
         "id": job_id, "user": "alice", "station": "ws1",
-        "submitted": "2026-03-01T12:00:00.000000Z", "printer": "LOCAL",
+        "submitted": "2026-03-01T12:00:00.000000Z", "destination": "LOCAL",
         "priority": Priority.STANDARD, "copies": 1, "title": "t", "setup": "",
         "header": True, "format": Format.TEXT, "state": JobState.PENDING,
     }

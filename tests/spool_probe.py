@@ -57,7 +57,7 @@ def state(root: Path) -> dict[str, Any]:
              for name, r in LockTable(spool.locks).records().items()}
     return {
         "master": {j.id: {"state": j.state.value, "holder": j.holder, "note": j.note,
-                          "restarted": j.restarted, "printer": j.printer,
+                          "restarted": j.restarted, "printer": j.destination,
                           "assigned": j.assigned}
                    for j in jobs.ordered()},
         "received": sorted(os.listdir(spool.received)),

@@ -439,7 +439,7 @@ def test_job_verbs_hold_release_top_move_cancel_reprint(running: Project) -> Non
     assert order == [c, a, b]
 
     running.console("MOVE", b, "OTHER")
-    assert running.job(b).printer == "OTHER"
+    assert running.job(b).destination == "OTHER"
     assert running.console("MOVE", b, "NOWHERE", ok=False).returncode == 1
 
     assert "canceled" in running.console("CANCEL", a).stdout
@@ -503,7 +503,7 @@ def test_names_are_case_insensitive_wherever_a_user_types_one(tmp_path: Path) ->
         (project.root / "memo.txt").write_text("a memo\n")
         job = project.cli("request", "-P", "local", "-s", "checks", "memo.txt").stdout.strip()
         wait_for(lambda: project.job(job), what="the job taken in")
-        assert project.job(job).printer == "LOCAL" and project.job(job).setup == "CHECKS"
+        assert project.job(job).destination == "LOCAL" and project.job(job).setup == "CHECKS"
         assert job in project.cli("status", "-P", "local").stdout
         assert job in project.console("CH", "local").stdout
         assert "moved to FRONT" in project.console("MOVE", job, "front").stdout

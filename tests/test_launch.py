@@ -116,17 +116,17 @@ def _install(spool: Spool, state: MasterState) -> tuple[MasterStore, ExpiringLoc
 
 def test_listing_equals_the_decoded_master_file(spool: Spool) -> None:
     ids = make_ids(60)
-    jobs = [make_job(i, printer="P1" if n % 3 else "P2",
+    jobs = [make_job(i, destination="P1" if n % 3 else "P2",
                 priority=Priority.OVERNIGHT if n % 7 == 0 else Priority.STANDARD)
             for n, i in enumerate(ids)]
     store, lock = _install(spool, MasterState(jobs))
     # Journal entries after the snapshot: reorder, state, note, remove, add.
     ops = [op_set(ids[50], priority="high"), op_set(ids[5], rank=-3),
            op_state(ids[7], JobState.HELD, "held by test"), op_note(ids[8], "Needs CHECKS"),
-           op_remove(ids[9]), op_set(ids[10], printer="P2")]
+           op_remove(ids[9]), op_set(ids[10], destination="P2")]
     store.commit(ops, lock)
     extra = make_ids(3, start_ms=1_800_000_000_000)
-    store.commit([op_add(make_job(i, printer="P1")) for i in extra], lock)
+    store.commit([op_add(make_job(i, destination="P1")) for i in extra], lock)
     lock.release()
     station = Station(spool.root, None, user="root", station="test")
     for printer, user in ((None, None), ("P1", None), ("P2", "root"), (None, "nobody")):

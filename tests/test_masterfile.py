@@ -21,7 +21,7 @@ DESTS = ("LOCAL", "LINE", "POOL")
 def make_job(job_id: str, **fields: Any) -> Job:
     values: dict[str, Any] = {
         "id": job_id, "user": "alice", "station": "ws1",
-        "submitted": "2026-03-01T12:00:00.000000Z", "printer": "LOCAL",
+        "submitted": "2026-03-01T12:00:00.000000Z", "destination": "LOCAL",
         "priority": Priority.STANDARD, "copies": 1, "title": "t", "setup": "",
         "header": True, "format": Format.TEXT, "state": JobState.PENDING,
     }
@@ -45,9 +45,9 @@ def check_order(state: MasterState) -> None:
     assert keys == sorted(keys)
     assert {j.id for j in state.ordered()} == set(state.jobs)
     seen: list[str] = []
-    for dest in {j.printer for j in state.jobs.values()} | set(DESTS):
+    for dest in {j.destination for j in state.jobs.values()} | set(DESTS):
         queue = list(state.queue(dest))
-        assert all(j.printer == dest for j in queue)
+        assert all(j.destination == dest for j in queue)
         qkeys = [j.key for j in queue]
         assert qkeys == sorted(qkeys)
         seen += [j.id for j in queue]
@@ -65,7 +65,7 @@ def new_jobs(draw: st.DrawFn, job_id: str) -> Job:
     return make_job(
         job_id,
         user=draw(st.sampled_from(["alice", "bob", "c.d@e"])),
-        printer=draw(st.sampled_from(DESTS)),
+        destination=draw(st.sampled_from(DESTS)),
         priority=draw(st.sampled_from(Priority)),
         copies=draw(st.integers(1, 999)),
         title=draw(text_fields),
@@ -103,7 +103,7 @@ def op_sequences(draw: st.DrawFn) -> list[Op]:
             ops.append(mf.op_note(job_id, draw(text_fields)))
         elif kind == "set":
             changes = draw(st.dictionaries(
-                st.sampled_from(["priority", "rank", "printer", "pages", "copies"]),
+                st.sampled_from(["priority", "rank", "destination", "pages", "copies"]),
                 st.integers(-5, 5) | st.sampled_from(list(Priority)) | st.sampled_from(DESTS),
                 max_size=2,
             ))
@@ -365,7 +365,7 @@ def test_set_moves_a_job_in_the_queues(state: MasterState) -> None:
     assert [j.id for j in state.queue("LOCAL")] == [c, a, b]
     state.apply(mf.op_set(a, priority=Priority.HIGH))
     assert [j.id for j in state.ordered()] == [a, c, b]
-    state.apply(mf.op_set(b, printer="LINE"))
+    state.apply(mf.op_set(b, destination="LINE"))
     assert [j.id for j in state.queue("LOCAL")] == [a, c]
     assert [j.id for j in state.queue("LINE")] == [b]
     assert set(state.destinations()) == {"LOCAL", "LINE"}

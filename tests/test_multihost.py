@@ -297,7 +297,7 @@ _COMMITTER = """
         job_id = gen.next(1_770_000_000_000 + seed * 1_000_000 + i, seed)
         i += 1
         job = Job(id=job_id, user="u", station="s", submitted="2026-03-01T12:00:00.000000Z",
-                  printer="P", priority=Priority.STANDARD, copies=1, title="t", setup="",
+                  destination="P", priority=Priority.STANDARD, copies=1, title="t", setup="",
                   header=True, format=Format.TEXT, state=JobState.PENDING)
         try:
             store.commit([op_add(job)], NoFence())

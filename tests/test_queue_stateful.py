@@ -528,7 +528,7 @@ class QueueMachine(RuleBasedStateMachine):
             if job.where in ("master", "finished"):
                 got = state.jobs[job.id]
                 assert (got.state, got.holder, got.token, got.restarted, got.note,
-                        got.priority, got.printer) == (
+                        got.priority, got.destination) == (
                     job.state, job.holder, job.token, job.restarted, job.note,
                     job.priority, job.printer), job
                 if job.state is JobState.PRINTING:

@@ -132,7 +132,7 @@ def test_live_jobs_count_unless_held_by_policy_or_already_accounted() -> None:
     state = MasterState([
         make_job(a, pages=5),
         make_job(b, pages=7, state=JobState.HELD, note="Quota exceeded: 12 of 10 pages today"),
-        make_job(c, pages=3, printer="CLASS1", assigned="LP"),
+        make_job(c, pages=3, destination="CLASS1", assigned="LP"),
         make_job(d, pages=4),
     ])
     usage = live_usage(state, accounted={d})

@@ -28,7 +28,7 @@ def ids(n: int) -> list[str]:
 def job(job_id: str, **fields: Any) -> Job:
     values: dict[str, Any] = {
         "id": job_id, "user": "u", "station": "s", "submitted": "2026-03-01T00:00:00Z",
-        "printer": "LP", "priority": Priority.STANDARD, "copies": 1, "title": "",
+        "destination": "LP", "priority": Priority.STANDARD, "copies": 1, "title": "",
         "setup": "", "header": True, "format": Format.TEXT, "state": JobState.PENDING,
     }
     values.update(fields)
@@ -75,7 +75,7 @@ def test_job_needing_a_form_waits_with_a_note_while_later_jobs_print() -> None:
 
 def test_one_job_per_printer() -> None:
     a, b, c = ids(3)
-    state = MasterState([job(a), job(b), job(c, printer="LP2")])
+    state = MasterState([job(a), job(b), job(c, destination="LP2")])
     got = assigned(state, [PrinterView("LP", "STANDARD"), PrinterView("LP2", "STANDARD")])
     assert sorted(got) == sorted([(a, "LP"), (c, "LP2")])
     # a printer already printing (by anyone) takes nothing
@@ -107,12 +107,12 @@ def test_class_job_goes_to_the_first_idle_member_with_the_form() -> None:
         PrinterView("P2", "CHECKS", classes=("POOL",)),
         PrinterView("P3", "CHECKS", classes=("POOL",)),
     ]
-    state = MasterState([job(a, printer="POOL", setup="CHECKS")])
+    state = MasterState([job(a, destination="POOL", setup="CHECKS")])
     assert assigned(state, members) == [(a, "P2")]
     assert assigned(state, members, busy={"P2"}) == [(a, "P3")]
     assert assigned(state, members, busy={"P2", "P3"}) == []
-    state = MasterState([job(a, printer="POOL"), job(b, printer="POOL"),
-                         job(c, printer="POOL")])
+    state = MasterState([job(a, destination="POOL"), job(b, destination="POOL"),
+                         job(c, destination="POOL")])
     assert assigned(state, members) == [(a, "P1"), (b, "P2"), (c, "P3")]
 
 
@@ -120,11 +120,11 @@ def test_class_and_printer_queues_are_merged_in_queue_order() -> None:
     old_class, new_printer, high_class = ids(3)
     lp = [PrinterView("LP", "STANDARD", classes=("POOL",))]
     # an older class job goes before a newer job for the printer itself
-    state = MasterState([job(old_class, printer="POOL"), job(new_printer, printer="LP")])
+    state = MasterState([job(old_class, destination="POOL"), job(new_printer, destination="LP")])
     assert assigned(state, lp) == [(old_class, "LP")]
     # and a high-priority class job before a standard job for the printer
-    state = MasterState([job(new_printer, printer="LP"),
-                         job(high_class, printer="POOL", priority=Priority.HIGH)])
+    state = MasterState([job(new_printer, destination="LP"),
+                         job(high_class, destination="POOL", priority=Priority.HIGH)])
     assert assigned(state, lp) == [(high_class, "LP")]
 
 
@@ -153,7 +153,7 @@ def test_stale_scheduler_notes_are_cleared_but_restart_notes_stay() -> None:
 
 def test_jobs_for_printers_of_other_servers_are_left_alone() -> None:
     a, b = ids(2)
-    state = MasterState([job(a, printer="OTHER", setup="CHECKS"), job(b)])
+    state = MasterState([job(a, destination="OTHER", setup="CHECKS"), job(b)])
     result = decide(state, [PrinterView("LP", "STANDARD")], now_local=DAY, night=(0, 6))
     assert result.assigned == [(b, "LP")]
     assert a not in result.notes
@@ -176,7 +176,7 @@ def test_overnight_jobs_only_start_inside_the_night_window(
     window: tuple[int, int], hour: int, minute: int,
 ) -> None:
     a, b = ids(2)
-    state = MasterState([job(a, priority=Priority.OVERNIGHT), job(b, printer="LP2")])
+    state = MasterState([job(a, priority=Priority.OVERNIGHT), job(b, destination="LP2")])
     now = DAY.replace(hour=hour, minute=minute)
     result = decide(state, [PrinterView("LP", "STANDARD"), PrinterView("LP2", "STANDARD")],
                     now_local=now, night=window)

@@ -27,7 +27,7 @@ SETUPS = ("", "", "", "CHECKS", "LABELS")
 
 def _random_job(rng: random.Random, job_id: str) -> Job:
     return make_job(
-        job_id, printer=rng.choice((*PRINTERS, "POOL", "POOL")),
+        job_id, destination=rng.choice((*PRINTERS, "POOL", "POOL")),
         priority=rng.choice((Priority.HIGH, Priority.STANDARD, Priority.STANDARD,
                              Priority.OVERNIGHT)),
         setup=rng.choice(SETUPS), state=rng.choice(

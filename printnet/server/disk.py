@@ -583,12 +583,13 @@ class SpoolService:
             self.error = text
             self.log(text)
 
-    def write_status(self, now: float) -> None:
+    def refresh_server_file(self, now: float) -> None:
+        """Rewrite this spool's servers/<NAME>.json (its age: the heartbeat), at most 1/s."""
         if now - self.last_status < min(1.0, self.server.config.server.lease / 4):
             return
         self.last_status = now
         try:
-            records.write_status(self.spool, self.server.name, self.server.status(self))
+            records.write_server_file(self.spool, self.server.name, self.server.status(self))
             if self.site_config is not self.server.config:
                 # What stations may read of the configuration (default, names): at
                 # start and after each reload (`spool.site`).

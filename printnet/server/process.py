@@ -219,7 +219,7 @@ class Server(ConfigReload):
                 service.failures += 1
                 service.retry_at = now + min(DISK_BACKOFF, self.config.server.scan_interval
                                              * 2 ** min(service.failures, 8))
-            service.write_status(now)
+            service.refresh_server_file(now)
         return worked
 
     def _run_calls(self) -> None:
@@ -330,7 +330,7 @@ class Server(ConfigReload):
         self.state = "stopped"
         for service in self.services:
             with contextlib.suppress(PrintnetError):
-                records.write_status(service.spool, self.name, self.status(service))
+                records.write_server_file(service.spool, self.name, self.status(service))
             # A disk that is gone (cut-off mount) must not keep the others' leases.
             with contextlib.suppress(PrintnetError, OSError):
                 service.stop()

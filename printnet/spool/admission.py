@@ -294,7 +294,7 @@ class Admission:
         live = quota.live_usage(state, self.book.ids)
         out = []
         for job in held:
-            verdict = quota.check_quota(rules, user=job.user, destination=job.printer,
+            verdict = quota.check_quota(rules, user=job.user, destination=job.destination,
                                         pages=job.pages, book=self.book, live=live,
                                         now_local=now_local, groups=self.groups)
             if verdict is None:

@@ -85,6 +85,11 @@ Garbage (`LockTable.purge`)
 ESTALE is retried a few times; ``.nfs*`` files are ignored; `selftest` checks
 at startup that the filesystem has hard links and a link() that fails with
 EEXIST (smbnetfs has no hard links: it cannot hold a printnet spool).
+
+Over 600 lines on purpose: this docstring is the protocol, and `LockTable` and
+`ExpiringLock` share its race-sensitive private primitives (reads, renames,
+classification); split, those would be published beyond the one module that
+may use them.
 """
 
 from __future__ import annotations

@@ -381,8 +381,8 @@ def rebuild_state(spool: Spool, old: MasterState | None = None) -> MasterState:
         job = Job.from_request(req)
         if known is not None:
             job.state, job.note, job.rank = known.state, known.note, known.rank
-            job.restarted, job.printer, job.priority = (
-                known.restarted, known.printer, known.priority,
+            job.restarted, job.destination, job.priority = (
+                known.restarted, known.destination, known.priority,
             )
             if job.state is JobState.PRINTING:
                 job.state, job.note = JobState.PENDING, "requeued by master rebuild"

@@ -176,11 +176,6 @@ def write_server_file(spool: Spool, name: str, status: Mapping[str, Any]) -> Non
     write_atomic(spool.servers / f"{name}.json", data, sync=False)
 
 
-# The old name, kept only until the engine's callers use `write_server_file` (issue 12:
-# "write_status" named three things).
-write_status = write_server_file
-
-
 def write_control_result(
     spool: Spool, ctl_id: str, user: str, action: str, results: Mapping[str, str]
 ) -> None:
