@@ -164,6 +164,9 @@ class QueueMachine(RuleBasedStateMachine):
         the model requeues them as restarts; `test_claim_ahead` covers the others."""
         inputs.setdefault("started", {(j.id, j.token) for j in self.jobs.values()
                                       if j.state is JobState.PRINTING})
+        # A live server's printers hold every job it claimed under its token (none
+        # is stranded: `cycle.find_stranded` covers a commit that failed halfway).
+        inputs.setdefault("printing", {i for i, t in self.claimed if t == server.token})
         return plan_cycle(server.store.state,
                           CycleInputs(server=server.name, token=server.token, **inputs),
                           NIGHT_TIME)
