@@ -8,14 +8,16 @@ runner: they run this script on a host with a deadline instead
     spool_probe.py state SPOOL            master, received, done, new, rejected, locks
     spool_probe.py submit SPOOL PRINTER N [PRIORITY] [TEXT]   N jobs; their ids
     spool_probe.py control SPOOL ACTION ID...                 a control request, no wait
-    spool_probe.py tokens SPOOL LOG PRINTERS N [PRIORITY]     N jobs with TOKEN bodies
+    spool_probe.py tokens SPOOL LOG PRINTERS N [PRIORITY]     N jobs with token bodies
     spool_probe.py station SPOOL LOG PRINTERS RATE STOPFILE [LINES]
                                           submit until STOPFILE exists
 
-A job submitted by `tokens`/`station` prints ``TOKEN:<32 hex>``; each one
-accepted (its id acknowledged) is appended to LOG as ``<id> <token> <printer>
-<priority>`` and fsynced before the next one starts, so LOG lists exactly
-the accepted jobs even if the station is killed.
+A job submitted by `tokens`/`station` prints ``BEGIN:<32 hex token>``, a filler,
+``END:<token>`` (`station` submits raw jobs, so the printed bytes are exactly
+the document's); each one accepted (its id acknowledged) is appended to LOG as
+``<id> <token> <printer> <priority> <filler sha256> <lines> <monotonic start>``
+and fsynced before the next one starts, so LOG lists exactly the accepted jobs
+even if the station is killed.
 """
 
 from __future__ import annotations
@@ -69,19 +71,28 @@ def state(root: Path) -> dict[str, Any]:
     }
 
 
-def submit_token(station: Any, log: Any, printer: str, priority: str, lines: int = 0) -> str:
-    """One job whose body is a fresh token (and `lines` of filler); logged once accepted."""
+def submit_token(station: Any, log: Any, printer: str, priority: str, lines: int = 0,
+                 raw: bool = False) -> str:
+    """One job whose body is ``BEGIN:<token>``, `lines` of filler, ``END:<token>``;
+    logged once accepted as ``<id> <token> <printer> <priority> <filler sha256>
+    <lines> <monotonic time the submit started>``."""
+    import hashlib
     import secrets
+    import time
+
+    from chaos_oracle import body, filler
 
     token = secrets.token_hex(16)
     src = Path(f"/tmp/.probe-src-{os.getpid()}")
-    filler = "".join(f"line {i:04d} " + "." * 60 + "\n" for i in range(lines))
-    src.write_text(f"chaos job\nTOKEN:{token}\n{filler}end\n")
+    src.write_bytes(body(token, lines))
+    started = time.monotonic()
     try:
-        [req] = station.submit([src], printer=printer, priority=priority, title="chaos")
+        [req] = station.submit([src], printer=printer, priority=priority, title="chaos",
+                               raw=raw)
     finally:
         src.unlink(missing_ok=True)
-    log.write(f"{req.id} {token} {printer} {priority}\n")
+    sha = hashlib.sha256(filler(lines)).hexdigest()
+    log.write(f"{req.id} {token} {printer} {priority} {sha} {lines} {started:.3f}\n")
     log.flush()
     os.fsync(log.fileno())
     return str(req.id)
@@ -141,7 +152,8 @@ def main(argv: list[str]) -> Any:
             rng = random.Random()
             while not stop.exists():
                 try:
-                    submit_token(station, log, rng.choice(printers), "standard", lines)
+                    submit_token(station, log, rng.choice(printers), "standard", lines,
+                                 raw=True)
                 except PrintnetError as exc:  # e.g. the spool full: not accepted, go on
                     print(f"submit failed: {exc}", file=sys.stderr, flush=True)
                 time.sleep(rng.expovariate(rate))
