@@ -5,7 +5,7 @@ runner: they run this script on a host with a deadline instead
 (`shared_fs.Host.probe`).
 
     spool_probe.py init SPOOL
-    spool_probe.py state SPOOL            master, received, done, new, rejected, locks
+    spool_probe.py state SPOOL            master, received, done, new, rejected, locks, stamps
     spool_probe.py submit SPOOL PRINTER N [PRIORITY] [TEXT]   N jobs; their ids
     spool_probe.py control SPOOL ACTION ID...                 a control request, no wait
     spool_probe.py tokens SPOOL LOG PRINTERS N [PRIORITY]     N jobs with token bodies
@@ -52,9 +52,13 @@ def state(root: Path) -> dict[str, Any]:
                                "restarted": rec["job"].get("restarted", 0),
                                "server": rec.get("server"), "reason": rec.get("reason")}
     reasons = {}
+    stamps = {}  # job id -> mtime of its done record or rejection reason (when decided)
     for name in os.listdir(spool.rejected):
         if name.endswith(".reason"):
             reasons[name[:-7]] = (spool.rejected / name).read_text(errors="replace")
+            stamps[name[:-11]] = (spool.rejected / name).stat().st_mtime
+    for job_id in done:
+        stamps.setdefault(job_id, (spool.done / f"{job_id}.json").stat().st_mtime)
     locks = {name: {"holder": r.holder, "host": r.host, "pid": r.pid, "token": r.token}
              for name, r in LockTable(spool.locks).records().items()}
     return {
@@ -67,6 +71,7 @@ def state(root: Path) -> dict[str, Any]:
         "done": done,
         "rejected": sorted(n for n in os.listdir(spool.rejected) if not n.endswith(".reason")),
         "reasons": reasons,
+        "stamps": stamps,
         "locks": locks,
     }
 
