@@ -13,6 +13,8 @@ from click.testing import CliRunner, Result
 from printnet.masterfile import Job
 from printnet.spool.layout import Spool
 
+pytest_plugins = ["_ci_strict"]  # CI: fixtures that cannot come up fail; the census line
+
 
 @pytest.fixture
 def spool(tmp_path: Path) -> Spool:

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 import shared_fs
+from _ci_strict import require
 from chaos_engine import ChaosConfig, run
 
-pytestmark = [pytest.mark.multihost, pytest.mark.slow]
+pytestmark = [pytest.mark.multihost, pytest.mark.chaos, pytest.mark.slow]
 
 TIER = "env" if os.environ.get("PRINTNET_TEST_SHARED") else "default"
 
@@ -32,10 +33,8 @@ def gluster_session() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def chaos_share(gluster_session: None) -> shared_fs.SharedFS:
-    try:
-        return shared_fs.shared(TIER)
-    except shared_fs.Unavailable as exc:
-        pytest.skip(f"no shared filesystem here: {exc}")
+    return require("no shared filesystem here", lambda: shared_fs.shared(TIER),
+                   shared_fs.Unavailable)
 
 
 def test_chaos_loses_no_accepted_job(chaos_share: shared_fs.SharedFS, tmp_path: Path) -> None:

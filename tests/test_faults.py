@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import shared_fs
+from _ci_strict import require, unavailable
 from helpers_e2e import (
     PrinterSpec,
     done_records,
@@ -55,12 +56,12 @@ from printnet.spool.submit import Source, Submitter
 
 @contextlib.contextmanager
 def small_disk(where: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of `size` at `where` (skips without root or tmpfs)."""
+    """A tmpfs of `size` at `where` (without root or tmpfs: skipped, in CI failed)."""
     where.mkdir(parents=True)
     proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
                            str(where)], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {proc.stderr.strip()}")
+        unavailable(f"cannot mount a tmpfs: {proc.stderr.strip()}")
     try:
         yield where
     finally:
@@ -190,10 +191,9 @@ def gluster_session() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def nfs_share(gluster_session: None) -> SharedFS:
-    try:
-        return shared_fs.shared("env" if os.environ.get("PRINTNET_TEST_SHARED") else "nfs")
-    except shared_fs.Unavailable as exc:
-        pytest.skip(f"no shared filesystem here: {exc}")
+    tier = "env" if os.environ.get("PRINTNET_TEST_SHARED") else "nfs"
+    return require("no shared filesystem here", lambda: shared_fs.shared(tier),
+                   shared_fs.Unavailable)
 
 
 def _submit(host: shared_fs.Host, spool: Path, log: Path, n: int, printer: str = "P1"
@@ -331,10 +331,8 @@ def test_a_share_that_fails_some_calls(tmp_path: Path) -> None:
     all may be lost: the EIO-only FUSE injector's test.)"""
     if os.environ.get("PRINTNET_TEST_SHARED"):
         pytest.skip("errors can only be injected into the fixture's own share")
-    try:
-        share = shared_fs.shared("flaky")
-    except shared_fs.Unavailable as exc:
-        pytest.skip(f"no shared filesystem here: {exc}")
+    share = require("no shared filesystem here", lambda: shared_fs.shared("flaky"),
+                    shared_fs.Unavailable)
     a, b = share.hosts
     rel = share.fresh("flaky")
     spool_a, spool_b = a.mount / rel / "spool", b.mount / rel / "spool"

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import shared_fs
+from _ci_strict import require
 from reliability import PrinterSpec, ServerProc, make_etc, merge_counts, printed_order
 from shared_fs import PYTHON, TOOLS, Host, SharedFS, wait_for
 
@@ -37,10 +38,8 @@ def gluster_session() -> Iterator[None]:
 
 @pytest.fixture(scope="session", params=shared_fs.tiers())
 def share(request: pytest.FixtureRequest, gluster_session: None) -> SharedFS:
-    try:
-        return shared_fs.shared(request.param)
-    except shared_fs.Unavailable as exc:
-        pytest.skip(f"no shared filesystem here: {exc}")
+    return require("no shared filesystem here", lambda: shared_fs.shared(request.param),
+                   shared_fs.Unavailable)
 
 
 class Bench:

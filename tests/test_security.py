@@ -15,7 +15,8 @@ that nothing else was harmed: alice's parked job is still queued with its
 data intact, the server is alive and still prints, and no secret reached a
 printer, a record or a log.
 
-Needs root (CI runs as root); without root the module is skipped.
+Needs root (CI runs as root) and useradd; without them the module is skipped,
+and in CI (`_ci_strict`) it fails with the reason.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _ci_strict import unavailable
 
 from printnet import config as config_mod
 from printnet.errors import ConfigError, SpoolError
@@ -372,9 +374,9 @@ DEFAULT LP
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
     if not IS_ROOT:
-        pytest.skip("needs root: creates Unix users and runs commands as them")
+        unavailable("needs root: creates Unix users and runs commands as them")
     if shutil.which("useradd") is None:
-        pytest.skip("needs useradd (package passwd) to create the test users")
+        unavailable("needs useradd (package passwd) to create the test users")
     spool_gid = _ensure_group(SPOOL_GROUP)
     _ensure_group(OPS_GROUP)
     accounts = {
@@ -407,7 +409,7 @@ def world() -> Iterator[World]:
         w = World(base, lib, "", accounts, project, secret, secret_path)
         python = _find_python(w)
         if python is None:
-            pytest.skip("no Python >= 3.11 that the test users may run (ours is in a "
+            unavailable("no Python >= 3.11 that the test users may run (ours is in a "
                         "private folder and there is no system python3)")
         # `printnet init` as root gives everything to the service account and group.
         init = subprocess.run(
