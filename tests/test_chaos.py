@@ -20,7 +20,9 @@ import shared_fs
 from _ci_strict import require
 from chaos_engine import ChaosConfig, run
 
-pytestmark = [pytest.mark.multihost, pytest.mark.chaos, pytest.mark.slow]
+# 75 s of chaos, the drain (up to 120 s), set-up and judging: 15 minutes is a hang.
+pytestmark = [pytest.mark.multihost, pytest.mark.chaos, pytest.mark.slow,
+              pytest.mark.timeout(900)]
 
 TIER = "env" if os.environ.get("PRINTNET_TEST_SHARED") else "default"
 

@@ -102,3 +102,12 @@ def test_unavailable_and_stray_skips_in_strict_mode(tmp_path: Path) -> None:
     code, out = _pytest(["test_x.py"], {**env, "PRINTNET_REQUIRE_ALL": "0"}, tmp_path)
     assert code == 0, out
     assert _census(out) == (1, 0, 1, 3)
+
+
+def test_a_hung_test_fails_with_its_name(tmp_path: Path) -> None:
+    """The suite's per-test timeout (pytest-timeout, `timeout` in pyproject.toml)."""
+    (tmp_path / "test_hang.py").write_text("import time\n\ndef test_hangs():\n"
+                                           "    time.sleep(120)\n")
+    code, out = _pytest(["-o", "timeout=2", "test_hang.py"], {}, tmp_path)
+    assert code == 1, out
+    assert "Timeout" in out and "test_hangs" in out, out

@@ -210,6 +210,7 @@ def _done(host: shared_fs.Host, spool: Path) -> dict[str, Any]:
 
 @pytest.mark.slow
 @pytest.mark.multihost
+@pytest.mark.timeout(600)
 def test_stale_handles_under_a_running_server(nfs_share: SharedFS, tmp_path: Path) -> None:
     """Host B replaces new/ and data/ folders (as a restore from backup would) under a
     server on host A: its cached handles go stale; it keeps taking jobs in."""
@@ -247,6 +248,7 @@ def test_stale_handles_under_a_running_server(nfs_share: SharedFS, tmp_path: Pat
 
 @pytest.mark.slow
 @pytest.mark.multihost
+@pytest.mark.timeout(600)
 def test_a_share_that_goes_away_and_comes_back(nfs_share: SharedFS, tmp_path: Path) -> None:
     """Server SC on host C serves a Gluster spool and a local one.  Host C is cut off:
     the local spool keeps printing; jobs for the Gluster spool (submitted from host A)
@@ -316,6 +318,7 @@ FLAKY_FOPS = ("lookup", "stat", "fstat", "open", "create", "readv", "writev", "f
 
 @pytest.mark.slow
 @pytest.mark.multihost
+@pytest.mark.timeout(600)
 def test_a_share_that_fails_some_calls(tmp_path: Path) -> None:
     """For 15 s, 5 % of the share's calls fail, on both hosts' clients, while a station
     on host B submits and a server on host A prints.  Gluster's error-gen returns any
