@@ -41,6 +41,7 @@ import atexit
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -85,6 +86,10 @@ TIER_MOUNT_OPTIONS: Final[dict[str, tuple[str, ...]]] = {
     "default": (),
 }
 TIER_MOUNT_OPTIONS["flaky"] = TIER_MOUNT_OPTIONS["nfs"]
+# The identity tests' volume (NFS-like): `server.root-squash` is switched on once
+# its spool is set up (root cannot create the spool on a squashed share).
+TIER_OPTIONS["squash"] = TIER_OPTIONS["nfs"]
+TIER_MOUNT_OPTIONS["squash"] = TIER_MOUNT_OPTIONS["nfs"]
 
 
 class Unavailable(Exception):
@@ -199,15 +204,21 @@ class Host:
     netns: str | None = None  # network namespace of this host's filesystem client
     skew: float = 0.0  # default clock offset in seconds for its processes
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # This host's own user database: (passwd, group) files bind-mounted over
+    # /etc/passwd and /etc/group in a mount namespace of its processes (a user
+    # may have another uid here than on the other host).
+    users_view: tuple[Path, Path] | None = None
 
     def wrap(self, argv: Sequence[str], *, skew: float | None = None, at: str | None = None,
              tz: str | None = None, env: Mapping[str, str] | None = None,
-             ) -> tuple[list[str], dict[str, str]]:
+             user: str | None = None) -> tuple[list[str], dict[str, str]]:
         """`argv` as a process of this host: own host name, optionally a skewed clock.
 
         `skew` seconds (default the host's) shifts the wall clock; `at` starts it at
         an absolute local time ("2026-03-01 02:00:00") and lets it run.  Monotonic
-        clocks are not faked: they are per process anyway.
+        clocks are not faked: they are per process anyway.  `user`: run as that
+        user of *this host's* user database (uid, primary and supplementary groups
+        as this host's /etc/passwd and /etc/group say), environment kept.
         """
         full = dict(os.environ)
         full.update(env or {})
@@ -225,8 +236,20 @@ class Host:
                 p for p in (str(FAKETIME_SHIM), full.get("PYTHONPATH", "")) if p)
         if tz is not None:
             full["TZ"] = tz
-        wrapped = ["unshare", "--uts", "--", "sh", "-c", 'hostname "$0" && exec "$@"',
-                   self.name, *argv]
+        script = 'hostname "$0"'
+        unshare = ["unshare", "--uts"]
+        if self.users_view is not None:
+            passwd, group = self.users_view
+            unshare += ["--mount", "--propagation", "private"]
+            script += (f" && mount --bind {shlex.quote(str(passwd))} /etc/passwd"
+                       f" && mount --bind {shlex.quote(str(group))} /etc/group")
+        if user is not None:
+            u = shlex.quote(user)
+            script += (f' && exec setpriv --reuid={u} --regid="$(id -g {u})" --init-groups'
+                       ' -- "$@"')
+        else:
+            script += ' && exec "$@"'
+        wrapped = [*unshare, "--", "sh", "-c", script, self.name, *argv]
         return wrapped, full
 
     def popen(self, argv: Sequence[str], *, stdout: IO[Any] | int | None = None,

@@ -26,7 +26,6 @@ import grp
 import hashlib
 import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -40,6 +39,7 @@ from typing import Any
 
 import pytest
 from _ci_strict import unavailable
+from accounts import Account, copy_libs, ensure_group, ensure_user
 
 from printnet import config as config_mod
 from printnet.errors import ConfigError, SpoolError
@@ -135,47 +135,6 @@ def try_(what, fn, *args):
 
 # ---------------------------------------------------------------------------
 # Accounts
-
-
-@dataclass(frozen=True)
-class Account:
-    name: str
-    uid: int
-    gid: int
-    groups: tuple[int, ...]
-
-
-def _run_root(*cmd: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, check=False)
-
-
-def _ensure_group(name: str) -> int:
-    try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
-        _run_root("groupadd", "--system", name)  # may race another session: look again
-        return grp.getgrnam(name).gr_gid
-
-
-def _ensure_user(name: str, primary: str | None = None, extra: tuple[str, ...] = ()) -> Account:
-    try:
-        pwd.getpwnam(name)
-        exists = True
-    except KeyError:
-        exists = False
-    if not exists:
-        cmd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
-        cmd += ["--gid", primary] if primary else ["--user-group"]
-        if extra:
-            cmd += ["--groups", ",".join(extra)]
-        result = _run_root(*cmd, name)
-        if result.returncode not in (0, 9):  # 9: exists (another session won)
-            raise RuntimeError(f"useradd {name}: {result.stderr.strip()}")
-    for group in extra:  # an older run may have made the user without the group
-        if name not in grp.getgrnam(group).gr_mem:
-            _run_root("usermod", "--append", "--groups", group, name)
-    pw = pwd.getpwnam(name)
-    return Account(name, pw.pw_uid, pw.pw_gid, tuple(os.getgrouplist(name, pw.pw_gid)))
 
 
 # ---------------------------------------------------------------------------
@@ -313,25 +272,6 @@ class World:
         assert self.secret not in printed and VICTIM_BODY.splitlines()[0] not in printed
 
 
-def _copy_libs(lib: Path) -> None:
-    """printnet and its dependencies where every user can import them."""
-    import click
-    import serial
-    import watchdog
-
-    import printnet
-
-    for module in (printnet, click, serial, watchdog):
-        assert module.__file__ is not None
-        src = Path(module.__file__).parent
-        shutil.copytree(src, lib / src.name, ignore=shutil.ignore_patterns("__pycache__"))
-    (lib / "toolkit.py").write_text(TOOLKIT)
-    for dirpath, _dirnames, filenames in os.walk(lib):
-        os.chmod(dirpath, 0o755)
-        for name in filenames:
-            os.chmod(os.path.join(dirpath, name), 0o644)
-
-
 def _find_python(world: World) -> str | None:
     """An interpreter (>= 3.11) the station users may run: ours, else the system's."""
     candidates = [os.path.realpath(sys.executable), shutil.which("python3.11") or "",
@@ -377,19 +317,19 @@ def world() -> Iterator[World]:
         unavailable("needs root: creates Unix users and runs commands as them")
     if shutil.which("useradd") is None:
         unavailable("needs useradd (package passwd) to create the test users")
-    spool_gid = _ensure_group(SPOOL_GROUP)
-    _ensure_group(OPS_GROUP)
+    spool_gid = ensure_group(SPOOL_GROUP)
+    ensure_group(OPS_GROUP)
     accounts = {
-        SVC: _ensure_user(SVC, primary=SPOOL_GROUP),
-        ALICE: _ensure_user(ALICE),
-        BOB: _ensure_user(BOB, extra=(OPS_GROUP,)),
-        MALLORY: _ensure_user(MALLORY),
+        SVC: ensure_user(SVC, primary=SPOOL_GROUP),
+        ALICE: ensure_user(ALICE),
+        BOB: ensure_user(BOB, extra=(OPS_GROUP,)),
+        MALLORY: ensure_user(MALLORY),
     }
     base = Path(tempfile.mkdtemp(prefix="printnet-sec-", dir="/tmp"))
     os.chmod(base, 0o755)
     try:
         lib = base / "lib"
-        _copy_libs(lib)
+        copy_libs(lib, {"toolkit.py": TOOLKIT})
         home = base / "home"
         home.mkdir(mode=0o755)
         for name, account in accounts.items():
