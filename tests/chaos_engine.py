@@ -81,7 +81,7 @@ class ChaosConfig:
     tier: str = "nfs"
     seed: int | None = None
     drain_timeout: float = 180.0
-    windows: Windows = field(default_factory=Windows)
+    windows: Windows | None = None  # default: Windows.for_lease(lease)
     workdir: Path | None = None
     keep: bool = False
     verbose: bool = False
@@ -455,7 +455,8 @@ class Chaos:
             out = server.output / f"{printer}.prn"
             data = out.read_bytes() if out.exists() else b""
             found += attempts(data, self.watcher.growth(out), server.name, printer, expected)
-        verdict = judge_prints(accepted, found, self.events, self.cfg.windows)
+        windows = self.cfg.windows or Windows.for_lease(self.cfg.lease)
+        verdict = judge_prints(accepted, found, self.events, windows)
         rep.reprints = verdict.reprints
         rep.reprints_explained = verdict.reprints_explained
         rep.unexplained_reprints = verdict.unexplained_reprints
@@ -606,9 +607,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tier", choices=[*shared_fs.TIERS, "env"], default="nfs")
     p.add_argument("--seed", type=int)
     p.add_argument("--drain-timeout", type=float, default=180.0)
-    p.add_argument("--explain-after", type=float, default=Windows.after,
+    p.add_argument("--explain-after", type=float,
                    help="seconds after a print's last byte in which a kill, pause or "
-                   "outage of its server or printer explains a reprint")
+                   "outage of its server or printer explains a reprint (default: two "
+                   "leases + 2 s)")
     p.add_argument("--workdir", type=Path)
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     p.add_argument("--json", type=Path, help="write the report as JSON here")
@@ -622,7 +624,8 @@ def main(argv: list[str] | None = None) -> int:
                       offline_every=a.offline_every, station_kill_every=a.station_kill_every,
                       skew=a.skew, tier=a.tier, seed=a.seed, drain_timeout=a.drain_timeout,
                       workdir=a.workdir, keep=a.keep, verbose=a.verbose,
-                      windows=Windows(after=a.explain_after))
+                      windows=None if a.explain_after is None
+                      else Windows(after=a.explain_after))
     try:
         report = run(cfg)
     except shared_fs.Unavailable as exc:

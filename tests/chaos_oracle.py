@@ -259,6 +259,11 @@ class Windows:
     before: float = 1.0  # polling and clock slop before a window starts
     after: float = 6.0  # after an attempt's last byte: the server records the result
 
+    @classmethod
+    def for_lease(cls, lease: float) -> Windows:
+        """Recording a result may wait for the master lock: up to two leases + 2 s."""
+        return cls(after=2 * lease + 2.0)
+
 
 @dataclass
 class Verdict:
