@@ -397,7 +397,9 @@ while True:
 
 def crash(work: Path, n: int) -> Measured:
     """kill -9 of the submitter and the server right after `n` acknowledged jobs; then
-    the share of those jobs that the spool still holds (queued, taken in, or done)."""
+    the share of those jobs that the spool still holds *alive or printed*: pending,
+    held or printing in the master file, or completed (an aborted, rejected or
+    vanished job is not kept: it will never print)."""
     from printnet.spool.master import MasterStore
 
     root = work / "crash"
@@ -422,31 +424,47 @@ def crash(work: Path, n: int) -> Measured:
     sub.wait()
     sub.stdout.close()
     # A server starts again on the same spool and recovers (half-done claims,
-    # requests not yet in the master file, its dead self's printing jobs); then a
-    # job is kept if the master file has it, it is done, or it still waits in new/.
+    # requests not yet in the master file, its dead self's printing jobs) and takes
+    # new/ in; then each acknowledged job is classified by the master file and the
+    # done/ records.
     project.start(spec)
     sp = project.spool
 
-    def held() -> set[str]:
+    def states() -> dict[str, str]:
+        """Job id -> its state in the master file, or its done record's outcome."""
         store = MasterStore(sp)
         store.refresh()
-        ids = set(store.state.jobs)
-        ids |= {name[:-5] for name in os.listdir(sp.done) if name.endswith(".json")}
-        return ids
+        out = {job_id: job.state.value for job_id, job in store.state.jobs.items()}
+        for name in os.listdir(sp.done):
+            if name.endswith(".json") and not name.startswith("."):
+                try:
+                    rec = json.loads((sp.done / name).read_bytes())
+                except (OSError, ValueError):
+                    out[name[:-5]] = "unreadable record"
+                    continue
+                out[name[:-5]] = str(rec.get("outcome"))
+        return out
 
-    def recovered() -> bool:  # everything taken in is in the master file (or done)
+    def recovered() -> bool:  # new/ taken in; everything taken in is in the master file
         names = os.listdir(sp.received)
-        return not any(n.startswith(".") for n in names) and \
-            {n.split(".")[0] for n in names} <= held()
+        waiting = [m for m in os.listdir(sp.new) if not m.startswith(".")]
+        return not waiting and not any(m.startswith(".") for m in names) and \
+            {m.split(".")[0] for m in names} <= set(states())
 
     t0 = time.monotonic()
     wait_until(recovered, 120, 0.1, "the restarted server to recover")
     recovery = time.monotonic() - t0
     project.stop_all()
-    kept_ids = held() | {name.split(".")[0] for name in os.listdir(sp.new)}
-    kept = sum(1 for i in acked if i in kept_ids)
+    found = states()
+    alive = {"pending", "held", "printing", "completed"}
+    kept = sum(1 for i in acked if found.get(i) in alive)
+    outcomes: dict[str, int] = {}
+    for i in acked:
+        what = found.get(i, "missing")
+        outcomes[what] = outcomes.get(what, 0) + 1
     shutil.rmtree(root)
-    return Measured(100 * kept / n, [kept], {"n": n, "recovery_s": recovery})
+    return Measured(100 * kept / n, [kept], {"n": n, "recovery_s": recovery,
+                                             **{f"state_{k}": v for k, v in outcomes.items()}})
 
 
 # -- locks on a share -------------------------------------------------------------------

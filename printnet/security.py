@@ -153,9 +153,84 @@ def _check_drop(path: Path, st: os.stat_result, service: int, euid: int) -> list
     return out
 
 
+# Filesystem types on which the spool is shared between hosts: users are then told
+# apart by the numeric uid each client sends (docs/SECURITY.md, "Across hosts").
+NETWORK_FS: Final = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "9p", "afs", "lustre",
+                     "gpfs", "fuse.glusterfs", "fuse.sshfs", "fuse.cephfs", "glusterfs")
+
+
+def mount_type(path: Path) -> str:
+    """The filesystem type of the mount holding `path` (from /proc/self/mountinfo)."""
+    try:
+        target = os.path.realpath(path)
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return ""
+    best, kind = "", ""
+    for line in lines:
+        fields = line.split()
+        if " - " not in line or len(fields) < 5:
+            continue
+        point = fields[4].replace("\\040", " ")
+        after = line.split(" - ", 1)[1].split()
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best) and after:
+            best, kind = point, after[0]
+    return kind
+
+
+def share_problems(spool: Spool) -> list[Problem]:
+    """What this process can tell about the share itself, by trying it.
+
+    A server running as root on a share that squashes root (NFS root_squash,
+    Gluster server.root-squash) creates files as an anonymous user and cannot
+    write its own folders: fatal, run it as the service account.  On a network
+    filesystem that does not squash root, root on any host that mounts it can do
+    what the service account can; and on every network filesystem identity is
+    the numeric uid, so each user must have the same uid on every host: both
+    doubtful (logged).
+    """
+    out: list[Problem] = []
+    kind = mount_type(spool.root)
+    shared = kind in NETWORK_FS or kind.startswith("fuse.")
+    if shared:
+        out.append(Problem(spool.root, f"is on a shared (network or FUSE) filesystem ({kind}): "
+                           "users are told "
+                           "apart by numeric uid, so every host must give each user (and the "
+                           "service account) the same uid", fatal=False))
+    if os.geteuid() != 0:
+        return out
+    probe = spool.tmp / f".probe-root-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except PermissionError:
+        owner: int | None = None  # root is never refused a drop folder unless squashed
+    except OSError:
+        return out  # not a verdict on squashing (a full or failing disk: reported elsewhere)
+    else:
+        try:
+            owner = os.fstat(fd).st_uid
+        finally:
+            os.close(fd)
+            try:
+                os.unlink(probe)
+            except OSError:
+                pass
+    if owner != 0:
+        who = "is refused" if owner is None else f"belongs to {_name(owner)}"
+        out.append(Problem(spool.root, f"squashes root (a file this server creates as root "
+                           f"{who}): a root server cannot write its own folders here; run it "
+                           f"as the service account {_name(os.stat(spool.root).st_uid)}"))
+    elif shared:
+        out.append(Problem(spool.root, "does not squash root: root on any host that mounts "
+                           "this share can do anything the service account can", fatal=False))
+    return out
+
+
 def startup_check(spool: Spool, log: object = None) -> list[Problem]:
     """Raise SpoolError if `spool` is unsafe to serve; return the doubtful problems."""
     problems = check_spool(spool)
+    problems += share_problems(spool)
     fatal = [p for p in problems if p.fatal]
     if fatal:
         listed = "; ".join(str(p) for p in fatal[:6])

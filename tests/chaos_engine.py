@@ -8,18 +8,26 @@ a CI-sized version.  The setup:
 * ``--servers`` print servers spread over the hosts (S1 on A, S2 on B, ...),
   each with one simulated printer ``P<i>`` in class POOL;
 * one station per host submitting continuously (``--rate`` jobs/s in all)
-  to the printers and the class, each job's body a unique token; a job is
-  *accepted* once the station has its id (the station logs it, fsynced);
+  to the printers and the class, each job a raw job whose body is
+  ``BEGIN:<token>``, a filler, ``END:<token>``; a job is *accepted* once the
+  station has its id (the station logs it with the filler's hash, fsynced);
 * chaos: ``kill -9`` of a server and its restart a little later, SIGSTOP of a
   server for longer than the lease, a printer going offline, a station killed
   mid-submit.
 
+The engine logs every event it causes (`chaos_oracle.EventLog`) and stamps
+when each byte of each printer's output appeared (`chaos_oracle.Watcher`).
 At the end every server is running again, every printer online; once all
-accepted jobs are finished the servers stop (SIGTERM) and the run is judged:
+accepted jobs are finished the servers stop (SIGTERM) and the run is judged
+(`chaos_oracle` says how, without trusting printnet's flags about itself):
 
-* lost: an accepted job without a ``completed`` record, or never printed;
-* reprints: jobs printed more than once; *unexplained* if the record does not
-  say the job was restarted after a crash;
+* lost: an accepted job never printed intact (both markers, the filler's
+  hash as logged), or without a ``completed`` record;
+* reprints: jobs printed more than once; *unexplained* unless every attempt
+  but the last was hit by one of the engine's own events (kill, pause,
+  outage of that attempt's server or printer) while the job was in flight;
+* truncated: an attempt cut short or altered that no such event explains;
+* live lock breaks: a lock taken from a holder that was alive and not paused;
 * master vs request files: live jobs in the master file must be exactly the
   request files in received/ without a done/ record; no half-claimed dot-names;
 * locks: a lock whose holder process is dead must not outlive the time others
@@ -49,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 import shared_fs
+from chaos_oracle import EventLog, Life, Watcher, Windows, attempts, judge_locks, judge_prints
 from reliability import PrinterSpec, ServerProc, make_etc, merge_counts
 from shared_fs import PYTHON, TOOLS, Host, SharedFS
 
@@ -72,6 +81,7 @@ class ChaosConfig:
     tier: str = "nfs"
     seed: int | None = None
     drain_timeout: float = 180.0
+    windows: Windows | None = None  # default: Windows.for_lease(lease)
     workdir: Path | None = None
     keep: bool = False
     verbose: bool = False
@@ -83,8 +93,8 @@ class ChaosReport:
     seed: int = 0
     duration: float = 0.0
     drain: float = 0.0
-    jobs: int = 0  # accepted
-    completed: int = 0
+    accepted: int = 0
+    completed: int = 0  # accepted and recorded completed
     kills: int = 0
     station_kills: int = 0
     pauses: int = 0
@@ -92,25 +102,30 @@ class ChaosReport:
     offline: int = 0
     lock_breaks: int = 0
     requeues: int = 0
-    reprints: int = 0  # jobs printed more than once
-    restarted_jobs: int = 0  # jobs whose record says restarted after a crash
+    reprints: int = 0  # jobs printed more than once (counted in the printers' output)
+    reprints_explained: int = 0  # by the engine's own events
+    truncated_explained: int = 0  # attempts cut short by a kill or outage
+    restarted_jobs: int = 0  # jobs whose record says restarted (printnet's flag: shown only)
     unacknowledged_printed: int = 0  # submitted by a station killed before the ack
+    events: dict[str, int] = field(default_factory=dict)  # the engine's own counts
     lost: list[str] = field(default_factory=list)
     unexplained_reprints: list[str] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)
+    live_lock_breaks: list[str] = field(default_factory=list)
     master_problems: list[str] = field(default_factory=list)
     lock_problems: list[str] = field(default_factory=list)
     lock_samples: int = 0
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.unexplained_reprints or self.master_problems
-                    or self.lock_problems)
+        return not (self.lost or self.unexplained_reprints or self.truncated
+                    or self.live_lock_breaks or self.master_problems or self.lock_problems)
 
     def text(self) -> str:
         lines = [
             f"chaos on {self.tier}: {self.duration:.0f}s of chaos, drained in "
             f"{self.drain:.0f}s (seed {self.seed})",
-            f"  jobs accepted     {self.jobs}",
+            f"  jobs accepted     {self.accepted}",
             f"  jobs completed    {self.completed}",
             f"  lost              {len(self.lost)}",
             f"  server kills      {self.kills}",
@@ -120,29 +135,27 @@ class ChaosReport:
             f"  printer offline   {self.offline}",
             f"  lock breaks       {self.lock_breaks}",
             f"  requeues          {self.requeues}",
-            f"  reprints          {self.reprints} ({self.restarted_jobs} jobs recorded as "
-            f"restarted; unexplained {len(self.unexplained_reprints)})",
+            f"  reprints          {self.reprints} (explained by the engine's events "
+            f"{self.reprints_explained}, unexplained {len(self.unexplained_reprints)}; "
+            f"{self.restarted_jobs} jobs flagged restarted by printnet)",
+            f"  truncated prints  {self.truncated_explained} explained, "
+            f"{len(self.truncated)} unexplained",
+            f"  live lock breaks  {len(self.live_lock_breaks)}",
+            "  engine events     " + ", ".join(f"{k} {v}" for k, v in
+                                                sorted(self.events.items())),
             f"  printed, not acknowledged (station killed mid-submit) "
             f"{self.unacknowledged_printed}",
             f"  lock samples      {self.lock_samples}",
         ]
         for label, items in (("LOST", self.lost), ("UNEXPLAINED REPRINT",
                                                    self.unexplained_reprints),
+                             ("TRUNCATED", self.truncated),
+                             ("LIVE LOCK BREAK", self.live_lock_breaks),
                              ("MASTER", self.master_problems), ("LOCK", self.lock_problems)):
             for item in items[:20]:
                 lines.append(f"  {label}: {item}")
         lines.append("  result: " + ("OK" if self.ok else "FAILED"))
         return "\n".join(lines)
-
-
-@dataclass
-class _Life:
-    """One run of one server process (for judging its locks)."""
-
-    server: str
-    host: str
-    pid: int
-    died: float | None = None  # monotonic time of kill -9
 
 
 class Chaos:
@@ -156,7 +169,10 @@ class Chaos:
         self.spool_on = {h.name: h.mount / self.rel / "spool" for h in share.hosts}
         self.servers: list[ServerProc] = []
         self.stations: dict[str, Any] = {}
-        self.lives: list[_Life] = []
+        self.lives: list[Life] = []
+        self.events = EventLog(work / "events.jsonl")
+        self.watcher = Watcher()
+        self.chaos_end = float("inf")
         self.timers: list[tuple[float, str, Callable[[], None]]] = []
         self.paused: set[str] = set()
         self.offline: set[str] = set()
@@ -180,7 +196,11 @@ class Chaos:
                      printers=[PrinterSpec(f"P{i + 1}", classes=("POOL",),
                                            baud=self.cfg.baud)],
                      lease=self.cfg.lease, scan=self.cfg.scan)
-            self.servers.append(ServerProc(host, name, folder, wrap=self.wrap_for(host)))
+            server = ServerProc(host, name, folder, wrap=self.wrap_for(host))
+            self.servers.append(server)
+            self.watcher.watch_output(server.output / f"P{i + 1}.prn")
+            self.watcher.watch_log(server.log)
+        self.watcher.start()
         for server in self.servers:
             self._start(server)
         # Stations start once every server has published its printers: a server
@@ -195,7 +215,8 @@ class Chaos:
     def _start(self, server: ServerProc) -> None:
         server.start()
         assert server.proc is not None
-        self.lives.append(_Life(server.name, server.host.name, server.proc.pid))
+        self.lives.append(Life(server.name, server.host.name, server.proc.pid,
+                               started=time.monotonic()))
 
     def printers(self) -> list[str]:
         return [f"P{i + 1}" for i in range(self.cfg.servers)] + ["POOL"]
@@ -226,8 +247,8 @@ class Chaos:
                     recs = table.records()
                 except PrintnetError:
                     recs = {}
-                print(json.dumps({"t": t, "locks": {n: [r.host, r.pid] for n, r in
-                                                    recs.items()}}), flush=True)
+                print(json.dumps({"t": t, "locks": {n: [r.host, r.pid, r.token]
+                                                    for n, r in recs.items()}}), flush=True)
                 time.sleep(0.5)
         """
         import textwrap
@@ -258,16 +279,21 @@ class Chaos:
         if not choices:
             return
         server = self.rng.choice(choices)
+        assert server.proc is not None
+        pid = server.proc.pid
         server.kill()
+        ev = self.events.add("kill", server=server.name, printer=self.printer_of(server),
+                             host=server.host.name, pid=pid)
         for life in self.lives:
             if life.server == server.name and life.died is None:
-                life.died = time.monotonic()
+                life.died = ev.t0
         self.report.kills += 1
         delay = self.rng.uniform(0.2, 2.5 * self.cfg.lease)
         self.log(f"kill -9 {server.name}; restart in {delay:.1f}s")
 
         def restart() -> None:
             self._start(server)
+            self.events.add("restart", server=server.name, host=server.host.name)
             self.report.restarts += 1
             self.log(f"restarted {server.name}")
 
@@ -279,6 +305,8 @@ class Chaos:
             return
         server = self.rng.choice(choices)
         server.pause()
+        ev = self.events.add("pause", server=server.name, printer=self.printer_of(server),
+                             host=server.host.name)
         self.paused.add(server.name)
         self.report.pauses += 1
         length = self.rng.uniform(1.5, 3.0) * self.cfg.lease
@@ -286,6 +314,7 @@ class Chaos:
 
         def resume() -> None:
             server.resume()
+            self.events.end(ev)
             self.paused.discard(server.name)
             self.log(f"SIGCONT {server.name}")
 
@@ -299,6 +328,7 @@ class Chaos:
         printer = f"P{server.name[1:]}"
         out = server.output / f"{printer}.prn"
         sim_control(out, "offline")
+        ev = self.events.add("offline", printer=printer)
         self.offline.add(printer)
         self.report.offline += 1
         length = self.rng.uniform(1.0, 4.0)
@@ -306,6 +336,7 @@ class Chaos:
 
         def online() -> None:
             sim_control(out, "online")
+            self.events.end(ev)
             self.offline.discard(printer)
 
         self.later(length, f"online {printer}", online)
@@ -316,9 +347,13 @@ class Chaos:
         proc.kill()
         proc.wait(30)
         err.close()
+        self.events.add("station_kill", host=host.name)
         self.report.station_kills += 1
         self.log(f"kill -9 station on {host.name}")
         self.start_station(host)
+
+    def printer_of(self, server: ServerProc) -> str:
+        return f"P{server.name[1:]}"
 
     def run_timers(self, now: float) -> None:
         due = [t for t in self.timers if t[0] <= now]
@@ -359,6 +394,7 @@ class Chaos:
 
     def settle(self) -> None:
         """Stop the chaos: stations stop; every server and printer comes back."""
+        self.chaos_end = time.monotonic()
         self.stop_file.write_text("stop\n")
         for name, (proc, fh) in list(self.stations.items()):
             try:
@@ -372,14 +408,15 @@ class Chaos:
             fn()
         self.timers.clear()
 
-    def accepted(self) -> dict[str, str]:
-        """Accepted job id -> token, from the stations' logs."""
-        out: dict[str, str] = {}
+    def accepted(self) -> dict[str, tuple[str, str, int, float]]:
+        """Accepted job id -> (token, filler hash, lines, accepted at), from the
+        stations' own logs (engine code: nothing printnet wrote)."""
+        out: dict[str, tuple[str, str, int, float]] = {}
         for log in self.work.glob("station-*.log"):
             for line in log.read_text().splitlines():
                 parts = line.split()
-                if len(parts) >= 2:
-                    out[parts[0]] = parts[1]
+                if len(parts) >= 7:
+                    out[parts[0]] = (parts[1], parts[4], int(parts[5]), float(parts[6]))
         return out
 
     def drain(self) -> dict[str, Any]:
@@ -397,6 +434,7 @@ class Chaos:
         self.report.drain = time.monotonic() - start
         for server in self.servers:
             server.stop()
+        self.watcher.stop()
         # Judged through the *other* host's client: what B sees must agree.
         return dict(self.share.b.probe("state", str(self.spool_on[self.share.b.name]),
                                        timeout=120))
@@ -404,25 +442,38 @@ class Chaos:
     def judge(self, state: dict[str, Any]) -> None:
         rep = self.report
         accepted = self.accepted()
-        rep.jobs = len(accepted)
+        rep.accepted = len(accepted)
+        rep.events = self.events.counts()
+        self.events.save()
         counts = merge_counts(self.servers)
         done = state["done"]
-        for job_id, token in sorted(accepted.items()):
+        # The prints, from the printers' output and the engine's own time stamps.
+        expected = {token: (sha, lines) for token, sha, lines, _ in accepted.values()}
+        found = []
+        for server in self.servers:
+            printer = self.printer_of(server)
+            out = server.output / f"{printer}.prn"
+            data = out.read_bytes() if out.exists() else b""
+            found += attempts(data, self.watcher.growth(out), server.name, printer, expected)
+        windows = self.cfg.windows or Windows.for_lease(self.cfg.lease)
+        verdict = judge_prints(accepted, found, self.events, windows)
+        rep.reprints = verdict.reprints
+        rep.reprints_explained = verdict.reprints_explained
+        rep.unexplained_reprints = verdict.unexplained_reprints
+        rep.truncated = verdict.truncated
+        rep.truncated_explained = verdict.truncated_explained
+        rep.lost = list(verdict.not_printed)
+        with open(self.work / "explanations.json", "w") as fh:
+            json.dump(verdict.explanations, fh, indent=1)
+        for job_id in sorted(accepted):
             rec = done.get(job_id)
-            n = counts.get(token, 0)
             if rec is None or rec.get("outcome") != "completed":
                 rep.lost.append(f"{job_id}: record {rec}")
                 continue
             rep.completed += 1
-            if n == 0:
-                rep.lost.append(f"{job_id}: completed but never printed")
             if rec.get("restarted", 0):
                 rep.restarted_jobs += 1
-            if n > 1:
-                rep.reprints += 1
-                if not rec.get("restarted", 0):
-                    rep.unexplained_reprints.append(f"{job_id}: printed {n} times")
-        tokens = set(accepted.values())
+        tokens = {t for t, *_ in accepted.values()}
         rep.unacknowledged_printed = sum(1 for t in counts if t not in tokens)
         # Master file vs request files.
         req_ids = {n[:-4] for n in state["received"] if n.endswith(".req")}
@@ -441,33 +492,40 @@ class Chaos:
         if state["locks"]:
             rep.lock_problems.append(f"locks left after a clean stop: {state['locks']}")
         self.judge_locks()
+        rep.live_lock_breaks = judge_locks(self._samples(), self.lives, self.events,
+                                           self.watcher.lines, self.cfg.lease, self.chaos_end)
         for server in self.servers:
             text = server.log_text()
             rep.lock_breaks += text.count("broke lock")
             rep.requeues += text.count("requeued:")
 
+    def _samples(self) -> list[dict[str, Any]]:
+        try:
+            text = (self.work / "locks.jsonl").read_text()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in text.splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
     def judge_locks(self) -> None:
+        """Locks left to dead processes (the lock samples against the kill times)."""
         rep = self.report
         grace_master = 3 * self.cfg.lease + 2.0
         by_pid = {(life.host, life.pid): life for life in self.lives}
         restarts: dict[str, list[float]] = {}  # server -> start times (monotonic)
-        for line in (self.work / "chaos.log").read_text().splitlines():
-            stamp, _, text = line.partition(" ")
-            if text.startswith("restarted "):
-                restarts.setdefault(text.split()[1], []).append(float(stamp))
-        try:
-            samples = (self.work / "locks.jsonl").read_text().splitlines()
-        except FileNotFoundError:
-            samples = []
+        for ev in self.events.events:
+            if ev.kind == "restart":
+                restarts.setdefault(ev.server, []).append(ev.t0)
         reported: set[tuple[str, int]] = set()
-        for line in samples:
-            try:
-                sample = json.loads(line)
-            except ValueError:
-                continue
+        for sample in self._samples():
             rep.lock_samples += 1
             t = float(sample["t"])
-            for name, (host, pid) in sample["locks"].items():
+            for name, (host, pid, *_) in sample["locks"].items():
                 life = by_pid.get((host, pid))
                 if life is None or life.died is None or t <= life.died:
                     continue
@@ -521,6 +579,7 @@ def run(cfg: ChaosConfig, share: SharedFS | None = None) -> ChaosReport:
         chaos.judge(state)
     finally:
         chaos.stop_file.write_text("stop\n")
+        chaos.watcher.stop()
         chaos.cleanup()
         if own_share:
             shared_fs.shutdown()
@@ -548,6 +607,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tier", choices=[*shared_fs.TIERS, "env"], default="nfs")
     p.add_argument("--seed", type=int)
     p.add_argument("--drain-timeout", type=float, default=180.0)
+    p.add_argument("--explain-after", type=float,
+                   help="seconds after a print's last byte in which a kill, pause or "
+                   "outage of its server or printer explains a reprint (default: two "
+                   "leases + 2 s)")
     p.add_argument("--workdir", type=Path)
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     p.add_argument("--json", type=Path, help="write the report as JSON here")
@@ -560,7 +623,9 @@ def main(argv: list[str] | None = None) -> int:
                       kill_every=a.kill_every, pause_every=a.pause_every,
                       offline_every=a.offline_every, station_kill_every=a.station_kill_every,
                       skew=a.skew, tier=a.tier, seed=a.seed, drain_timeout=a.drain_timeout,
-                      workdir=a.workdir, keep=a.keep, verbose=a.verbose)
+                      workdir=a.workdir, keep=a.keep, verbose=a.verbose,
+                      windows=None if a.explain_after is None
+                      else Windows(after=a.explain_after))
     try:
         report = run(cfg)
     except shared_fs.Unavailable as exc:

@@ -58,6 +58,9 @@ def hermetic_cwd() -> Iterator[Path]:
             os.environ.update(saved_env)
 
 
+pytest_plugins = ["_ci_strict"]  # CI: fixtures that cannot come up fail; the census line
+
+
 @pytest.fixture
 def spool(tmp_path: Path) -> Spool:
     """An initialized, empty spool in a temporary folder."""

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from shared_fs import PYTHON, Host
 
-TOKEN_RE = re.compile(rb"TOKEN:([0-9a-f]{32})")
+TOKEN_RE = re.compile(rb"BEGIN:([0-9a-f]{32})")  # a job body's start marker (spool_probe)
 
 
 @dataclass

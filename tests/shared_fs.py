@@ -41,6 +41,7 @@ import atexit
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -57,7 +58,8 @@ from waiting import wait_for as wait_for  # noqa: PLC0414 (re-exported: chaos_en
 T = TypeVar("T")
 
 PACKAGES: Final = ("glusterfs-server", "glusterfs-client", "faketime")
-LIBFAKETIME: Final = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+# Tests of the fixture's strict mode point this at a broken glusterd on purpose.
+GLUSTERD_ENV: Final = "PRINTNET_TEST_GLUSTERD"
 SERVER_IP: Final = "10.213.0.1"
 TIERS: Final = ("nfs", "default")
 ROOT: Final = Path(__file__).resolve().parent.parent
@@ -86,6 +88,10 @@ TIER_MOUNT_OPTIONS: Final[dict[str, tuple[str, ...]]] = {
     "default": (),
 }
 TIER_MOUNT_OPTIONS["flaky"] = TIER_MOUNT_OPTIONS["nfs"]
+# The identity tests' volume (NFS-like): `server.root-squash` is switched on once
+# its spool is set up (root cannot create the spool on a squashed share).
+TIER_OPTIONS["squash"] = TIER_OPTIONS["nfs"]
+TIER_MOUNT_OPTIONS["squash"] = TIER_MOUNT_OPTIONS["nfs"]
 
 
 class Unavailable(Exception):
@@ -110,30 +116,67 @@ def _run(argv: Sequence[str], timeout: float = 60.0, check: bool = True,
 # -- packages ---------------------------------------------------------------------------
 
 
+def libfaketime() -> Path | None:
+    """libfaketime.so.1 of this machine: ``PRINTNET_LIBFAKETIME``, else where dpkg put
+    it, else the multiarch folder of this architecture (never a hard-coded one)."""
+    global _FAKETIME
+    env = os.environ.get("PRINTNET_LIBFAKETIME")
+    if env:
+        return Path(env) if Path(env).exists() else None
+    if _FAKETIME is not None and _FAKETIME.exists():
+        return _FAKETIME
+    candidates: list[Path] = []
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        listed = subprocess.run(["dpkg", "-L", "libfaketime"], capture_output=True,
+                                text=True, timeout=30, check=False).stdout
+        candidates += [Path(line) for line in listed.splitlines()
+                       if line.endswith("/libfaketime.so.1")]
+    triplet = getattr(sys.implementation, "_multiarch", "")
+    if triplet:
+        candidates.append(Path(f"/usr/lib/{triplet}/faketime/libfaketime.so.1"))
+    candidates += sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
+    candidates += [Path("/usr/lib/faketime/libfaketime.so.1"),
+                   Path("/usr/local/lib/faketime/libfaketime.so.1")]
+    _FAKETIME = next((c for c in candidates if c.exists()), None)
+    return _FAKETIME
+
+
+_FAKETIME: Path | None = None  # found once (a wrap per process started)
+
+
 def _missing_packages() -> list[str]:
     missing = []
-    if shutil.which("glusterd") is None or shutil.which("gluster") is None:
+    if shutil.which(glusterd()) is None or shutil.which("gluster") is None:
         missing.append("glusterfs-server")
     if shutil.which("glusterfs") is None:
         missing.append("glusterfs-client")
-    if not LIBFAKETIME.exists():
+    if libfaketime() is None:
         missing.append("faketime")
     return missing
 
 
+def glusterd() -> str:
+    return os.environ.get(GLUSTERD_ENV) or "glusterd"
+
+
 def ensure_packages() -> None:
-    """Install the Debian packages the fixture needs (apt-get), once."""
+    """Install the Debian packages the fixture needs (apt-get), once, saying so.
+
+    ``scripts/test`` installs them before pytest runs (scripts/test-packages);
+    this is for a bare ``pytest``.  apt waits up to 5 minutes for a dpkg lock."""
     missing = _missing_packages()
     if not missing:
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise Unavailable(f"missing {', '.join(missing)} and cannot apt-get install them")
+    print(f"shared_fs: installing {', '.join(missing)} (apt-get)", file=sys.stderr, flush=True)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    argv = ["apt-get", "install", "-y", "-q", *PACKAGES]
+    argv = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-q", *PACKAGES]
     try:
         _run(argv, timeout=600, env=env)
     except Unavailable:
-        _run(["apt-get", "update", "-q"], timeout=600, env=env)
+        _run(["apt-get", "-o", "DPkg::Lock::Timeout=300", "update", "-q"], timeout=600,
+             env=env)
         _run(argv, timeout=600, env=env)
     if missing := _missing_packages():
         raise Unavailable(f"apt-get did not provide {', '.join(missing)}")
@@ -151,24 +194,31 @@ class Host:
     netns: str | None = None  # network namespace of this host's filesystem client
     skew: float = 0.0  # default clock offset in seconds for its processes
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # This host's own user database: (passwd, group) files bind-mounted over
+    # /etc/passwd and /etc/group in a mount namespace of its processes (a user
+    # may have another uid here than on the other host).
+    users_view: tuple[Path, Path] | None = None
 
     def wrap(self, argv: Sequence[str], *, skew: float | None = None, at: str | None = None,
              tz: str | None = None, env: Mapping[str, str] | None = None,
-             ) -> tuple[list[str], dict[str, str]]:
+             user: str | None = None) -> tuple[list[str], dict[str, str]]:
         """`argv` as a process of this host: own host name, optionally a skewed clock.
 
         `skew` seconds (default the host's) shifts the wall clock; `at` starts it at
         an absolute local time ("2026-03-01 02:00:00") and lets it run.  Monotonic
-        clocks are not faked: they are per process anyway.
+        clocks are not faked: they are per process anyway.  `user`: run as that
+        user of *this host's* user database (uid, primary and supplementary groups
+        as this host's /etc/passwd and /etc/group say), environment kept.
         """
         full = dict(os.environ)
         full.update(env or {})
         full["PYTHONUNBUFFERED"] = "1"
         offset = self.skew if skew is None else skew
         if at is not None or offset:
-            if not LIBFAKETIME.exists():
-                raise Unavailable("libfaketime is not installed")
-            full["LD_PRELOAD"] = str(LIBFAKETIME)
+            lib = libfaketime()
+            if lib is None:
+                raise Unavailable("libfaketime is not installed (Debian package faketime)")
+            full["LD_PRELOAD"] = str(lib)
             full["FAKETIME"] = f"@{at}" if at is not None else f"{offset:+g}"
             full["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
             # time.sleep under libfaketime needs a fix-up: see faketime_shim/.
@@ -176,8 +226,20 @@ class Host:
                 p for p in (str(FAKETIME_SHIM), full.get("PYTHONPATH", "")) if p)
         if tz is not None:
             full["TZ"] = tz
-        wrapped = ["unshare", "--uts", "--", "sh", "-c", 'hostname "$0" && exec "$@"',
-                   self.name, *argv]
+        script = 'hostname "$0"'
+        unshare = ["unshare", "--uts"]
+        if self.users_view is not None:
+            passwd, group = self.users_view
+            unshare += ["--mount", "--propagation", "private"]
+            script += (f" && mount --bind {shlex.quote(str(passwd))} /etc/passwd"
+                       f" && mount --bind {shlex.quote(str(group))} /etc/group")
+        if user is not None:
+            u = shlex.quote(user)
+            script += (f' && exec setpriv --reuid={u} --regid="$(id -g {u})" --init-groups'
+                       ' -- "$@"')
+        else:
+            script += ' && exec "$@"'
+        wrapped = [*unshare, "--", "sh", "-c", script, self.name, *argv]
         return wrapped, full
 
     def popen(self, argv: Sequence[str], *, stdout: IO[Any] | int | None = None,
@@ -376,7 +438,7 @@ class GlusterCluster:
                 option event-threads 1
             end-volume
             """))
-        self._in(self.ns, "glusterd", "-f", str(vol), "-p", str(self.base / "pid/glusterd"),
+        self._in(self.ns, glusterd(), "-f", str(vol), "-p", str(self.base / "pid/glusterd"),
                  "-l", str(self.base / "log/glusterd.log"))
         wait = time.monotonic() + 30
         while True:
@@ -505,7 +567,8 @@ def _remove_stale_namespaces() -> None:
 # -- the session-wide share --------------------------------------------------------------
 
 _CLUSTER: GlusterCluster | None = None
-_UNAVAILABLE: str | None = None
+_CLUSTER_FAILED: str | None = None  # why the cluster did not start (not retried)
+_TIER_FAILED: dict[str, str] = {}  # tier -> why its share did not come up
 _SHARES: dict[str, SharedFS] = {}
 
 
@@ -527,27 +590,38 @@ def tiers() -> tuple[str, ...]:
 
 
 def shared(tier: str) -> SharedFS:
-    """The session's share for `tier` (set up on first use); raises `Unavailable`."""
-    global _CLUSTER, _UNAVAILABLE
+    """The session's share for `tier` (set up on first use); raises `Unavailable`.
+
+    A tier that failed is not set up again in this session, and a cluster that
+    failed to start is not started again (that can take minutes: apt, glusterd);
+    each later call raises `Unavailable` with the first reason, saying so --
+    the tests turn it into a skip or, in CI, a failure (`_ci_strict`)."""
+    global _CLUSTER, _CLUSTER_FAILED
     if tier in _SHARES:
         return _SHARES[tier]
-    if _UNAVAILABLE is not None:
-        raise Unavailable(_UNAVAILABLE)
+    if tier in _TIER_FAILED:
+        raise Unavailable(f"{_TIER_FAILED[tier]} (tier {tier}, failed earlier in this run)")
+    env = os.environ.get("PRINTNET_TEST_SHARED")
+    if not env and _CLUSTER_FAILED is not None:
+        raise Unavailable(f"{_CLUSTER_FAILED} (GlusterFS failed to start earlier in this run)")
     try:
-        env = os.environ.get("PRINTNET_TEST_SHARED")
         if env:
             share = _from_env(env)
         else:
             if _CLUSTER is None:
                 cluster = GlusterCluster(Path(f"/tmp/printnet-gluster-{os.getpid()}"))
-                _CLUSTER = cluster
                 atexit.register(shutdown)
-                cluster.start()
+                try:
+                    cluster.start()
+                except Unavailable as exc:
+                    _CLUSTER_FAILED = str(exc)
+                    cluster.stop()
+                    raise
+                _CLUSTER = cluster
             share = SharedFS(tier, _CLUSTER.host("hosta", tier), _CLUSTER.host("hostb", tier),
                              cluster=_CLUSTER, volume=_CLUSTER.volume(tier))
     except Unavailable as exc:
-        _UNAVAILABLE = str(exc)
-        shutdown()
+        _TIER_FAILED.setdefault(tier, str(exc))
         raise
     _SHARES[tier] = share
     return share

@@ -5,17 +5,19 @@ runner: they run this script on a host with a deadline instead
 (`shared_fs.Host.probe`).
 
     spool_probe.py init SPOOL
-    spool_probe.py state SPOOL            master, received, done, new, rejected, locks
+    spool_probe.py state SPOOL            master, received, done, new, rejected, locks, stamps
     spool_probe.py submit SPOOL PRINTER N [PRIORITY] [TEXT]   N jobs; their ids
     spool_probe.py control SPOOL ACTION ID...                 a control request, no wait
-    spool_probe.py tokens SPOOL LOG PRINTERS N [PRIORITY]     N jobs with TOKEN bodies
+    spool_probe.py tokens SPOOL LOG PRINTERS N [PRIORITY]     N jobs with token bodies
     spool_probe.py station SPOOL LOG PRINTERS RATE STOPFILE [LINES]
                                           submit until STOPFILE exists
 
-A job submitted by `tokens`/`station` prints ``TOKEN:<32 hex>``; each one
-accepted (its id acknowledged) is appended to LOG as ``<id> <token> <printer>
-<priority>`` and fsynced before the next one starts, so LOG lists exactly
-the accepted jobs even if the station is killed.
+A job submitted by `tokens`/`station` prints ``BEGIN:<32 hex token>``, a filler,
+``END:<token>`` (`station` submits raw jobs, so the printed bytes are exactly
+the document's); each one accepted (its id acknowledged) is appended to LOG as
+``<id> <token> <printer> <priority> <filler sha256> <lines> <monotonic start>``
+and fsynced before the next one starts, so LOG lists exactly the accepted jobs
+even if the station is killed.
 """
 
 from __future__ import annotations
@@ -50,9 +52,13 @@ def state(root: Path) -> dict[str, Any]:
                                "restarted": rec["job"].get("restarted", 0),
                                "server": rec.get("server"), "reason": rec.get("reason")}
     reasons = {}
+    stamps = {}  # job id -> mtime of its done record or rejection reason (when decided)
     for name in os.listdir(spool.rejected):
         if name.endswith(".reason"):
             reasons[name[:-7]] = (spool.rejected / name).read_text(errors="replace")
+            stamps[name[:-11]] = (spool.rejected / name).stat().st_mtime
+    for job_id in done:
+        stamps.setdefault(job_id, (spool.done / f"{job_id}.json").stat().st_mtime)
     locks = {name: {"holder": r.holder, "host": r.host, "pid": r.pid, "token": r.token}
              for name, r in LockTable(spool.locks).records().items()}
     return {
@@ -65,23 +71,33 @@ def state(root: Path) -> dict[str, Any]:
         "done": done,
         "rejected": sorted(n for n in os.listdir(spool.rejected) if not n.endswith(".reason")),
         "reasons": reasons,
+        "stamps": stamps,
         "locks": locks,
     }
 
 
-def submit_token(station: Any, log: Any, printer: str, priority: str, lines: int = 0) -> str:
-    """One job whose body is a fresh token (and `lines` of filler); logged once accepted."""
+def submit_token(station: Any, log: Any, printer: str, priority: str, lines: int = 0,
+                 raw: bool = False) -> str:
+    """One job whose body is ``BEGIN:<token>``, `lines` of filler, ``END:<token>``;
+    logged once accepted as ``<id> <token> <printer> <priority> <filler sha256>
+    <lines> <monotonic time the submit started>``."""
+    import hashlib
     import secrets
+    import time
+
+    from chaos_oracle import body, filler
 
     token = secrets.token_hex(16)
     src = Path(f"/tmp/.probe-src-{os.getpid()}")
-    filler = "".join(f"line {i:04d} " + "." * 60 + "\n" for i in range(lines))
-    src.write_text(f"chaos job\nTOKEN:{token}\n{filler}end\n")
+    src.write_bytes(body(token, lines))
+    started = time.monotonic()
     try:
-        [req] = station.submit([src], printer=printer, priority=priority, title="chaos")
+        [req] = station.submit([src], printer=printer, priority=priority, title="chaos",
+                               raw=raw)
     finally:
         src.unlink(missing_ok=True)
-    log.write(f"{req.id} {token} {printer} {priority}\n")
+    sha = hashlib.sha256(filler(lines)).hexdigest()
+    log.write(f"{req.id} {token} {printer} {priority} {sha} {lines} {started:.3f}\n")
     log.flush()
     os.fsync(log.fileno())
     return str(req.id)
@@ -141,7 +157,8 @@ def main(argv: list[str]) -> Any:
             rng = random.Random()
             while not stop.exists():
                 try:
-                    submit_token(station, log, rng.choice(printers), "standard", lines)
+                    submit_token(station, log, rng.choice(printers), "standard", lines,
+                                 raw=True)
                 except PrintnetError as exc:  # e.g. the spool full: not accepted, go on
                     print(f"submit failed: {exc}", file=sys.stderr, flush=True)
                 time.sleep(rng.expovariate(rate))

@@ -1,33 +1,66 @@
 """`scripts/bench`'s driver, printnet side, at toy sizes: CI catches a broken bench.
 
 Runs every printnet section of `bench.run` (CUPS and the shared filesystem
-left out: they need Debian packages and root) and checks that the report has
-a row for each metric, with numbers, and that nothing failed.
+left out: they need Debian packages and root) and checks the figures the
+bench exists to report, from its JSON rows (not from the rendered table):
+one row per metric at the size the plan asked for, each a finite positive
+number, its samples finite; no section failed; and crash
+survival is exactly N of N acknowledged jobs kept, every one of them pending,
+held, printing or completed (an aborted job is not kept).  How fast is not
+asserted here (`scripts/bench` measures it).
 """
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from pathlib import Path
 
 import pytest
 
-from bench.run import main
+from bench.run import Plan, main
+
+METRICS = ("CLI start-up", "Submit: one job per CLI call", "Submit: batch",
+           "Submit: Python API", "Listing, whole process", "Drain to simulated",
+           "Pickup latency, same host", "The line", "Server memory",
+           "Scheduling cycle", "Crash survival", "Sealing: submit a large file",
+           "Sealing: open at print", "Sealing: submit small jobs")
 
 
 @pytest.mark.slow
-def test_bench_driver_runs_end_to_end(tmp_path: Path) -> None:
-    out = tmp_path / "BENCHMARKS.md"
-    assert main(["--smoke", "--no-cups", "--out", str(out), "--plot",
-                 str(tmp_path / "b.png"), "--work", str(tmp_path / "work")]) == 0
-    text = out.read_text()
-    assert "## What this run could not measure" not in text, text
-    for metric in ("CLI start-up", "Submit: one job per CLI call", "Submit: batch",
-                   "Submit: Python API", "Listing, whole process", "Drain to simulated",
-                   "Pickup latency, same host", "The line", "Server memory",
-                   "Scheduling cycle", "Crash survival", "Sealing: submit a large file",
-                   "Sealing: open at print", "Sealing: submit small jobs"):
-        rows = [line for line in text.splitlines() if line.startswith(f"| {metric}")]
-        assert rows, f"no row for {metric}"
-        printnet_cell = rows[0].split("|")[3].strip()
-        assert printnet_cell not in ("", "—"), rows[0]
-    assert "| Crash survival" in text and "| 100 |" in text  # no acknowledged job lost
+def test_bench_driver_reports_its_figures(tmp_path: Path) -> None:
+    plan = Plan.make(False, smoke=True)
+    work = tmp_path / "work"
+    rows_json = tmp_path / "rows.json"
+    main(["--smoke", "--no-cups", "--out", str(tmp_path / "BENCHMARKS.md"), "--plot",
+          str(tmp_path / "b.png"), "--work", str(work), "--json", str(rows_json)])
+    saved = json.loads((work / "run.json").read_text())
+    assert saved["problems"] == [], saved["problems"]
+    rows = json.loads(rows_json.read_text())
+    by_metric = {}
+    for metric in METRICS:
+        found = [r for r in rows if r["metric"].startswith(metric)]
+        assert len(found) == 1, f"{len(found)} rows for {metric}"
+        row = by_metric[metric] = found[0]
+        value = row["printnet"]
+        assert isinstance(value, float | int) and math.isfinite(value) and value > 0, row
+        samples = row["samples"]
+        assert all(math.isfinite(s) and s >= 0 for s in samples), row
+    assert "## What this run could not measure" not in (tmp_path / "BENCHMARKS.md").read_text()
+    # The sizes the plan asked for (a row measuring something else is no figure).
+    assert by_metric["Crash survival"]["size"] == f"N = {plan.crash_n}"
+    assert by_metric["Submit: batch"]["size"].startswith(f"{plan.batch} ×")
+    assert by_metric["Drain to simulated"]["size"].startswith(f"{plan.drain_jobs} ×")
+    # Crash survival: all N acknowledged jobs kept, each alive or printed.
+    crash = by_metric["Crash survival"]
+    assert crash["printnet"] == 100.0 and crash["met"] is True, crash
+    m = re.search(r"(\d+) of (\d+) kept .*states: ([^)]*)\)", crash["note"])
+    assert m is not None, crash["note"]
+    assert int(m.group(1)) == int(m.group(2)) == plan.crash_n, crash["note"]
+    states = {k: int(v) for k, v in (p.rsplit(" ", 1) for p in m.group(3).split(", "))}
+    assert set(states) <= {"pending", "held", "printing", "completed"}, states
+    assert sum(states.values()) == plan.crash_n, states
+    # The line row: bytes actually went through the simulated line.
+    line = re.search(r"(\d+) bytes in ([\d.]+) s", by_metric["The line"]["note"])
+    assert line is not None and int(line.group(1)) > 0, by_metric["The line"]["note"]

@@ -283,12 +283,14 @@ def test_acquire_times_out_with_lock_held(lock_dir: Path) -> None:
 
 def test_context_manager_heartbeats_and_releases(lock_dir: Path) -> None:
     table = LockTable(lock_dir)
-    with ExpiringLock(table, "master", lease=0.4, holder="floor2") as lock:
+    # A 2 s lease: a heartbeat every 0.5 s, so a loaded machine's scheduling delays
+    # (tenths of a second) stay far inside it.
+    with ExpiringLock(table, "master", lease=2.0, holder="floor2") as lock:
         token = lock.token
         assert token is not None
         first = os.stat(lock_dir / "master").st_mtime_ns
         wait_for(lambda: os.stat(lock_dir / "master").st_mtime_ns != first, what="a heartbeat")
-        time.sleep(0.5)  # longer than the lease: only the heartbeat keeps it valid
+        time.sleep(2.5)  # the scenario: longer than the lease; only heartbeats keep it
         lock.check()
     assert lock.token is None
     assert listing(lock_dir) == []
@@ -430,13 +432,13 @@ def test_a_lost_holder_cannot_remove_its_successor(lock_dir: Path) -> None:
 
 
 def test_heartbeat_notices_a_broken_lock(lock_dir: Path) -> None:
-    holder = ExpiringLock(LockTable(lock_dir), "master", lease=0.4, holder="floor2")
+    holder = ExpiringLock(LockTable(lock_dir), "master", lease=2.0, holder="floor2")
     assert holder.try_acquire()
     holder.start_heartbeat()
     assert break_lock(LockTable(lock_dir), "master", force=True)
     successor = ExpiringLock(LockTable(lock_dir), "master", lease=30.0, holder="floor3")
     assert successor.try_acquire()
-    wait_for(lambda: holder.lost, timeout=5, what="the heartbeat to notice")
+    wait_for(lambda: holder.lost, timeout=20, what="the heartbeat to notice")
     with pytest.raises(LockLost):
         holder.check()
     holder.release()
@@ -649,7 +651,9 @@ def _mutex_worker(
 def test_mutual_exclusion_between_processes(lock_dir: Path, tmp_path: Path) -> None:
     """8 processes take turns; 3 of them die holding the lock, which the others must
     then break.  The O_APPEND log must show strictly alternating enter/exit."""
-    workers, iterations, lease = 8, 40, 0.3
+    # A 2 s lease: 8 processes on a loaded 2-core machine must not lose a live
+    # holder's lock to scheduling; the 3 dead holders' locks take 2.5 s each to break.
+    workers, iterations, lease = 8, 40, 2.0
     dying = {0, 1, 2}
     log_path = tmp_path / "log"
     log_path.touch()
@@ -680,7 +684,7 @@ def test_mutual_exclusion_between_processes(lock_dir: Path, tmp_path: Path) -> N
     assert [r[3] for r in reports] == [""] * workers
     # a lock left by the last dying worker is broken by one more contender
     final = ExpiringLock(LockTable(lock_dir), "master", lease=lease, holder="final")
-    final.acquire(timeout=10)
+    final.acquire(timeout=30)
     final.release()
     assert sum(r[2] for r in reports) + final.breaks == len(dying)
 
@@ -929,7 +933,7 @@ def _process_state(pid: int) -> str:
 def test_a_holder_stopped_past_its_lease_is_fenced_and_cannot_hurt_its_successor(
     lock_dir: Path,
 ) -> None:
-    lease = 0.3
+    lease = 1.0  # the holder is stopped for as long as it takes; the lease only sets pace
     parent_end, child_end = CTX.Pipe()
     proc = CTX.Process(target=_paused_holder, args=(str(lock_dir), lease, child_end))
     proc.start()
@@ -940,7 +944,7 @@ def test_a_holder_stopped_past_its_lease_is_fenced_and_cannot_hurt_its_successor
         os.kill(proc.pid, signal.SIGSTOP)
         wait_for(lambda: _process_state(proc.pid or 0) == "T", what="SIGSTOP")
         successor = ExpiringLock(LockTable(lock_dir), "master", lease=lease, holder="next")
-        successor.acquire(timeout=10 * lease)
+        successor.acquire(timeout=30 * lease)
         assert successor.breaks == 1
         assert successor.token != paused_token
         successor.start_heartbeat()
@@ -967,7 +971,7 @@ def test_a_live_skewed_holder_survives_and_a_killed_one_is_broken(lock_dir: Path
     """A heartbeating holder whose wall clock is 30 years behind keeps its lock for
     many leases against a real-clock contender; killed, it is broken within about
     a lease and a quarter."""
-    lease = 0.4
+    lease = 1.5  # heartbeats every 0.375 s: scheduling delays stay well inside it
     holder = Holder(lock_dir, ["master"], lease=lease, skew=-30 * 365 * 86400.0, heartbeat=True)
     try:
         contender = ExpiringLock(LockTable(lock_dir), "master", lease=lease, holder="floor3")
@@ -980,11 +984,12 @@ def test_a_live_skewed_holder_survives_and_a_killed_one_is_broken(lock_dir: Path
     finally:
         holder.kill()
     killed = time.monotonic()
-    contender.acquire(timeout=10 * lease)
+    contender.acquire(timeout=30 * lease)
     waited = time.monotonic() - killed
     print(f"broken {waited / lease:.2f} leases after SIGKILL")
     assert contender.breaks == 1
-    assert stale_after(lease) * 0.5 < waited < stale_after(lease) + 2.0
+    # Not before the lease could have run out; soon after (margin for a loaded machine).
+    assert stale_after(lease) * 0.5 < waited < stale_after(lease) + lease + 3.0
     contender.release()
 
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import select
 import subprocess
 import textwrap
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,12 +22,13 @@ from typing import Any
 
 import pytest
 import shared_fs
+from _ci_strict import require
 from reliability import PrinterSpec, ServerProc, make_etc, merge_counts, printed_order
 from shared_fs import PYTHON, TOOLS, Host, SharedFS, wait_for
 
 from printnet.scheduling import NOTE_NIGHT
 
-pytestmark = [pytest.mark.multihost, pytest.mark.slow]
+pytestmark = [pytest.mark.multihost, pytest.mark.slow, pytest.mark.timeout(600)]
 
 SKEW = 300.0  # seconds: host A runs 5 minutes slow, host B 5 minutes fast
 
@@ -37,10 +41,8 @@ def gluster_session() -> Iterator[None]:
 
 @pytest.fixture(scope="session", params=shared_fs.tiers())
 def share(request: pytest.FixtureRequest, gluster_session: None) -> SharedFS:
-    try:
-        return shared_fs.shared(request.param)
-    except shared_fs.Unavailable as exc:
-        pytest.skip(f"no shared filesystem here: {exc}")
+    return require("no shared filesystem here", lambda: shared_fs.shared(request.param),
+                   shared_fs.Unavailable)
 
 
 class Bench:
@@ -247,6 +249,26 @@ _WATCHER = """
 """
 
 
+def _line(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
+    """The first line `proc` writes to its stdout pipe; AssertionError after `timeout`
+    (a child that hangs before printing must fail the test, not hang it)."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    data = b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in data:
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([fd], [], [], max(0.0, left))
+        if not ready:
+            raise AssertionError(f"no line from pid {proc.pid} in {timeout:g}s (got {data!r})")
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            raise AssertionError(f"pid {proc.pid} closed its output (exit {proc.poll()}): "
+                                 f"{data!r}")
+        data += chunk
+    return data.split(b"\n", 1)[0].strip()
+
+
 def test_skewed_clocks_cause_no_false_lock_break(bench: Bench) -> None:
     """A holder 5 min fast on host B; a contender 5 min slow on host A: no break while
     the holder heartbeats (5 leases), a break soon after it is killed.
@@ -260,7 +282,7 @@ def test_skewed_clocks_cause_no_false_lock_break(bench: Bench) -> None:
                       str(bench.spool(b) / "locks"), str(lease)], skew=SKEW,
                      stdout=subprocess.PIPE)
     assert holder.stdout is not None
-    assert holder.stdout.readline().strip() == b"held"
+    assert _line(holder, 60) == b"held"
     got = a.py(_WATCHER, str(bench.spool(a) / "locks"), str(lease), "0", str(5 * lease),
                skew=-SKEW, timeout=60)
     assert got is None, f"the lock was broken after {got}s while its holder was alive"

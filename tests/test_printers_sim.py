@@ -62,7 +62,11 @@ def test_rate_follows_the_configured_baud(out: Path, opened: list[SerialBase]) -
     port.flush()
     elapsed = time.monotonic() - t0
     assert out.read_bytes() == data
-    assert 1.2 <= elapsed <= 2.5, elapsed  # ~1.5 s; benchmarks measure precisely
+    # Never faster than the line (all but the first buffer-full at 1920 B/s): that
+    # holds however loaded the machine is.  Slower only by a wide margin (a
+    # starved writer leaves a 64-byte buffer empty): scripts/bench measures speed.
+    assert (len(data) - 64) / 1920 <= elapsed, elapsed
+    assert elapsed <= 4 * 1.5 + 2.0, elapsed
 
 
 def test_url_baud_overrides_and_inf_is_full_speed(out: Path, opened: list[SerialBase]) -> None:
@@ -86,7 +90,10 @@ def test_frame_size_counts_parity_and_stop_bits(out: Path, opened: list[SerialBa
     send(port, data, stall_timeout=2)
     port.flush()
     elapsed = time.monotonic() - t0
-    assert 0.95 <= elapsed <= 1.9, elapsed  # 1.2 s at 12 bits, 1.0 s at 10 bits
+    # 1.2 s at 12 bits a frame, 1.0 s at 10: the lower bound tells them apart
+    # (never faster than the line, whatever the load); the upper one is generous.
+    assert (len(data) - 16) * 12 / 11000 <= elapsed, elapsed
+    assert elapsed <= 4 * 1.2 + 2.0, elapsed
 
 
 @pytest.mark.parametrize("trouble", ["offline", "paperout"])
@@ -154,7 +161,7 @@ def test_blocking_write_times_out_while_offline(out: Path, opened: list[SerialBa
     t0 = time.monotonic()
     with pytest.raises(SerialTimeoutException):
         port.write(b"hello")
-    assert 0.15 <= time.monotonic() - t0 < 1.5
+    assert 0.15 <= time.monotonic() - t0 < 5.0  # the timeout, not a hang
     port.write_timeout = 0
     assert port.write(b"hello") == 0
 

@@ -15,7 +15,8 @@ that nothing else was harmed: alice's parked job is still queued with its
 data intact, the server is alive and still prints, and no secret reached a
 printer, a record or a log.
 
-Needs root (CI runs as root); without root the module is skipped.
+Needs root (CI runs as root) and useradd; without them the module is skipped,
+and in CI (`_ci_strict`) it fails with the reason.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import grp
 import hashlib
 import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _ci_strict import unavailable
+from accounts import Account, copy_libs, ensure_group, ensure_user
 
 from printnet import config as config_mod
 from printnet.errors import ConfigError, SpoolError
@@ -149,47 +151,6 @@ def try_(what, fn, *args):
 
 # ---------------------------------------------------------------------------
 # Accounts
-
-
-@dataclass(frozen=True)
-class Account:
-    name: str
-    uid: int
-    gid: int
-    groups: tuple[int, ...]
-
-
-def _run_root(*cmd: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, check=False)
-
-
-def _ensure_group(name: str) -> int:
-    try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
-        _run_root("groupadd", "--system", name)  # may race another session: look again
-        return grp.getgrnam(name).gr_gid
-
-
-def _ensure_user(name: str, primary: str | None = None, extra: tuple[str, ...] = ()) -> Account:
-    try:
-        pwd.getpwnam(name)
-        exists = True
-    except KeyError:
-        exists = False
-    if not exists:
-        cmd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
-        cmd += ["--gid", primary] if primary else ["--user-group"]
-        if extra:
-            cmd += ["--groups", ",".join(extra)]
-        result = _run_root(*cmd, name)
-        if result.returncode not in (0, 9):  # 9: exists (another session won)
-            raise RuntimeError(f"useradd {name}: {result.stderr.strip()}")
-    for group in extra:  # an older run may have made the user without the group
-        if name not in grp.getgrnam(group).gr_mem:
-            _run_root("usermod", "--append", "--groups", group, name)
-    pw = pwd.getpwnam(name)
-    return Account(name, pw.pw_uid, pw.pw_gid, tuple(os.getgrouplist(name, pw.pw_gid)))
 
 
 # ---------------------------------------------------------------------------
@@ -327,26 +288,6 @@ class World:
         assert self.secret not in printed and VICTIM_BODY.splitlines()[0] not in printed
 
 
-def _copy_libs(lib: Path) -> None:
-    """printnet and its dependencies where every user can import them."""
-    import click
-    import filelock
-    import serial
-    import watchdog
-
-    import printnet
-
-    for module in (printnet, click, filelock, serial, watchdog):
-        assert module.__file__ is not None
-        src = Path(module.__file__).parent
-        shutil.copytree(src, lib / src.name, ignore=shutil.ignore_patterns("__pycache__"))
-    (lib / "toolkit.py").write_text(TOOLKIT)
-    for dirpath, _dirnames, filenames in os.walk(lib):
-        os.chmod(dirpath, 0o755)
-        for name in filenames:
-            os.chmod(os.path.join(dirpath, name), 0o644)
-
-
 def _find_python(world: World) -> str | None:
     """An interpreter (>= 3.11) the station users may run: ours, else the system's."""
     candidates = [os.path.realpath(sys.executable), shutil.which("python3.11") or "",
@@ -391,22 +332,22 @@ def world() -> Iterator[World]:
     # In CI a fixture that cannot come up fails with its reason; elsewhere it skips.
     cannot = pytest.fail if os.environ.get("CI") == "true" else pytest.skip
     if not IS_ROOT:
-        cannot("needs root: creates Unix users and runs commands as them")
+        unavailable("needs root: creates Unix users and runs commands as them")
     if shutil.which("useradd") is None:
-        cannot("needs useradd (package passwd) to create the test users")
-    spool_gid = _ensure_group(SPOOL_GROUP)
-    _ensure_group(OPS_GROUP)
+        unavailable("needs useradd (package passwd) to create the test users")
+    spool_gid = ensure_group(SPOOL_GROUP)
+    ensure_group(OPS_GROUP)
     accounts = {
-        SVC: _ensure_user(SVC, primary=SPOOL_GROUP),
-        ALICE: _ensure_user(ALICE),
-        BOB: _ensure_user(BOB, extra=(OPS_GROUP,)),
-        MALLORY: _ensure_user(MALLORY),
+        SVC: ensure_user(SVC, primary=SPOOL_GROUP),
+        ALICE: ensure_user(ALICE),
+        BOB: ensure_user(BOB, extra=(OPS_GROUP,)),
+        MALLORY: ensure_user(MALLORY),
     }
     base = Path(tempfile.mkdtemp(prefix="printnet-sec-", dir="/tmp"))
     os.chmod(base, 0o755)
     try:
         lib = base / "lib"
-        _copy_libs(lib)
+        copy_libs(lib, {"toolkit.py": TOOLKIT})
         home = base / "home"
         home.mkdir(mode=0o755)
         for name, account in accounts.items():
@@ -426,7 +367,7 @@ def world() -> Iterator[World]:
         w = World(base, lib, "", accounts, project, secret, secret_path)
         python = _find_python(w)
         if python is None:
-            pytest.skip("no Python >= 3.11 that the test users may run (ours is in a "
+            unavailable("no Python >= 3.11 that the test users may run (ours is in a "
                         "private folder and there is no system python3)")
         # `printnet init` as root gives everything to the service account and group.
         init = subprocess.run(

@@ -104,6 +104,10 @@ class SpoolService:
     def __init__(self, server: Server, root: Path) -> None:
         self.server = server
         self.spool = Spool.open(root)
+        # Unsafe modes or owners stop the server here; doubtful ones are logged.  First:
+        # on a share that squashes root, a root server's selftest would only say
+        # "Permission denied".
+        self.spool_doubts = [str(p) for p in security.startup_check(self.spool)]
         selftest(self.spool.locks)
         self.table = LockTable(self.spool.locks)
         lease = server.config.server.lease
@@ -112,8 +116,6 @@ class SpoolService:
         self.server_lock = ExpiringLock(self.table, server_lock_name(server.name),
                                         lease=lease, holder=server.name)
         self.store = master_io.MasterStore(self.spool)
-        # Unsafe modes or owners stop the server here; doubtful ones are logged.
-        self.spool_doubts = [str(p) for p in security.startup_check(self.spool)]
         if any(server.config.seals(p) for p in server.config.printers.values()):
             from printnet.keys import seal_doubts  # cryptography: only with SEAL=ON
 
