@@ -24,8 +24,10 @@ from bench.run import Plan, main
 METRICS = ("CLI start-up", "Submit: one job per CLI call", "Submit: batch",
            "Submit: Python API", "Listing, whole process", "Drain to simulated",
            "Pickup latency, same host", "The line", "Server memory",
-           "Scheduling cycle", "Crash survival", "Sealing: submit a large file",
-           "Sealing: open at print", "Sealing: submit small jobs")
+           "Scheduling cycle", "Crash survival",
+           *(f"Sealing: {what}, {how}" for what in ("submit a large file", "open at print",
+                                                    "submit small jobs")
+             for how in ("unsealed", "SEAL=ON")))
 
 
 @pytest.mark.slow
