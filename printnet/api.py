@@ -3,6 +3,10 @@
 The CLI's station commands are thin wrappers around `Station`; programs that
 submit in bulk use `Station.submit_many` (one durability pass per batch).
 Every call validates all of its input before it writes anything.
+
+About 660 lines on purpose: `Station` is one object whose submit, status,
+control and destination lookups share its spool, user and cached view of the
+published configuration; the on-disk side of that view is `spool.site`.
 """
 
 from __future__ import annotations
@@ -94,6 +98,17 @@ class StatusView:
     def to_json(self) -> dict[str, Any]:
         return {"jobs": self.jobs, "printers": self.printers}
 
+
+
+def station_etc(etc: Path) -> Path | None:
+    """The etc/ folder a station command may use: `etc` if it is there, else None
+    (the station then goes by the published site configuration).  A folder it may
+    not even look at (a working directory of another user's, a 0700 parent) counts
+    as absent, not as an error: stations are not meant to read etc/."""
+    try:
+        return etc if etc.exists() else None
+    except OSError:
+        return None
 
 class Station:
     """A station's view of one spool (and optionally an etc/ folder to learn printers)."""

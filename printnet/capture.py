@@ -289,9 +289,9 @@ class Capture:
 
 def run_capture(spool: Path, etc: Path, options: CaptureOptions) -> int:
     """`printnet capture`: validate, link, capture until SIGINT/SIGTERM; jobs made."""
-    from printnet.api import Station
+    from printnet.api import Station, station_etc
 
-    station = Station(spool, etc if etc.exists() else None)
+    station = Station(spool, station_etc(etc))
     station.template(**options.request)  # the printer and every option, before linking
     check_device(options.device)  # before the pty: it may take a dead capture's number
     printer = VirtualPrinter(options.device)

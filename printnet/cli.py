@@ -4,6 +4,9 @@ Each command validates its options, calls the library, and prints.  This is
 the only place that turns a `PrintnetError` into a message on stderr and an
 exit code (1 general, 2 bad input, 3 permission).  Heavy modules are imported
 inside the commands so that start-up stays fast.
+
+About 630 lines on purpose: one small function per command and its click
+options, nothing else; the work is in the modules each command imports.
 """
 
 from __future__ import annotations
@@ -79,10 +82,10 @@ def cli(ctx: click.Context, spool: Path, etc: Path) -> None:
 
 
 def _station(ctx: click.Context) -> Station:
-    from printnet.api import Station
+    from printnet.api import Station, station_etc
 
     etc = ctx.obj["etc"]
-    return Station(ctx.obj["spool"], etc if etc.exists() else None, strict=True)
+    return Station(ctx.obj["spool"], station_etc(etc), strict=True)
 
 
 # -- init ------------------------------------------------------------------------

@@ -190,9 +190,9 @@ def _options(args: list[str], values: dict[str, str], flags: dict[str, str],
 
 
 def _station(spool: Path, etc: Path) -> Station:
-    from printnet.api import Station
+    from printnet.api import Station, station_etc
 
-    return Station(spool, etc if etc.exists() else None, strict=True)
+    return Station(spool, station_etc(etc), strict=True)
 
 
 def _ask_password(printer: str) -> str:

@@ -28,6 +28,11 @@ An ``ipp://`` / ``ipps://`` printer is driven at job level instead
 job is completed when the remote printer says completed, its
 printer-state-reasons are the printer trouble, and the impressions it reports
 are the job's pages.
+
+About 650 lines on purpose: one printer's thread, whose render, send, restart
+and trouble handling share the open port (or remote IPP job) across stalls;
+the port kinds' rules are in `printers.ports`, the IPP client in
+`printers.ipp_port`.
 """
 
 from __future__ import annotations

@@ -130,8 +130,12 @@ class Rig:
         """Print requests that ever reached the spool (new/, received/, rejected/, done/)."""
         s = Spool(self.spool)
         names = set()
+        # A request being claimed has an intermediate name in received/ for an
+        # instant (`.<ID>.req.<unique>`, spool/intake.py): count it by its id too, or a
+        # listing in that instant misses the job.
         for folder in (s.new, s.received, s.rejected):
-            names |= {n for n in os.listdir(folder) if n.endswith(".req")}
+            names |= {n.lstrip(".").split(".req", 1)[0] + ".req" for n in os.listdir(folder)
+                      if ".req" in n and not n.endswith(".reason")}
         names |= {n[:-5] + ".req" for n in os.listdir(s.done) if n.endswith(".json")
                   and '"job"' in (s.done / n).read_text()}
         return len(names)

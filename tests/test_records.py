@@ -68,7 +68,7 @@ def test_unsynced_records_are_made_durable_in_one_pass(spool: Spool) -> None:
 
 def test_an_accounting_line_has_every_field_and_the_printer_that_printed(spool: Spool) -> None:
     [job_id] = make_ids(1)
-    line = records.accounting_line(record(job_id, "completed", printer="LINES",
+    line = records.accounting_line(record(job_id, "completed", destination="LINES",
                                           assigned="LP1", restarted=1))
     assert tuple(line) == ACCOUNTING_FIELDS
     assert line["printer"] == "LP1" and line["restarted"] == 1 and line["sheets"] == 6

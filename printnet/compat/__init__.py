@@ -72,11 +72,11 @@ def station() -> Station:
     """The Station of PRINTNET_SPOOL and PRINTNET_ETC (./spool, ./etc by default)."""
     from pathlib import Path
 
-    from printnet.api import Station
+    from printnet.api import Station, station_etc
 
     etc = Path(os.environ.get("PRINTNET_ETC") or "etc")
     return Station(Path(os.environ.get("PRINTNET_SPOOL") or "spool"),
-                   etc if etc.exists() else None, strict=True)
+                   station_etc(etc), strict=True)
 
 
 def getopt(argv: Sequence[str], spec: str, *, interspersed: bool = True,

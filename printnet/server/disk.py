@@ -28,6 +28,10 @@ clock), missing, or of another generation, the job goes back to pending.  A
 job whose done/ record exists is removed instead of reprinted (its holder died
 after printing it, before committing).  The scheduler's walk is incremental
 (`SpoolService._decide`).
+
+About 610 lines on purpose: the shell of one disk's cycle (gather inputs,
+carry out the plan) is kept next to the lease, intake and sweep it depends on;
+the decisions themselves are the pure `server.cycle`.
 """
 
 from __future__ import annotations
