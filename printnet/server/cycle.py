@@ -177,16 +177,9 @@ def plan_cycle(state: MasterState, inputs: CycleInputs, now: datetime) -> Plan:
         if job.id in inputs.orphans_done:
             plan.ops.append(verbs.remove_done(job))
             plan.ended.append(job.id)
-        elif (job.id, job.token) in inputs.started:
-            plan.ops.append(verbs.restart(job))
-            plan.logs.append(f"job {job.id} requeued: holder {job.holder} stopped renewing "
-                             "its lease")
-            plan.requeued += 1
         else:
-            plan.ops.append(verbs.hand_back(job))
-            plan.logs.append(f"job {job.id} requeued: holder {job.holder} stopped renewing "
-                             "its lease before starting it")
-            plan.requeued += 1
+            why = f"holder {job.holder} stopped renewing its lease"
+            _requeue_lost(job, inputs, plan, started=why, unstarted=f"{why} before starting it")
     preview = _Preview(state, plan.ops)
     for control in inputs.controls:
         req = control.request
@@ -215,16 +208,23 @@ def _reconcile(state: MasterState, inputs: CycleInputs, found: Reconcile, plan: 
                 and job.token != inputs.token and job.id not in inputs.printing:
             if job.id in found.done:
                 plan.ops.append(verbs.remove_done(job))
-            elif (job.id, job.token) not in inputs.started:  # assigned ahead, never started
-                plan.ops.append(verbs.hand_back(job))
-                plan.logs.append(f"job {job.id} requeued: this server restarted before "
-                                 "printing it")
-                plan.requeued += 1
             else:
-                plan.ops.append(verbs.restart(job))
-                plan.logs.append(f"job {job.id} requeued: this server restarted while "
-                                 "printing it")
-                plan.requeued += 1
+                _requeue_lost(job, inputs, plan,
+                              started="this server restarted while printing it",
+                              unstarted="this server restarted before printing it")
+
+
+def _requeue_lost(job: Job, inputs: CycleInputs, plan: Plan, *, started: str,
+                  unstarted: str) -> None:
+    """A printing job whose holder is gone goes back to pending: as a restart if its
+    printer had sent a byte (`inputs.started`), quietly if it was only assigned ahead."""
+    if (job.id, job.token) in inputs.started:
+        plan.ops.append(verbs.restart(job))
+        plan.logs.append(f"job {job.id} requeued: {started}")
+    else:
+        plan.ops.append(verbs.hand_back(job))
+        plan.logs.append(f"job {job.id} requeued: {unstarted}")
+    plan.requeued += 1
 
 
 def _settle(state: MasterState, inputs: CycleInputs, result: Result, plan: Plan) -> None:
