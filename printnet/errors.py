@@ -95,6 +95,11 @@ class PortError(PrintnetError):
     """A printer port could not be opened or failed."""
 
 
+class LinkDown(PortError):
+    """A forwarding printer's remote site cannot be reached: its gateway refuses or
+    stalls, or its share is gone.  The job waits at the branch (docs/SITES.md)."""
+
+
 class PrinterStalled(PortError):
     """The printer accepted no bytes for the configured time (offline, paper out)."""
 
