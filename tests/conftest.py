@@ -8,13 +8,16 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import pytest
 from click.testing import CliRunner, Result
 
 from printnet.masterfile import Job
 from printnet.spool.layout import Spool
+
+if TYPE_CHECKING:
+    from test_console import Project
 
 # The poisoned working directory's etc/ is valid but knows only this printer, so a
 # request that reads it fails with "unknown printer ... (known: POISONED_CWD)"; its
@@ -96,6 +99,18 @@ class CliRun:
 
 
 RunCli = Callable[..., Result]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    """A console project (`test_console.Project`): etc/, spool/, output/, its server
+    stopped at the end."""
+    from test_console import Project
+    p = Project(tmp_path)
+    try:
+        yield p
+    finally:
+        p.stop()
 
 
 @pytest.fixture

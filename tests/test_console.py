@@ -176,15 +176,6 @@ class Project:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
-    p = Project(tmp_path)
-    try:
-        yield p
-    finally:
-        p.stop()
-
-
-@pytest.fixture
 def running(project: Project) -> Project:
     project.start()
     return project

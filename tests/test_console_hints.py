@@ -6,10 +6,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from test_console import PRINTNET, Project, Pty
 from waiting import wait_for
 
@@ -24,15 +21,6 @@ if pid == 0:
 signal.signal(signal.SIGTERM, lambda *a: os.kill(pid, signal.SIGTERM))
 os.waitpid(pid, 0)
 """
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
-    p = Project(tmp_path)
-    try:
-        yield p
-    finally:
-        p.stop()
 
 
 def test_a_server_in_the_background_of_a_terminal_says_why_no_console(

@@ -14,8 +14,6 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,15 +21,6 @@ from test_console import PRINTNET, Project
 from waiting import wait_for
 
 from printnet.api import Station
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
-    p = Project(tmp_path)
-    try:
-        yield p
-    finally:
-        p.stop()
 
 
 def queue_held(project: Project, count: int) -> set[str]:

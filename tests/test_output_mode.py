@@ -5,20 +5,8 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from test_console import Project
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
-    p = Project(tmp_path)
-    try:
-        yield p
-    finally:
-        p.stop()
 
 
 def test_file_printer_output_is_0640(project: Project) -> None:
