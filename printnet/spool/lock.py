@@ -37,7 +37,9 @@ Heartbeat (`renew`, `start_heartbeat`)
     (more than lease/4 left), then the holder checks that ``<name>`` and
     ``<name>.owner.<token>`` are still its inode; if not, or if the lease ran
     out first (a paused process), the lock is *lost*: `lost` is set and
-    `LockLost` raised.  A renewal that took longer than lease/4 does not count.
+    `LockLost` raised.  A renewal that took longer than lease/4 does not count;
+    the next one is due lease/4 after the issue of the last one that counted,
+    so after a slow one it goes out at once (while the lease is still valid).
 
 End a generation (release, and breaking a stale lock)
     1. Win ``rename(<name>.owner.<token>, .<name>.ended.<unique>)``.  Exactly
@@ -923,7 +925,12 @@ class ExpiringLock:
         while not stop.wait(delay):
             try:
                 self.renew()
-                delay = interval
+                # Due lease/4 after the last renewal that *counted* (from its issue, not
+                # its end): a renewal slower than lease/4 (a loaded host, a slow share)
+                # does not count, so the next one goes out at once, while the lease
+                # is still valid, instead of a lease/4 later -- by when it had run out
+                # (soak 4: live servers' leases lapsing, a reprint).
+                delay = max(0.0, self._last_renewed + interval - self.table.clock())
             except LockLost:
                 return
             except SpoolError as exc:
