@@ -402,6 +402,14 @@ def test_a_share_that_fails_some_calls(tmp_path: Path) -> None:
         state = wait_for(ended, 120, "every accepted job to end",
                          on_timeout=lambda: _stuck(a, spool_a, server))
         assert state is not None
+
+        def reasoned() -> dict[str, Any] | None:
+            # A rejection's reason file may come a cycle late (the share refused it).
+            state = dict(a.probe("state", str(spool_a), timeout=60))
+            refused = [i for i, *_ in accepted if f"{i}.req" in state["rejected"]]
+            return state if all(f"{i}.req" in state["reasons"] for i in refused) else None
+        state = wait_for(reasoned, 30, "a reason for every rejected job",
+                         on_timeout=lambda: server.log_text()[-3000:])
         counts = server.printed()
         believed = {os.strerror(e): name for e, name in errno.errorcode.items()
                     if e not in TRANSIENT_ERRNOS}
