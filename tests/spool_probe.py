@@ -73,6 +73,9 @@ def state(root: Path) -> dict[str, Any]:
         "reasons": reasons,
         "stamps": stamps,
         "locks": locks,
+        # Every file of locks/ (owner files, orphan claims, names set aside): what
+        # a lock that nobody can take again is made of.
+        "lockfiles": sorted(os.listdir(spool.locks)),
     }
 
 

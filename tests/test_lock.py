@@ -998,3 +998,43 @@ def test_lock_module_states_its_protocol() -> None:
     doc = lockmod.__doc__ or ""
     for words in ("link()", "rename(", "ENOENT", "EEXIST", "ESTALE", "utime", "orphan", ".nfs"):
         assert words in doc
+
+
+# -- a slow share ---------------------------------------------------------------------
+
+
+def test_a_renewal_slower_than_a_quarter_lease_is_retried_at_once(tmp_path: Path) -> None:
+    """A renewal that takes longer than lease/4 does not count (docs/LOCKS.md); the
+    next one must go out at once, while the lease is still valid -- not a lease/4
+    later, when it has run out (soak 4: live servers lost their leases on a loaded
+    host).  A real heartbeating holder process on the power-loss filesystem, whose
+    first renewal (utime of its owner file) takes 2.8 s of an 8 s lease: it must
+    keep renewing, same generation."""
+    from powerloss.mount import PowerMount
+    from powerloss.testing import require_fuse
+
+    require_fuse()
+    pm = PowerMount(tmp_path / "mnt", image=None, out=tmp_path / "image", seed=1)
+    pm.start()
+    holder: Holder | None = None
+    try:
+        locks = pm.path / "locks"
+        locks.mkdir()
+        pm.slow(2.8, 1, r"^setattr /locks/master")  # (its owner file is <name> too)
+        holder = Holder(locks, ["master"], lease=8.0, heartbeat=True)
+        token = holder.tokens["master"]
+        table = LockTable(locks)
+        seen: list[object] = []
+
+        def renewed_twice_after_the_slow_one() -> bool:
+            status = table.observe("master")
+            assert status.record is not None and status.record.token == token
+            if not seen or status.signature != seen[-1]:
+                seen.append(status.signature)
+            return len(seen) >= 4  # acquired, the slow renewal, two more
+        wait_for(renewed_twice_after_the_slow_one, timeout=20, interval=0.1,
+                 what="the holder to keep renewing after a slow renewal")
+    finally:
+        if holder is not None:
+            holder.kill()
+        pm.close()

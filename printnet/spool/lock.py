@@ -37,7 +37,9 @@ Heartbeat (`renew`, `start_heartbeat`)
     (more than lease/4 left), then the holder checks that ``<name>`` and
     ``<name>.owner.<token>`` are still its inode; if not, or if the lease ran
     out first (a paused process), the lock is *lost*: `lost` is set and
-    `LockLost` raised.  A renewal that took longer than lease/4 does not count.
+    `LockLost` raised.  A renewal that took longer than lease/4 does not count;
+    the next one is due lease/4 after the issue of the last one that counted,
+    so after a slow one it goes out at once (while the lease is still valid).
 
 End a generation (release, and breaking a stale lock)
     1. Win ``rename(<name>.owner.<token>, .<name>.ended.<unique>)``.  Exactly
@@ -68,6 +70,10 @@ Orphans (a breaker or releaser died between steps 1 and 2)
     ``<name>`` is still the observed inode, win ``rename(<name>,
     .<name>.stolen.<unique>)``, check the renamed inode is the observed one
     (if not, a new holder slipped in: link it back, put-if-absent), remove it.
+    An attempt that stops short (an I/O error, or a step that found the lock
+    changed) removes its own claim; if the disk refuses that too, the claim is
+    remembered as ours and ended, and removed at our next attempt.  Only a
+    claim's writer removes it (and `purge`, once it is old).
 
 Fencing (`check`)
     A lease is not mutual exclusion.  Before each critical step the holder calls
@@ -362,6 +368,9 @@ class LockTable:
         self.lock_dir = Path(lock_dir)
         self.clock = clock
         self._observations: dict[str, Observation] = {}
+        # Orphan claims this table wrote whose attempt ended without recovering, and
+        # whose removal the disk refused (`_claim`): claim path -> its content.
+        self._ended_claims: dict[Path, bytes] = {}
         self._mutex = threading.Lock()
 
     def paths(self, name: str) -> LockPaths:
@@ -471,11 +480,10 @@ class LockTable:
             return False
         record = status.record
         key = record.token if record is not None else f"x{signature.inode}-{signature.ctime_ns}"
-        try:
-            # RACE: one recoverer per orphaned generation: the claim is put-if-absent.
-            write_new(paths.orphan(key), claimer.encode())
-        except FileExistsError:
+        claim, mine = paths.orphan(key), claimer.encode()
+        if not self._claim(claim, mine):
             return False
+        recovered = False
         try:
             got = _read(paths.lock)
             if got is None or got[0].inode != signature.inode:
@@ -503,10 +511,67 @@ class LockTable:
             finally:
                 _unlink_quiet(stolen)
                 _fsync_dir_quiet(self.lock_dir)
+            recovered = True
         except OSError as exc:
             raise translate(exc, paths.lock) from exc
+        finally:
+            if not recovered:
+                self._end_claim(claim, mine)
         self.forget(paths.name)
         return True
+
+    def _claim(self, claim: Path, mine: bytes) -> bool:
+        """Win the put-if-absent claim of recovering an orphan; True if we hold it.
+
+        A claim stays only while its recoverer works on the orphan (or, after a
+        recovery, until purged: its generation is gone).  An attempt that ended
+        without recovering removes its own claim (`_end_claim`); if the disk
+        refused that too, this table remembers the claim as ours and ended, and
+        removes it at its next attempt.  Without that, one failed call (EIO) in
+        the middle of a recovery left the claim for ever and nobody could take the
+        lock again (tests/test_faults.py: a share failing 5 % of its calls).
+        """
+        try:
+            # RACE: one recoverer per orphaned generation: the claim is put-if-absent.
+            write_new(claim, mine)
+            return True
+        except FileExistsError:
+            pass
+        except BaseException:
+            self._end_claim(claim, mine)  # the put itself may have succeeded
+            raise
+        with self._mutex:
+            ended = self._ended_claims.get(claim)
+        if ended is None:
+            return False  # another recoverer's (or one of ours still at work)
+        got = _read(claim)
+        if got is not None and got[1] != ended:
+            with self._mutex:
+                self._ended_claims.pop(claim, None)
+            return False
+        # RACE: our own claim, of an attempt that is over: nobody but its writer (and
+        # purge, once it is old) removes a claim, so it is still ours to remove; the
+        # put-if-absent below still lets only one recoverer in.
+        if got is not None:
+            _unlink_quiet(claim)
+        with self._mutex:
+            self._ended_claims.pop(claim, None)
+        return self._claim(claim, mine)
+
+    def _end_claim(self, claim: Path, mine: bytes) -> None:
+        """An attempt that did not recover is over: remove its claim if it is ours (a
+        failing disk may refuse: then it is remembered, see `_claim`)."""
+        with self._mutex:
+            self._ended_claims[claim] = mine
+        try:
+            got = _read(claim)
+            if got is None or got[1] == mine:
+                if got is not None:
+                    _unlink_quiet(claim)
+                with self._mutex:
+                    self._ended_claims.pop(claim, None)
+        except (OSError, SpoolError) as exc:
+            log.warning("lock %s: cannot remove our claim yet: %s", claim, exc)
 
     def _break(self, paths: LockPaths, status: LockStatus, claimer: LockRecord) -> bool:
         """End the generation `status` saw (normal or orphan); True if we did."""
@@ -860,7 +925,12 @@ class ExpiringLock:
         while not stop.wait(delay):
             try:
                 self.renew()
-                delay = interval
+                # Due lease/4 after the last renewal that *counted* (from its issue, not
+                # its end): a renewal slower than lease/4 (a loaded host, a slow share)
+                # does not count, so the next one goes out at once, while the lease
+                # is still valid, instead of a lease/4 later -- by when it had run out
+                # (soak 4: live servers' leases lapsing, a reprint).
+                delay = max(0.0, self._last_renewed + interval - self.table.clock())
             except LockLost:
                 return
             except SpoolError as exc:

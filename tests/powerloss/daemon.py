@@ -38,6 +38,9 @@ standard output (``{"ok": ...}``, or an event):
                                meta) on matching paths with EIO; nothing of a
                                failed operation is done
     eio off
+    slow SECONDS COUNT [REGEX] the next COUNT attribute changes (setattr: utime,
+                               chmod, truncate) of matching paths take SECONDS
+                               longer (a slow share; other calls go on)
     sync                       make everything durable (like sync(2))
     stats                      counts
     quit                       clean stop
@@ -189,6 +192,7 @@ class PowerFs(pyfuse3.Operations):
         self.armed: tuple[int, str, re.Pattern[str]] | None = None
         self.matches = 0
         self.eio: tuple[float, frozenset[str], re.Pattern[str]] | None = None
+        self.slow: tuple[float, int, re.Pattern[str]] | None = None  # see `command`
         self.injected: dict[str, int] = {}
         self.counts: dict[str, int] = {}
 
@@ -305,6 +309,12 @@ class PowerFs(pyfuse3.Operations):
     async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes,
                       fields: pyfuse3.SetattrFields, fh: int | None,
                       ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        if self.slow is not None:
+            seconds, left, pattern = self.slow
+            if left > 0 and pattern.search(f"setattr {self.m.path(inode)}"):
+                self.slow = (seconds, left - 1, pattern)
+                await trio.sleep(seconds)  # other requests are served meanwhile
+
         def op() -> pyfuse3.EntryAttributes:
             text = self._before("setattr", lambda: f"setattr {self.m.path(inode)}")
             node = self.m.setattr(
@@ -543,6 +553,10 @@ class PowerFs(pyfuse3.Operations):
                 pattern = re.compile(words[3] if len(words) > 3 else "")
                 self.eio = (float(words[1]), frozenset(words[2].split(",")), pattern)
             return {"ok": "eio"}
+        if verb == "slow":
+            self.slow = (float(words[1]), int(words[2]),
+                         re.compile(words[3] if len(words) > 3 else ""))
+            return {"ok": "slow"}
         if verb == "sync":
             self.m.sync_all()
             return {"ok": "synced"}

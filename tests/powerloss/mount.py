@@ -181,6 +181,11 @@ class PowerMount:
     def eio_off(self) -> None:
         self.command("eio off")
 
+    def slow(self, seconds: float, count: int, pattern: str = "") -> None:
+        """The next `count` attribute changes (utime...) of paths matching `pattern`
+        take `seconds` longer."""
+        self.command(f"slow {seconds} {count} {pattern}".rstrip())
+
     def stats(self) -> dict[str, Any]:
         return self.command("stats")
 
