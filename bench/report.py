@@ -89,6 +89,17 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:.1f}" if value < 10 else f"{value:.0f}"
 
 
+def _spread(samples: list[float], unit: str) -> str:
+    """min / median / max over the runs, and how many ("1 run" when only one)."""
+    if not samples:
+        return "—"
+    if len(samples) == 1:
+        return "1 run"
+    xs = sorted(samples)
+    mid = xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+    return f"{_fmt(xs[0], unit)} / {_fmt(mid, unit)} / {_fmt(xs[-1], unit)} ({len(xs)})"
+
+
 def _ratio(row: Row) -> str:
     r = row.ratio
     if r is None:
@@ -131,9 +142,12 @@ def write_report(run: Run, out: Path, plot: Path | None) -> None:
         "",
         "## Results",
         "",
-        "| metric | size | printnet | CUPS | printnet ÷ CUPS | unit | target | printnet command "
-        "| CUPS command | notes |",
-        "| --- | --- | ---: | ---: | --- | --- | --- | --- | --- | --- |",
+        "Spreads are min / median / max over the runs (their number in brackets), "
+        "runs interleaved with the other side's where both are measured.",
+        "",
+        "| metric | size | printnet | CUPS | printnet ÷ CUPS | unit | printnet spread "
+        "| CUPS spread | target | printnet command | CUPS command | notes |",
+        "| --- | --- | ---: | ---: | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in run.rows:
         cups_cmd = r.cups_cmd or "—"
@@ -141,11 +155,16 @@ def write_report(run: Run, out: Path, plot: Path | None) -> None:
             cups_cmd = f"`{cups_cmd}`"
         lines.append(
             f"| {r.metric} | {r.size} | {_fmt(r.printnet, r.unit)} | {_fmt(r.cups, r.unit)} "
-            f"| {_ratio(r)} | {r.unit} | {_target(r)} | `{r.printnet_cmd}` | {cups_cmd} "
+            f"| {_ratio(r)} | {r.unit} | {_spread(r.samples, r.unit)} "
+            f"| {_spread(r.cups_samples, r.unit)} | {_target(r)} | `{r.printnet_cmd}` | {cups_cmd} "
             f"| {r.note} |")
     lines.append("")
     if plot is not None:
         lines += [f"![printnet vs CUPS]({plot.name})", ""]
+        scaling = plot.with_name(plot.stem + "-scaling" + plot.suffix)
+        if scaling.exists():
+            lines += [f"![listing time and server memory against pending jobs]"
+                      f"({scaling.name})", ""]
     met = [r for r in run.rows if r.met is True]
     missed = [r for r in run.rows if r.met is False]
     lines += ["## Targets", "",
@@ -293,6 +312,49 @@ def write_plot(rows: list[Row], path: Path) -> bool:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+def write_scaling_plot(rows: list[Row], path: Path) -> bool:
+    """Listing time and server memory against pending jobs, printnet and CUPS (log-log);
+    CUPS's points stop where it could not hold that many jobs."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    panels = [("Listing, whole process", "listing (`printnet status` / `lpstat -o`), ms"),
+              ("Server memory (RSS)", "server memory (RSS), MiB")]
+    series = []
+    for metric, label in panels:
+        picked = [r for r in rows if r.metric == metric]
+        pn = sorted((_pending(r.size), r.printnet) for r in picked if r.printnet is not None)
+        cu = sorted((_pending(r.size), r.cups) for r in picked if r.cups is not None)
+        series.append((label, pn, cu))
+    if not any(pn for _, pn, _ in series):
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, (label, pn, cu) in zip(axes, series, strict=True):
+        for points, name, style in ((pn, "printnet", "o-"), (cu, "CUPS", "s--")):
+            if points:
+                ax.plot([x for x, _ in points], [y for _, y in points], style, label=name)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("pending jobs")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.suptitle("Scaling with the queue, same run, same machine")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _pending(size: str) -> int:
+    """"100,000 pending" -> 100000."""
+    return int(size.split(maxsplit=1)[0].replace(",", ""))
 
 
 def _attainment(r: Row) -> float:
