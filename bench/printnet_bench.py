@@ -217,6 +217,27 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# Per drained job, the directory entries a server changes (docs/DESIGN.md, "Life of a
+# request"): two renames to claim it, a done/ record's create and rename, the
+# request's unlink.  The per-cycle ones (lock, journal entry, syncfs) are shared.
+METADATA_OPS_PER_JOB = 5
+
+
+def metadata_cost(folder: Path, n: int = 300) -> float:
+    """Microseconds per metadata operation on `folder`'s disk, now: a bare loop of
+    the drain's own kinds (create of a small file, rename, unlink), no Python of ours."""
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    for i in range(n):
+        a, b = folder / f"m{i}", folder / f"m{i}.r"
+        fd = os.open(a, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, b"x" * 200)
+        os.close(fd)
+        os.rename(a, b)
+        os.unlink(b)
+    return (time.perf_counter() - t0) / (3 * n) * 1e6
+
+
 # -- pickup latency ------------------------------------------------------------------
 
 

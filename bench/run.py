@@ -265,12 +265,21 @@ class Run:
         if cups_rates:
             cups_rate = median(cups_rates)
         for servers in plan.drain_servers:
-            rates, cpus = [], []
+            rates, cpus, op_us = [], [], []
             for _ in range(plan.drain_runs):
                 m = pb.drain(self.work, servers, plan.drain_jobs)
                 rates.append(m.value)
                 cpus.append(m.extra["cpu_s"])
+                op_us.append(pb.metadata_cost(self.work / "metadata"))
             rate = median(rates)
+            cpu_ms = median(cpus) / plan.drain_jobs * 1000
+            disk_ms = pb.METADATA_OPS_PER_JOB * median(op_us) / 1000
+            # The floors: one process's Python runs on one core at a time (the GIL),
+            # so 1 / (its CPU per job) bounds it; the disk's metadata operations too.
+            floor = (f"; floors: CPU {1000 / cpu_ms:,.0f} jobs/s per server (1 / CPU per "
+                     f"job), disk {pb.METADATA_OPS_PER_JOB} metadata operations per job × "
+                     f"{median(op_us):.0f} µs each (a bare loop beside the runs) = "
+                     f"{disk_ms:.2f} ms → {1000 / disk_ms:,.0f} jobs/s")
             self.rows.append(Row(
                 "Drain to simulated printers", f"{plan.drain_jobs} × 1 KB, {servers} "
                 f"server{'s' if servers > 1 else ''} × 4 printers", "jobs/s", True, rate,
@@ -279,7 +288,7 @@ class Run:
                 cups_cmd=f"cupsd, class of 4 raw socket:// queues ({plan.cups_drain_jobs} "
                          "jobs)",
                 note=f"runs: {', '.join(f'{r:.0f}' for r in rates)} jobs/s; server CPU "
-                     f"{median(cpus) / plan.drain_jobs * 1000:.2f} ms per job",
+                     f"{cpu_ms:.2f} ms per job" + floor,
                 samples=rates, cups_samples=cups_rates))
         if plan.profile and any(r.met is False for r in self.rows
                                 if r.metric.startswith("Drain")):
