@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -144,9 +145,15 @@ def listing(work: Path, n: int, runs: int) -> Measured:
     lines = out.count(b"\n")
     if lines < n:
         raise RuntimeError(f"status listed {lines} lines for {n} jobs")
-    times = run_timed(argv, repeat=runs, env=env)
+    times, cpu = [], []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        times += run_timed(argv, repeat=1, env=env)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append((after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+                   * 1000)
     shutil.rmtree(root)
-    return Measured(median(_ms(times)), _ms(times), {})
+    return Measured(median(_ms(times)), _ms(times), {"cpu_ms": median(cpu)})
 
 
 # -- draining --------------------------------------------------------------------------
@@ -208,6 +215,27 @@ def _cpu_seconds(pid: int) -> float:
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# Per drained job, the directory entries a server changes (docs/DESIGN.md, "Life of a
+# request"): two renames to claim it, a done/ record's create and rename, the
+# request's unlink.  The per-cycle ones (lock, journal entry, syncfs) are shared.
+METADATA_OPS_PER_JOB = 5
+
+
+def metadata_cost(folder: Path, n: int = 300) -> float:
+    """Microseconds per metadata operation on `folder`'s disk, now: a bare loop of
+    the drain's own kinds (create of a small file, rename, unlink), no Python of ours."""
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    for i in range(n):
+        a, b = folder / f"m{i}", folder / f"m{i}.r"
+        fd = os.open(a, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, b"x" * 200)
+        os.close(fd)
+        os.rename(a, b)
+        os.unlink(b)
+    return (time.perf_counter() - t0) / (3 * n) * 1e6
 
 
 # -- pickup latency ------------------------------------------------------------------
@@ -315,7 +343,7 @@ def line(work: Path, baud: int, jobs: int, size: int) -> Measured:
 
 
 def scale(work: Path, n: int, ticks: int = 30, wait: float = 2.0, real: int = 100,
-          ) -> tuple[Measured, Measured]:
+          memory_runs: int = 1) -> tuple[Measured, Measured]:
     """A server with `n` pending jobs: its memory (a real `printnet server`, MiB) and
     the time of its scheduling cycles (`Server.tick`, in this process, ms).
 
@@ -332,12 +360,22 @@ def scale(work: Path, n: int, ticks: int = 30, wait: float = 2.0, real: int = 10
                                 for k in range(2)], baud=115200)
     etc = project.configure(spec)
     fill_master(project.spool, n)
-    # Memory: the real server process, after its start and some cycles.
-    project.start(spec)
-    pid = project.procs["SCALE"].pid
-    time.sleep(wait)
-    rss, hwm = rss_mib(pid), peak_rss_mib(pid)
-    project.stop_all()
+    # Memory: the real server process, after its start and some cycles; then the
+    # same server on an empty master file (what is not the jobs' data).
+    rss_runs, hwm_runs, idle_runs = [], [], []
+    for pending in (n, 0):
+        fill_master(project.spool, pending)  # no job prints: it stays as filled
+        for _ in range(memory_runs):
+            project.start(spec)
+            pid = project.procs["SCALE"].pid
+            time.sleep(wait)
+            if pending:
+                rss_runs.append(rss_mib(pid))
+                hwm_runs.append(peak_rss_mib(pid))
+            else:
+                idle_runs.append(rss_mib(pid))
+            project.stop_all()
+    python_rss = _python_rss()
     # Cycle time: the same server code, ticked in a process of its own.
     fill_master(project.spool, n)
     src = root / "src"
@@ -370,10 +408,19 @@ def scale(work: Path, n: int, ticks: int = 30, wait: float = 2.0, real: int = 10
     data = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     times = _ms(data["times"])
     shutil.rmtree(root)
-    return (Measured(rss, [rss], {"peak": hwm}),
+    return (Measured(median(rss_runs), rss_runs, {"peak": max(hwm_runs),
+                                                  "idle": median(idle_runs),
+                                                  "python": python_rss}),
             Measured(median(times), times, {"p95": percentile(times, 95),
                                             "max": max(times), "first": data["first"] * 1000,
                                             "printed": data["printed"]}))
+
+
+def _python_rss() -> float:
+    """VmRSS of a bare `python` of the venv (MiB): the floor under any server."""
+    code = ("print(open('/proc/self/status').read().split('VmRSS:')[1].split()[0])")
+    out = subprocess.run([PYTHON, "-c", code], capture_output=True, check=True).stdout
+    return int(out.decode().strip()) / 1024
 
 
 # -- crash survival ----------------------------------------------------------------------

@@ -41,8 +41,9 @@ class Plan:
     cli_calls: int = 60
     batch: int = 2000
     batch_runs: int = 3
-    list_sizes: tuple[int, ...] = (1000, 10000, 100000)
-    cups_list_sizes: tuple[int, ...] = (1000, 10000, 100000)
+    # The scaling plot's sizes (docs/benchmarks-scaling.png): listing and memory.
+    list_sizes: tuple[int, ...] = (1000, 10000, 100000, 1000000)
+    cups_list_sizes: tuple[int, ...] = (1000, 10000, 100000, 1000000)
     list_runs: int = 5
     drain_jobs: int = 1000
     drain_servers: tuple[int, ...] = (1, 2, 4)
@@ -51,7 +52,8 @@ class Plan:
     pickup_samples: int = 40
     cups_pickup_samples: int = 40
     line: tuple[tuple[int, int, int], ...] = ((9600, 6, 1200), (115200, 12, 12000))
-    scale_sizes: tuple[int, ...] = (1000, 10000, 100000)
+    scale_sizes: tuple[int, ...] = (1000, 10000, 100000, 1000000)
+    scale_runs: int = 3  # server memory measured this many times per size
     scale_ticks: int = 30
     scale_wait: float = 2.0
     crash_n: int = 500
@@ -71,17 +73,23 @@ class Plan:
             return cls(quick=True, startup_runs=2, cli_calls=2, batch=20, batch_runs=1,
                        list_sizes=(100,), cups_list_sizes=(), list_runs=1, drain_jobs=20,
                        drain_servers=(1,), drain_runs=1, pickup_samples=3,
-                       line=((115200, 2, 400),), scale_sizes=(200,), scale_ticks=3,
+                       line=((115200, 2, 400),), scale_sizes=(200,), scale_runs=1,
+                       scale_ticks=3,
                        scale_wait=0.3, crash_n=10, shared=False, profile=False,
                        ipp_jobs=40, ipp_runs=1, seal_mib=4, seal_jobs=20, seal_runs=1)
         if not quick:
             return cls(quick=False)
-        return cls(quick=True, startup_runs=12, cli_calls=15, batch=1000, batch_runs=1,
-                   cups_list_sizes=(1000,), list_runs=3, drain_runs=1,
+        # The same rows as a full run (every figure over 3 interleaved runs), at
+        # smaller sizes: a quick run's table lines up with a full one's.
+        return cls(quick=True, startup_runs=12, cli_calls=15, batch=1000, batch_runs=3,
+                   list_sizes=(1000, 10000, 100000), cups_list_sizes=(1000, 10000),
+                   list_runs=3, drain_jobs=500, drain_runs=3,
                    cups_drain_jobs=300, pickup_samples=15, cups_pickup_samples=15,
-                   line=((9600, 3, 600), (115200, 6, 6000)), crash_n=200, shared=False,
-                   profile=False, ipp_jobs=500, ipp_runs=1, seal_mib=32, seal_jobs=1000,
-                   seal_runs=1)
+                   line=((9600, 3, 600), (115200, 6, 6000)),
+                   scale_sizes=(1000, 10000, 100000), scale_ticks=15, crash_n=200,
+                   shared_jobs=100, cross_samples=6,
+                   profile=False, ipp_jobs=500, ipp_runs=3, seal_mib=32, seal_jobs=1000,
+                   seal_runs=3)
 
 
 @dataclass
@@ -144,18 +152,20 @@ class Run:
         api_rates: list[float] = []
         for r in range(plan.batch_runs):
             pair = [(each_rates, pb.submit_each), (api_rates, pb.submit_api)]
-            for rates, fn in pair if r % 2 == 0 else pair[::-1]:
-                rates.extend(fn(self.work, plan.batch, 1, tag=f"{r}-").samples)
+            for into, fn in pair if r % 2 == 0 else pair[::-1]:
+                into.extend(fn(self.work, plan.batch, 1, tag=f"{r}-").samples)
         pb.cleanup_stations(self.work)
         each = pb.Measured(median(each_rates), each_rates, {})
         api = pb.Measured(median(api_rates), api_rates, {})
         lp_rate = ipp_rate = None
+        lp_rates: list[float] = []
+        rates: list[float] = []
         c = self.fresh_cups()
         if c is not None:
             f = text_file(self.work / "one.txt", 1024)
             times = run_timed(["lp", "-d", "sink1", str(f)], repeat=plan.cli_calls, env=c.env)
             lp_rate = 1 / median(times)
-            rates = []
+            lp_rates = [1 / t for t in times]
             for _ in range(plan.batch_runs):
                 os.sync()
                 t0 = time.perf_counter()
@@ -169,25 +179,29 @@ class Run:
             target="— (CUPS did 130–145 here)", met=None,
             printnet_cmd="printnet request FILE", cups_cmd="lp -d sink1 FILE",
             note=f"median of {plan.cli_calls} calls; printnet per call "
-                 f"{median(cli.samples):.0f} ms", samples=cli.samples))
+                 f"{median(cli.samples):.0f} ms", samples=[1000 / t for t in cli.samples],
+            cups_samples=lp_rates))
         self.rows.append(Row(
             "Submit: batch, one process", f"{plan.batch} × 1 KB", "jobs/s", True,
             each.value, ipp_rate, target="≥ 2,000 jobs/s", met=each.value >= 2000,
             printnet_cmd="printnet request --each F1..FN",
             cups_cmd="IPP Print-Job, one keep-alive connection",
             note="CUPS has no batch submission; its column is its API (IPP). Runs: "
-                 + ", ".join(f"{x:.0f}" for x in each.samples)))
+                 + ", ".join(f"{x:.0f}" for x in each.samples),
+            samples=each.samples, cups_samples=rates))
         self.rows.append(Row(
             "Submit: Python API", f"{plan.batch} × 1 KB", "jobs/s", True, api.value,
             ipp_rate, target="≥ 2,000 jobs/s", met=api.value >= 2000,
             printnet_cmd="Station.submit(files, each=True)",
             cups_cmd="IPP Print-Job, one keep-alive connection",
             note="runs (interleaved with the batch row's): "
-                 + ", ".join(f"{x:.0f}" for x in api.samples)))
+                 + ", ".join(f"{x:.0f}" for x in api.samples),
+            samples=api.samples, cups_samples=rates))
 
     def listing(self) -> None:
         plan = self.plan
         cups_ms: dict[int, float] = {}
+        cups_runs: dict[int, list[float]] = {}
         for n in plan.cups_list_sizes:
             c = self.fresh_cups()
             if c is None:
@@ -204,6 +218,7 @@ class Run:
             self.cups_rss[got] = rss_mib(c.pid)
             times = run_timed(["lpstat", "-o"], repeat=plan.list_runs, env=c.env)
             cups_ms[got] = median(times) * 1000
+            cups_runs[got] = [t * 1000 for t in times]
             c.stop()
             if got < n:
                 break
@@ -223,14 +238,19 @@ class Run:
                 "Listing, whole process", f"{n:,} pending", "ms", False, m.value, cms,
                 target=target, met=met,
                 printnet_cmd="printnet status", cups_cmd="lpstat -o",
-                note=f"median of {plan.list_runs}", samples=m.samples))
+                note=f"median of {plan.list_runs}; its CPU (user + sys) "
+                     f"{m.extra['cpu_ms']:.0f} ms (wall time minus CPU time: the machine)",
+                samples=m.samples, cups_samples=cups_runs.get(n, [])))
 
     def drain(self) -> None:
         plan = self.plan
         cups_rate = None
-        c = self.fresh_cups()
-        if c is not None and self.sink is not None:
-            n = plan.cups_drain_jobs
+        cups_rates: list[float] = []
+        n = plan.cups_drain_jobs
+        for _ in range(plan.drain_runs):
+            c = self.fresh_cups()
+            if c is None or self.sink is None:
+                break
             cups_mod.fill(c, "POOL", n, b"x" * 1024, deadline=time.monotonic() + 120)
             self.sink.reset()
             t0 = time.monotonic()
@@ -240,15 +260,26 @@ class Run:
 
             t1 = wait_until(lambda: self.sink is not None and self.sink.count() >= n, 600,
                             0.005, "CUPS to drain")
-            cups_rate = n / (t1 - t0)
+            cups_rates.append(n / (t1 - t0))
             c.stop()
+        if cups_rates:
+            cups_rate = median(cups_rates)
         for servers in plan.drain_servers:
-            rates, cpus = [], []
+            rates, cpus, op_us = [], [], []
             for _ in range(plan.drain_runs):
                 m = pb.drain(self.work, servers, plan.drain_jobs)
                 rates.append(m.value)
                 cpus.append(m.extra["cpu_s"])
+                op_us.append(pb.metadata_cost(self.work / "metadata"))
             rate = median(rates)
+            cpu_ms = median(cpus) / plan.drain_jobs * 1000
+            disk_ms = pb.METADATA_OPS_PER_JOB * median(op_us) / 1000
+            # The floors: one process's Python runs on one core at a time (the GIL),
+            # so 1 / (its CPU per job) bounds it; the disk's metadata operations too.
+            floor = (f"; floors: CPU {1000 / cpu_ms:,.0f} jobs/s per server (1 / CPU per "
+                     f"job), disk {pb.METADATA_OPS_PER_JOB} metadata operations per job × "
+                     f"{median(op_us):.0f} µs each (a bare loop beside the runs) = "
+                     f"{disk_ms:.2f} ms → {1000 / disk_ms:,.0f} jobs/s")
             self.rows.append(Row(
                 "Drain to simulated printers", f"{plan.drain_jobs} × 1 KB, {servers} "
                 f"server{'s' if servers > 1 else ''} × 4 printers", "jobs/s", True, rate,
@@ -257,8 +288,8 @@ class Run:
                 cups_cmd=f"cupsd, class of 4 raw socket:// queues ({plan.cups_drain_jobs} "
                          "jobs)",
                 note=f"runs: {', '.join(f'{r:.0f}' for r in rates)} jobs/s; server CPU "
-                     f"{median(cpus) / plan.drain_jobs * 1000:.2f} ms per job",
-                samples=rates))
+                     f"{cpu_ms:.2f} ms per job" + floor,
+                samples=rates, cups_samples=cups_rates))
         if plan.profile and any(r.met is False for r in self.rows
                                 if r.metric.startswith("Drain")):
             self.gaps["drain"] = self.profile_drain()
@@ -340,14 +371,24 @@ class Run:
 
     def scale(self) -> None:
         for n in self.plan.scale_sizes:
-            mem, cycle = pb.scale(self.work, n, self.plan.scale_ticks, self.plan.scale_wait)
+            mem, cycle = pb.scale(self.work, n, self.plan.scale_ticks, self.plan.scale_wait,
+                                  memory_runs=self.plan.scale_runs)
+            cups = self.cups_rss.get(n)
+            if n == 1000:
+                target, met = "≤ CUPS", None if cups is None else mem.value <= cups
+            elif n == 100000:
+                target, met = "≤ 100 MiB", mem.value <= 100
+            else:
+                target, met = "—", None
             self.rows.append(Row(
                 "Server memory (RSS)", f"{n:,} pending", "MiB", False, mem.value,
-                self.cups_rss.get(n), target="≤ 100 MiB" if n >= 100000 else "—",
-                met=mem.value <= 100 if n >= 100000 else None,
+                cups, target=target, met=met,
                 printnet_cmd="printnet server, VmRSS after 2 s",
                 cups_cmd="cupsd VmRSS with that many jobs" if n in self.cups_rss else "",
-                note=f"peak (VmHWM) {mem.extra['peak']:.0f} MiB"))
+                note=f"peak (VmHWM) {mem.extra['peak']:.0f} MiB; the same server with no "
+                     f"job {mem.extra['idle']:.1f} MiB (interpreter and imports), "
+                     f"`python -c pass` {mem.extra['python']:.1f} MiB",
+                samples=mem.samples))
             self.rows.append(Row(
                 "Scheduling cycle (median)", f"{n:,} pending", "ms", False, cycle.value,
                 None, target="≤ 50 ms" if n >= 100000 else "—",
@@ -522,7 +563,8 @@ class Run:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="smaller sizes, within 2 minutes")
+    ap.add_argument("--quick", action="store_true",
+                    help="the same rows at smaller sizes (3 runs each), a few minutes")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
     ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "benchmarks.png")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
@@ -533,11 +575,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--render", type=Path, default=None,
                     help="only write the report again from a run's saved run.json")
     args = ap.parse_args(argv)
-    from bench.report import write_plot, write_report
+    from bench.report import write_plot, write_report, write_scaling_plot
 
     if args.render is not None:
         run = load_run(args.render)
         plotted = write_plot(run.rows, args.plot)
+        write_scaling_plot(run.rows, args.plot.with_name(args.plot.stem + "-scaling.png"))
         write_report(run, args.out, args.plot if plotted else None)
         log(f"wrote {args.out} from {args.render}")
         return 0
@@ -577,6 +620,7 @@ def main(argv: list[str] | None = None) -> int:
     run.info["duration"] = f"{time.monotonic() - started:.0f} s"
     save_run(run, args.work / "run.json")
     plotted = write_plot(run.rows, args.plot)
+    write_scaling_plot(run.rows, args.plot.with_name(args.plot.stem + "-scaling.png"))
     write_report(run, args.out, args.plot if plotted else None)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in run.rows], indent=1))

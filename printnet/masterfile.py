@@ -40,7 +40,8 @@ import sys
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import MISSING, dataclass, fields, replace
-from operator import attrgetter
+from itertools import count as _count
+from operator import attrgetter, itemgetter
 from typing import Any, Final
 
 from printnet.errors import InvalidTransition, SpoolError
@@ -55,6 +56,7 @@ from printnet.model import (
 
 SNAPSHOT_MAGIC: Final = "printnet-master"
 SNAPSHOT_VERSION: Final = 1
+ID_LENGTH: Final = 18  # characters of a job id (`model.JobIdGenerator`)
 COMPACT_ENTRIES: Final = 256  # journal entries per generation before a new snapshot
 
 RESTARTED_NOTE: Final = "restarted after server failure"
@@ -651,6 +653,7 @@ class LazyState(MasterState):
         self._decode = _row_decoder(columns)
         self._id_first = columns[0] == "id"
         self._where: dict[str, int] | None = None
+        self._where_exact = False
         self._superseded: set[int] = set()
 
     def __len__(self) -> int:
@@ -664,20 +667,41 @@ class LazyState(MasterState):
 
     def apply(self, op: Op) -> None:
         if self._where is None:
-            i_id = self.columns.index("id")
+            # Job id -> line, built in C (map, zip, dict) from each line's first
+            # ID_LENGTH characters: a Python step per line would be most of a
+            # 100,000-job listing's time as soon as its journal has one entry.
+            # `_line_of` checks each answer (an id of another length: `_exact`).
             self._where = (
-                {line[:line.index("\t")]: k for k, line in enumerate(self._lines)}
-                if self._id_first else
-                {self._fields(line)[i_id]: k for k, line in enumerate(self._lines)}
-            )
-        k = self._where.pop(op.id, None)
+                dict(zip(map(itemgetter(slice(0, ID_LENGTH)), self._lines), _count()))
+                if self._id_first else self._exact())
+        k = self._line_of(op.id)
         if k is not None:  # first touch: the job leaves the lines for the decoded jobs
+            del self._where[op.id]
             self._superseded.add(k)
             try:
                 self._insert(self._decode(self._fields(self._lines[k])))
             except (KeyError, ValueError) as exc:
                 raise SpoolError(f"master snapshot: bad value ({exc})") from None
         super().apply(op)
+
+    def _line_of(self, job_id: str) -> int | None:
+        """The untouched snapshot line of `job_id`, if any."""
+        assert self._where is not None
+        k = self._where.get(job_id)
+        if self._where_exact:
+            return k
+        if (k is None and len(job_id) == ID_LENGTH) or (
+                k is not None and self._lines[k].startswith(job_id + "\t")):
+            return k  # a prefix is the whole id: the answer is exact
+        self._where = self._exact()  # ids of another length: key by the whole id
+        return self._where.get(job_id)
+
+    def _exact(self) -> dict[str, int]:
+        self._where_exact = True
+        i_id = self.columns.index("id")
+        gone = self._superseded
+        return {self._fields(line)[i_id]: k for k, line in enumerate(self._lines)
+                if k not in gone}
 
     def adopt(self, jobs: Iterable[Job]) -> None:
         """Add decoded jobs (a master file without a snapshot yet)."""
@@ -690,8 +714,12 @@ class LazyState(MasterState):
         if self._superseded:
             gone = self._superseded
             lines = [line for k, line in enumerate(lines) if k not in gone]
-        touched = [[_field_text(getattr(job, attr_of(c))) for c in self.columns]
-                   for job in self.ordered()]
+        jobs = self.ordered()
+        if tuple(self.columns) == FIELDS:  # a current snapshot: the snapshot's encoder
+            touched = [_job_line(job).split("\t") for job in jobs]
+        else:
+            touched = [[_field_text(getattr(job, attr_of(c))) for c in self.columns]
+                       for job in jobs]
         fields_of = self._fields
         if not touched:
             for line in lines:
@@ -700,17 +728,17 @@ class LazyState(MasterState):
         ix = {name: i for i, name in enumerate(self.columns)}
         i_priority, i_rank, i_id = ix["priority"], ix["rank"], ix["id"]
         rank_of = {p.value: p.rank for p in Priority}
-
-        def key(p: list[str]) -> SortKey:
-            return (rank_of[p[i_priority]], int(p[i_rank]), p[i_id])
+        last = max(i_priority, i_rank, i_id)
 
         def line_key(line: str) -> SortKey:
-            return key(fields_of(line))
+            # Only the key's fields: a probe of the binary search splits no further.
+            p = line.split("\t", last + 1) if last < self._width else fields_of(line)
+            return (rank_of[p[i_priority]], int(p[i_rank]), p[i_id])
 
         # The snapshot is in queue order: place the few touched jobs by binary search.
         lo = 0
-        for row in touched:
-            at = bisect_right(lines, key(row), lo=lo, key=line_key)
+        for job, row in zip(jobs, touched, strict=True):
+            at = bisect_right(lines, job.key, lo=lo, key=line_key)
             for line in lines[lo:at]:
                 yield fields_of(line)
             yield row

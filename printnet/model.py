@@ -127,6 +127,11 @@ def clean_text(text: str, limit: int | None = None) -> str:
 
     Tabs and newlines become spaces: a title is one line wherever it goes.
     """
+    if text.isascii() and text.isprintable():
+        # The common case, without a category lookup per character: printable ASCII
+        # has no control, format or unassigned characters.
+        cleaned = text.strip()
+        return cleaned[:limit].rstrip() if limit is not None else cleaned
     out = []
     for ch in text:
         if ch in "\t\n\r":

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from serial import SerialBase, SerialException
 
@@ -53,7 +53,6 @@ from printnet.config import Config, ErrorPolicy, Flow, PrinterConfig, SetupConfi
 from printnet.errors import PortError, PrinterStalled, PrintnetError
 from printnet.masterfile import Job
 from printnet.model import Format, JobState, PrintRequest, SpooledFile, decode_request
-from printnet.printers import ipp_port
 from printnet.printers.drivers import get_driver
 from printnet.printers.ports import (
     IPP,
@@ -69,6 +68,9 @@ from printnet.printers.writer import SendFailed, complete, send
 from printnet.security import Reader, open_job_folder, read_job_file, read_ref
 from printnet.spool.layout import REQ_SUFFIX, Spool
 from printnet.spool.publish import TRANSIENT_ERRNOS, read_bytes
+
+if TYPE_CHECKING:
+    from printnet.printers import ipp_port
 
 MISSING_GRACE = 3.0  # seconds an assigned job's files may stay invisible to this host
 
@@ -536,6 +538,10 @@ class PrinterWorker:
     def _send_ipp(self, data: bytes) -> int:
         """An ipp:// port: the whole job to the remote printer, ``len(data)`` once
         the remote says completed (`ipp_port.RemoteJob`; job level, no offsets)."""
+        # Imported here: http.client and ssl cost every server 6 MiB of memory, and
+        # most have no ipp:// printer.
+        from printnet.printers import ipp_port
+
         a = self.current
         assert a is not None
         if self._remote is None:
@@ -608,6 +614,8 @@ class PrinterWorker:
         next job then finds out (and stalls again if the printer is still away).
         """
         if port_kind(self.printer) is IPP:
+            from printnet.printers import ipp_port  # see `_send_ipp`
+
             try:
                 client = ipp_port.IppClient(ipp_port.parse_target(self.printer.port),
                                             timeout=self.printer.stall_timeout,

@@ -61,13 +61,12 @@ def ensure_user(name: str, primary: str | None = None, extra: tuple[str, ...] = 
 def copy_libs(lib: Path, extra: dict[str, str] | None = None) -> None:
     """printnet and its dependencies where every user can import them."""
     import click
-    import filelock
     import serial
     import watchdog
 
     import printnet
 
-    for module in (printnet, click, filelock, serial, watchdog):
+    for module in (printnet, click, serial, watchdog):
         assert module.__file__ is not None
         src = Path(module.__file__).parent
         shutil.copytree(src, lib / src.name, ignore=shutil.ignore_patterns("__pycache__"))

@@ -66,3 +66,19 @@ def test_bench_driver_reports_its_figures(tmp_path: Path) -> None:
     # The line row: bytes actually went through the simulated line.
     line = re.search(r"(\d+) bytes in ([\d.]+) s", by_metric["The line"]["note"])
     assert line is not None and int(line.group(1)) > 0, by_metric["The line"]["note"]
+    # Every figure with its spread: a column of min / median / max over the runs.
+    report = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "| printnet spread | CUPS spread |" in report
+    listing = by_metric["Listing, whole process"]
+    assert "its CPU (user + sys)" in listing["note"], listing["note"]
+    memory = by_metric["Server memory"]
+    assert "with no job" in memory["note"] and "`python -c pass`" in memory["note"], memory
+
+
+def test_a_quick_plan_keeps_the_full_plans_rows_and_three_runs() -> None:
+    full, quick = Plan.make(False), Plan.make(True)
+    assert quick.shared == full.shared and quick.drain_servers == full.drain_servers
+    assert set(quick.list_sizes) <= set(full.list_sizes)
+    assert set(quick.scale_sizes) <= set(full.scale_sizes)
+    assert min(quick.batch_runs, quick.list_runs, quick.drain_runs, quick.scale_runs) >= 3
+    assert 1000000 in full.list_sizes and 1000000 in full.scale_sizes  # the scaling plot

@@ -25,7 +25,7 @@ from powerloss.testing import job_intact, require_fuse
 from printnet.model import PrintRequest
 from printnet.spool.layout import Spool
 from printnet.spool.publish import write_atomic
-from printnet.spool.records import write_done
+from printnet.spool.records import write_done, write_done_batch
 from printnet.spool.submit import Source, Submitter
 
 T0 = 1_700_000_000_000_000_000
@@ -319,3 +319,19 @@ def test_a_done_record_never_survives_a_cut_without_its_content(mount: PowerMoun
     mount.close()
     path = mount.out / "spool" / "done" / "01M8VQ2FW1XCYV3JPZ.json"
     assert not path.exists() or json.loads(path.read_bytes()) == {"outcome": "completed"}
+
+
+def test_a_batch_of_done_records_never_survives_a_cut_without_its_content(
+        mount: PowerMount) -> None:
+    """The same for a cycle's records written together (`write_done_batch`): their
+    data is made durable in one pass, before any of their names."""
+    spool, _ = Spool.init(mount.path / "spool")
+    mount.command("sync")
+    ids = ["01M8VQ2FW1XCYV3JP0", "01M8VQ2FW1XCYV3JP1", "01M8VQ2FW1XCYV3JP2"]
+    write_done_batch(spool, [(i, {"outcome": "completed", "n": k}) for k, i in enumerate(ids)])
+    mount.cut(names=True)
+    mount.close()
+    for k, i in enumerate(ids):
+        path = mount.out / "spool" / "done" / f"{i}.json"
+        assert not path.exists() or json.loads(path.read_bytes()) == {"outcome": "completed",
+                                                                    "n": k}

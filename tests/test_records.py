@@ -66,6 +66,22 @@ def test_unsynced_records_are_made_durable_in_one_pass(spool: Spool) -> None:
     assert sorted(os.listdir(spool.done)) == sorted(f"{i}.json" for i in ids)
 
 
+def test_a_batch_of_records_follows_the_same_rules_and_leaves_no_temp_files(
+        spool: Spool) -> None:
+    """`write_done_batch` (a cycle's endings, one durability pass for their data):
+    a completion replaces an earlier record, any other outcome never does."""
+    a, b, c = make_ids(3)
+    records.write_done(spool, a, record(a, "completed"))
+    records.write_done(spool, b, record(b, "canceled"))
+    paths = records.write_done_batch(spool, [(a, record(a, "aborted")),
+                                             (b, record(b, "completed")),
+                                             (c, record(c, "aborted"))])
+    assert paths == [spool.done / f"{i}.json" for i in (a, b, c)]
+    assert [read(p)["outcome"] for p in paths] == ["completed", "completed", "aborted"]
+    assert sorted(os.listdir(spool.done)) == sorted(f"{i}.json" for i in (a, b, c))
+    assert records.write_done_batch(spool, []) == []
+
+
 def test_an_accounting_line_has_every_field_and_the_printer_that_printed(spool: Spool) -> None:
     [job_id] = make_ids(1)
     line = records.accounting_line(record(job_id, "completed", destination="LINES",

@@ -263,3 +263,30 @@ def test_after_the_warm_up_an_unknown_printer_is_rejected(
     tick_until([server], reason_file.exists, what="the rejection")
     reason = reason_file.read_text()
     assert "unknown printer or class 'NOWHERE'" in reason
+
+
+def test_a_quiet_server_compacts_the_journal_so_a_listing_reads_one_snapshot(
+        tmp_path: Path, started: Callable[..., Server],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cost of `printnet status` must not depend on the last burst's journal."""
+    from printnet.server import disk
+    from printnet.spool.master import MasterStore
+
+    monkeypatch.setattr(disk, "IDLE_COMPACT", 0.3)
+    root = spool(tmp_path / "spool")
+    spec = PrinterSpec("P1", tmp_path / "s1/out/P1.prn")
+    server = started("S1", [root], [spec])
+    ids = [job(root, tmp_path, f"Q{i}", "P1") for i in range(3)]
+    held = job(root, tmp_path, "QH", "P1", hold=True)  # stays: the snapshot holds it
+
+    def journal() -> int:
+        store = MasterStore(Spool.open(root))
+        store.refresh()
+        return store.seq
+
+    tick_until([server], lambda: all(state(root, i) == "completed" for i in ids),
+               what="the jobs")
+    assert journal() > 0  # the commits are journal entries until the spool is quiet
+    tick_until([server], lambda: journal() == 0, timeout=10, what="the compaction")
+    assert state(root, held) == "held"
+    assert [r[1] for r in Station(root).listing()[1]] == [held]

@@ -22,6 +22,7 @@ for the page keeps its first letters).  This module imports no os/time/serial.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Final
@@ -123,6 +124,12 @@ def block_letters(text: str, *, width: int, scale: int = 1) -> list[str]:
     Rows are `GLYPH_HEIGHT * scale` tall; characters that do not fit `width`
     are left off (the first ones are kept).  Trailing blanks are stripped.
     """
+    # Remembered: a server draws the same few user names on every header page.
+    return list(_block_letters(text, width, scale))
+
+
+@functools.lru_cache(maxsize=256)
+def _block_letters(text: str, width: int, scale: int) -> tuple[str, ...]:
     scale = max(scale, 1)
     cell = (GLYPH_WIDTH + GLYPH_GAP) * scale
     fits = max((width + GLYPH_GAP * scale) // cell, 0) if width > 0 else 0
@@ -136,7 +143,7 @@ def block_letters(text: str, *, width: int, scale: int = 1) -> list[str]:
             pieces.append("".join((ink if c == "#" else " ") * scale for c in row))
         line = (" " * (GLYPH_GAP * scale)).join(pieces).rstrip()[:width]
         rows.extend([line] * scale)
-    return rows
+    return tuple(rows)
 
 
 _PLACEHOLDER: Final = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]{0,31})\}")

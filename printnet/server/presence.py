@@ -1,6 +1,6 @@
 """Host-local presence: "a server of this name runs on this host", as a kernel lock.
 
-Owns `Presence`: every server process holds an flock (through `filelock`) on
+Owns `Presence`: every server process holds an flock(2) on
 ``<runtime dir>/<NAME>.lock`` for its whole life.  The kernel releases it when
 the process ends, however it ends (kill -9 included), so a server of the same
 name starting on this host that gets the lock knows that its predecessor is
@@ -21,12 +21,11 @@ locks on the shared disk stay the only truth between hosts.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
 from pathlib import Path
 from typing import Final
-
-from filelock import FileLock, Timeout
 
 RUNTIME_ENV: Final = "PRINTNET_RUNTIME_DIR"
 SUFFIX: Final = ".lock"
@@ -66,33 +65,41 @@ class Presence:
 
     def __init__(self, name: str, folder: Path | None = None) -> None:
         self.path = lock_path(name, folder)
-        self._lock: FileLock | None = None
+        self._fd: int | None = None
 
     @property
     def held(self) -> bool:
-        return self._lock is not None
+        return self._fd is not None
 
     def acquire(self) -> bool:
         """Take the lock without waiting; False if another live process holds it (or
         the runtime folder is not trusted)."""
-        if self._lock is not None:
+        if self._fd is not None:
             return True
         if not _trusted(self.path.parent):
             return False
-        # thread_local=False: the shutdown may release it from another thread.
-        lock = FileLock(self.path, timeout=0, thread_local=False, is_singleton=False)
+        # A plain flock(2) (no lock library: importing one cost the server 8 MiB of
+        # memory).  Held by the open file, so any thread may release it.
         try:
-            lock.acquire(timeout=0)
-        except (Timeout, OSError):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600)
+        except OSError:
             return False
-        self._lock = lock
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
         return True
 
     def release(self) -> None:
-        if self._lock is not None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
             with contextlib.suppress(OSError):
-                self._lock.release()
-            self._lock = None
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def running(name: str, folder: Path | None = None) -> bool | None:

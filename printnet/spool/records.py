@@ -32,10 +32,13 @@ from printnet.spool.layout import Spool
 from printnet.spool.publish import (
     fsync_dir,
     fsync_file,
+    link_new,
     sync_filesystem,
     translate,
+    unlink_quietly,
     write_atomic,
     write_new,
+    write_temp,
 )
 
 ACCOUNTING_FIELDS = (
@@ -90,6 +93,59 @@ def write_done(
         return path
     write_atomic(path, data, sync=sync, sync_data=True)
     return path
+
+
+def write_done_batch(
+    spool: Spool, items: Iterable[tuple[str, Mapping[str, Any]]]
+) -> list[Path]:
+    """Publish many done/<id>.json records (as `write_done`, sync=False) in two passes.
+
+    A cycle that finished 50 jobs writes their 50 temp files, makes all their data
+    durable in one pass (one syncfs on a local disk; elsewhere an fsync per file, as
+    `write_done`), and only then gives them their names: each name still comes
+    after its data (see `write_done`), for one journal commit instead of 50
+    fsyncs.  The caller makes the names durable (`make_durable`) before the commit
+    that removes the jobs.  A completion replaces an earlier record; any other
+    outcome never replaces one (the first record wins, as in `write_done`).
+    """
+    staged: list[tuple[Path, Path, bool]] = []  # (temp, final, replace)
+    published = 0
+    try:
+        for job_id, record in items:
+            data = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() \
+                + b"\n"
+            try:
+                tmp = write_temp(spool.done, data, 0o644, sync=False)
+            except OSError as exc:
+                raise translate(exc, spool.done) from exc
+            staged.append((tmp, spool.done / f"{job_id}.json",
+                           record.get("outcome") == "completed"))
+        if staged and not sync_filesystem(spool.done):
+            for tmp, _, _ in staged:
+                try:
+                    fsync_file(tmp)
+                except OSError as exc:
+                    raise translate(exc, tmp) from exc
+        paths: list[Path] = []
+        for tmp, final, replace in staged:
+            if replace:
+                try:
+                    os.rename(tmp, final)
+                except OSError as exc:
+                    raise translate(exc, final) from exc
+            else:
+                try:
+                    link_new(tmp, final)  # RACE: the first record wins (`write_done`)
+                except FileExistsError:
+                    pass
+                unlink_quietly(tmp)
+            paths.append(final)
+            published += 1
+        return paths
+    except BaseException:
+        for tmp, _, _ in staged[published:]:
+            unlink_quietly(tmp)  # nothing is left behind but what was published
+        raise
 
 
 def make_durable(spool: Spool, paths: Iterable[Path]) -> None:
