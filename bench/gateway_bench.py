@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import http.client
+import os
 import re
 import socket
 import subprocess
@@ -21,26 +22,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import cups as cups_mod
 from bench.common import log, wait_until
 from printnet.ipp import codec
 from printnet.ipp.codec import Attribute, Message
 from printnet.ipp.enums import GroupTag, Operation, Tag
 
 CONNECTIONS = 32
-
-
-class _Unix(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=120)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(120)
-        s.connect(self.unix_path)
-        self.sock = s
 
 
 def print_job(uri: str, data: bytes, request_id: int = 1) -> bytes:
@@ -138,25 +129,93 @@ class GatewayUnderTest:
             self.proc.wait(30)
 
 
-def run(work: Path, n: int, runs: int, cups: object | None
-        ) -> tuple[list[float], list[float], int]:
-    """(printnet rates, CUPS rates, printnet jobs durable in new/) over `runs` interleaved runs."""
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and all its threads (/proc/PID/stat), in seconds."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class CupsUnderTest:
+    """A private cupsd (bench.cups) that also listens on loopback TCP, one disabled raw
+    queue `sink1`, and `extra` lines in its cupsd.conf."""
+
+    def __init__(self, root: Path, sink_url: str, extra: str = "") -> None:
+        self.cups = cups_mod.PrivateCups(root)
+        self.cups.configure()
+        self.port = _free_port()
+        conf = root / "conf" / "cupsd.conf"
+        conf.write_text(conf.read_text() + f"Listen 127.0.0.1:{self.port}\n" + extra)
+        self.cups.start()
+        self.cups.add_printer("sink1", sink_url)
+        self.cups.disable("sink1")
+
+    def connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+
+    @property
+    def pid(self) -> int:
+        return self.cups.pid
+
+    def stop(self) -> None:
+        self.cups.stop()
+
+
+@dataclass
+class Series:
+    """Jobs per second and CPU milliseconds per job of one server, run by run."""
+
+    rates: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+
+    def measure(self, pid: int, go: Callable[[], float], n: int) -> None:
+        c0 = cpu_seconds(pid)
+        self.rates.append(go())
+        self.cpu_ms.append((cpu_seconds(pid) - c0) * 1000 / n)
+
+
+@dataclass
+class Result:
+    printnet: Series
+    cups: Series  # Debian's defaults (SyncOnClose Yes, DirtyCleanInterval 30)
+    cups_sync: Series  # DirtyCleanInterval 0: control files fsynced right after the answer
+    durable: int  # printnet jobs found in new/ afterwards
+
+
+def run(work: Path, n: int, runs: int, sink_url: str | None) -> Result:
+    """printnet, CUPS and CUPS with DirtyCleanInterval 0, over `runs` interleaved runs
+    (CUPS only when `sink_url`: the discard printer its queue points at)."""
     data = b"x" * 1024
     gw = GatewayUnderTest(work)
-    pn_rates: list[float] = []
-    cups_rates: list[float] = []
+    cupsds: list[tuple[str, CupsUnderTest, Series]] = []
+    result = Result(Series(), Series(), Series(), 0)
     try:
+        if sink_url is not None:
+            cupsds.append(("CUPS", CupsUnderTest(work / "gw-cups", sink_url), result.cups))
+            cupsds.append(("CUPS DirtyCleanInterval 0", CupsUnderTest(
+                work / "gw-cups-sync", sink_url, "DirtyCleanInterval 0\n"), result.cups_sync))
         pn_body = print_job(f"ipp://127.0.0.1:{gw.port}/ipp/print/SINK", data)
         hammer(gw.connect, "/ipp/print/SINK", pn_body, 50)  # warm-up (imports, caches)
+        cups_body = print_job("ipp://localhost/printers/sink1", data)
         for r in range(runs):
-            pn_rates.append(hammer(gw.connect, "/ipp/print/SINK", pn_body, n))
-            log(f"printnet gateway run {r + 1}: {pn_rates[-1]:.0f} jobs/s")
-            if cups is not None:
-                connect = functools.partial(_Unix, str(cups.sock))  # type: ignore[attr-defined]
-                body = print_job("ipp://localhost/printers/sink1", data)
-                cups_rates.append(hammer(connect, "/printers/sink1", body, n))
-                log(f"CUPS run {r + 1}: {cups_rates[-1]:.0f} jobs/s")
-        durable = gw.durable()
+            result.printnet.measure(gw.proc.pid, functools.partial(
+                hammer, gw.connect, "/ipp/print/SINK", pn_body, n), n)
+            log(f"printnet gateway run {r + 1}: {result.printnet.rates[-1]:.0f} jobs/s, "
+                f"{result.printnet.cpu_ms[-1]:.2f} ms CPU per job")
+            for name, c, series in cupsds:
+                series.measure(c.pid, functools.partial(
+                    hammer, c.connect, "/printers/sink1", cups_body, n), n)
+                log(f"{name} run {r + 1}: {series.rates[-1]:.0f} jobs/s, "
+                    f"{series.cpu_ms[-1]:.2f} ms CPU per job")
+        result.durable = gw.durable()
     finally:
         gw.stop()
-    return pn_rates, cups_rates, durable
+        for _, c, _ in cupsds:
+            c.stop()
+    return result

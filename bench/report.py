@@ -85,6 +85,21 @@ EXPLAIN: dict[str, str] = {
         "(already claimed ahead); the remaining gap is opening the port and the "
         "simulated printer's own 10 ms print tick."
     ),
+    "IPP Print-Job": (
+        "The same client and pattern for both (32 keep-alive loopback TCP connections). "
+        "CUPS answers before anything of the job is durable (document never fsynced, "
+        "control file written DirtyCleanInterval later, fsynced then: SyncOnClose Yes in "
+        "Debian); printnet answers after its group's syncfs or fsyncs. The floor is "
+        "printnet's publish path, not the gateway: `Submitter.submit_many` alone costs "
+        "about 1.1-1.8 ms of CPU per job on this machine (some 12 file system calls per "
+        "job: data folder, .writer lock, data file, chmods, renames, the request), about "
+        "as much as cupsd's whole Print-Job (the row's note gives both servers' CPU per "
+        "job), so the gateway's own work (HTTP, IPP, checks: about 0.5 ms) cannot make up "
+        "2 ×. Closing it needs a publish path for in-memory documents (no .writer lock "
+        "for a one-call write, fewer calls and paths) and then several gateway processes "
+        "on one port, which first needs Create-Job state on the spool (docs/GATEWAY.md, "
+        "Speed)."
+    ),
     "Server memory": (
         "Most of a server's memory is the interpreter and its imports, not the jobs: "
         "the note gives the same server with no job and a bare `python -c pass` "

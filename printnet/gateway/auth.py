@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from printnet.errors import AuthRequired, Forbidden
 from printnet.gateway.settings import GatewaySettings
@@ -46,13 +47,20 @@ class Identity:
 
 def trusted(settings: GatewaySettings, peer_host: str) -> bool:
     """Whether `peer_host` is inside NETWORKS= (IPv4-mapped IPv6 counts as IPv4)."""
+    return _trusted(settings.networks, peer_host)
+
+
+@functools.lru_cache(maxsize=4096)
+def _trusted(networks: tuple[Any, ...], peer_host: str) -> bool:
+    # Cached: every request asks, and parsing an address costs more than the request's
+    # other checks; the answer depends only on the networks and the address.
     try:
         addr = ipaddress.ip_address(peer_host.split("%", maxsplit=1)[0])
     except ValueError:
         return False
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         addr = addr.ipv4_mapped
-    return any(addr in net for net in settings.networks)
+    return any(addr in net for net in networks)
 
 
 def parse_basic(authorization: str) -> tuple[str, str] | None:

@@ -20,6 +20,9 @@ blocking operations each door calls **from a thread** (`asyncio.to_thread`):
 * `queue_view(printer, user)`: jobs, printers, servers with their locks, and
   recent completed jobs, as plain JSON-able data (the web page and /api).
 
+It is some 670 lines because the doors' blocking operations and the group commit
+(`_Committer`) share one cache of the configuration and the servers' files.
+
 The gateway runs as the service account: intake lets it submit for others
 (`printnet.spool.intake`), and every request records `via` (e.g.
 ``ipp:basic``) so done/ records and accounting show how the user was known.
@@ -27,6 +30,7 @@ The gateway runs as the service account: intake lets it submit for others
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
@@ -55,7 +59,7 @@ from printnet.spool.publish import read_bytes
 
 __all__ = [  # Identity is auth's, re-exported: the doors import it from here
     "Document", "FormatNotSupported", "GatewayContext", "Identity", "JobOptions",
-    "LimitExceeded", "PasswordRequired",
+    "LimitExceeded", "PasswordRequired", "Staged",
 ]
 
 TEXT: Final = "text/plain"
@@ -216,7 +220,7 @@ class GatewayContext:
 
     def validate(self, identity: Identity, options: JobOptions,
                  formats: Sequence[str] = (), size: int = 0, pages: int = 0,
-                 files: Sequence[int] = ()) -> PrintRequest:
+                 files: Sequence[int] = (), via: str | None = None) -> PrintRequest:
         """Check a job before any byte is written; its template (id not yet set)."""
         if not valid_user(identity.user):
             raise Forbidden(f"{clean_text(identity.user, 40)!r} is not a user name")
@@ -230,7 +234,7 @@ class GatewayContext:
                 raw=kinds == {Format.RAW}, hold=options.hold)
         except ConfigError as exc:
             raise UsageError(str(exc)) from exc
-        template = replace(template, user=identity.user)
+        template = replace(template, user=identity.user, via=via)
         allowed = self.formats(template.printer)
         for fmt in formats:
             if fmt not in allowed:
@@ -269,9 +273,10 @@ class GatewayContext:
                 limit = min(limit, p.max_bytes)
         return limit
 
-    def submit(self, identity: Identity, documents: Sequence[Document], options: JobOptions,
-               *, door: str = "ipp", peer: str = "") -> PrintRequest:
-        """Queue one job; returns the request (its `.id`) once it is durable in new/."""
+    def stage(self, identity: Identity, documents: Sequence[Document], options: JobOptions,
+              *, door: str = "ipp", peer: str = "") -> Staged:
+        """Validate one job and prepare what the group commit publishes (nothing is
+        written).  Blocking only where a cache is cold (`warm`) or a PDF is counted."""
         import io
 
         from printnet.gateway.documents import count_pages
@@ -283,20 +288,44 @@ class GatewayContext:
             raise UsageError(f"at most {MAX_FILES} documents in one job")
         size, sizes = sum(len(d.data) for d in documents), [len(d.data) for d in documents]
         template = self.validate(identity, options, [d.format for d in documents], size, 0,
-                                 sizes)
+                                 sizes, via=f"{door}:{identity.how}")
         # Pages only of a format the printer takes (a PDF is never parsed for nothing).
         pages = sum(count_pages(d.data, d.format) for d in documents)
         if pages:
             self._limits(template, size, pages, sizes)
-        template = replace(template, via=f"{door}:{identity.how}")
         station = _station_name(peer) or self.station.station
         sources = [Source(d.name or "document", stream=io.BytesIO(d.data)) for d in documents]
         password = options.password or None
         if password is None and self.station.needs_password(template.printer):
             raise PasswordRequired("password", f"{template.printer} needs a password "
                                    "(job-password)")
-        key = (identity.user, station, password, self.station.min_free())
-        req = self._committer.submit(key, template, sources)
+        return Staged((identity.user, station, password, self.station.min_free()), template,
+                      sources)
+
+    def submit(self, identity: Identity, documents: Sequence[Document], options: JobOptions,
+               *, door: str = "ipp", peer: str = "") -> PrintRequest:
+        """Queue one job; returns the request (its `.id`) once it is durable in new/."""
+        return self.publish(self.stage(identity, documents, options, door=door, peer=peer))
+
+    def publish(self, staged: Staged) -> PrintRequest:
+        """Publish a staged job (blocking, from a thread); once it is durable in new/."""
+        return self._submitted(self._committer.submit(staged))
+
+    async def submit_async(self, staged: Staged) -> PrintRequest:
+        """Publish a staged job from the event loop; returns once it is durable in new/.
+
+        The loop never blocks: the group commit's threads publish, and wake the loop
+        once per group."""
+        return self._submitted(await self._committer.submit_async(staged))
+
+    def warm(self) -> bool:
+        """Whether `stage` can run without touching the disk: the configuration, the
+        destinations and the servers' status files were all read within CACHE_TTL."""
+        now = time.monotonic()
+        return (now - self._config_seen < CACHE_TTL and self._dests[1] is not None
+                and now - self._dests[0] < CACHE_TTL and now - self._servers[0] < CACHE_TTL)
+
+    def _submitted(self, req: PrintRequest) -> PrintRequest:
         with self._lock:
             self._recent[req.id] = time.monotonic()
         return req
@@ -489,12 +518,20 @@ class _Station(Station):
 _Key = tuple[str, str, str | None, int]  # user, station, queue password, MINFREE
 
 
-@dataclass
-class _Pending:
+@dataclass(frozen=True)
+class Staged:
+    """One validated job, ready for the group commit: its group key, template, sources."""
+
     key: _Key
     template: PrintRequest
     sources: Sequence[Any]
-    done: threading.Event
+
+
+@dataclass
+class _Pending:
+    staged: Staged
+    done: threading.Event | None = None  # a thread waiting (`submit`)
+    future: asyncio.Future[PrintRequest] | None = None  # the loop waiting (`submit_async`)
     result: PrintRequest | None = None
     error: BaseException | None = None
 
@@ -502,68 +539,109 @@ class _Pending:
 class _Committer:
     """Group commit: requests that arrive together are published together.
 
-    Whoever submits while fewer than `LEADERS` commits are running becomes a
-    leader: it publishes everything queued, grouped by (user, station, password,
-    MINFREE), each group with one `Submitter.submit_many` (one durability pass:
-    on a local disk one syncfs for the whole group), and goes on while more
-    arrived meanwhile; the others wait for their batch.  Several leaders overlap
-    their file creations and fsyncs (the disk's journal commits them together).
-    Every caller still returns only once its own request is durable in new/.
-    One request at a time costs what it did before.
+    `LEADERS` committer threads (started on first use) wait for requests.  One
+    that wakes takes everything queued, groups it by (user, station, password,
+    MINFREE), publishes each group with one `Submitter.submit_many` (one
+    durability pass: on a local disk one syncfs for the whole group) and goes
+    on while more arrived meanwhile; requests arriving during its fsync wake
+    the next thread, so several groups overlap their file work and fsyncs (the
+    disk's journal commits them together).  Every caller still gets its
+    answer only once its own request is durable in new/: a thread (`submit`,
+    LPD and Send-Document) waits on an Event; the event loop (`submit_async`,
+    Print-Job) awaits a future, resolved with one wake-up of the loop per
+    group rather than a thread hop per job.  One request at a time costs what
+    it did before.
     """
 
     LEADERS: Final = 4
 
     def __init__(self, spool: Any) -> None:
         self.spool = spool
-        self._lock = threading.Lock()
+        self._cond = threading.Condition(threading.Lock())
         self._queue: list[_Pending] = []
-        self._leaders = 0
+        self._threads: list[threading.Thread] = []
+        self._idle = 0  # committer threads waiting for work (under _cond)
 
-    def submit(self, key: _Key, template: PrintRequest, sources: Sequence[Any]) -> PrintRequest:
-        me = _Pending(key, template, sources, threading.Event())
-        with self._lock:
-            self._queue.append(me)
-            leader = self._leaders < self.LEADERS
-            if leader:
-                self._leaders += 1
-        if leader:
-            self._lead()
+    def submit(self, staged: Staged) -> PrintRequest:
+        me = _Pending(staged, done=threading.Event())
+        self._put(me)
+        assert me.done is not None
         me.done.wait()
         if me.error is not None:
             raise me.error
         assert me.result is not None
         return me.result
 
-    def _lead(self) -> None:
+    def submit_async(self, staged: Staged) -> asyncio.Future[PrintRequest]:
+        fut: asyncio.Future[PrintRequest] = asyncio.get_running_loop().create_future()
+        self._put(_Pending(staged, future=fut))
+        return fut
+
+    def _put(self, p: _Pending) -> None:
+        with self._cond:
+            self._queue.append(p)
+            if len(self._threads) < self.LEADERS and len(self._queue) > self._idle:
+                t = threading.Thread(target=self._serve, daemon=True,
+                                     name=f"gateway-commit-{len(self._threads)}")
+                self._threads.append(t)
+                t.start()
+            if self._idle:  # a busy thread takes the queue when its commit ends
+                self._cond.notify()
+
+    def _serve(self) -> None:
+        # RACE: a daemon thread: a gateway killed mid-commit leaves only dot-named temp
+        # files (publishing is the Submitter's rename), and its caller had no answer.
         while True:
-            with self._lock:
+            with self._cond:
+                while not self._queue:
+                    self._idle += 1
+                    self._cond.wait()
+                    self._idle -= 1
                 batch, self._queue = self._queue, []
-                if not batch:
-                    self._leaders -= 1
-                    return
             groups: dict[_Key, list[_Pending]] = {}
             for p in batch:
-                groups.setdefault(p.key, []).append(p)
-            for (user, station, password, min_free), members in groups.items():
-                self._commit(user, station, password, min_free, members)
+                groups.setdefault(p.staged.key, []).append(p)
+            for key, members in groups.items():
+                self._commit(key, members)
 
-    def _commit(self, user: str, station: str, password: str | None, min_free: int,
-                members: list[_Pending]) -> None:
+    def _commit(self, key: _Key, members: list[_Pending]) -> None:
         from printnet.spool.submit import Submitter
 
+        user, station, password, min_free = key
         try:
             submitter = Submitter(self.spool, user=user, station=station, min_free=min_free)
-            done = submitter.submit_many([(p.template, p.sources) for p in members],
-                                         password=password)
+            done = submitter.submit_many(
+                [(p.staged.template, p.staged.sources) for p in members], password=password)
             for p, req in zip(members, done, strict=True):
                 p.result = req
         except BaseException as exc:  # each waiter gets the error of its batch
             for p in members:
                 p.error = exc
         finally:
+            loops: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
             for p in members:
-                p.done.set()
+                if p.done is not None:
+                    p.done.set()
+                elif p.future is not None:
+                    loops.setdefault(p.future.get_loop(), []).append(p)
+            for loop, waiting in loops.items():
+                try:
+                    loop.call_soon_threadsafe(_resolve, waiting)
+                except RuntimeError:
+                    pass  # the loop has closed: nobody is waiting any more
+
+
+def _resolve(waiting: list[_Pending]) -> None:
+    """In the loop: hand each waiting Print-Job its published request or its error."""
+    for p in waiting:
+        fut = p.future
+        if fut is None or fut.done():
+            continue  # its client went away (aiohttp cancelled the handler)
+        if p.error is not None:
+            fut.set_exception(p.error)
+        else:
+            assert p.result is not None
+            fut.set_result(p.result)
 
 
 class PasswordRequired(ValidationError):

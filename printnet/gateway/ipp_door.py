@@ -5,9 +5,15 @@ also at ``/ipp/print``; a job's URI is its printer's URI plus ``/<job-id>``.
 
 The HTTP side (`handle`) reads the body, chunked or not (aiohttp answers
 ``Expect: 100-continue``), at most MAXBODY bytes (or the printer's MAXBYTES
-plus room for the attributes), each read within TIMEOUT seconds; then the
-operation runs in a thread (`dispatch`), because submitting is blocking file
-work (fsync).  Whatever goes wrong with a request (malformed IPP, an
+plus room for the attributes), each wait for more within TIMEOUT seconds; then
+the operation runs in a thread (`dispatch`), because it reads the spool or
+submits (blocking file work, fsync).  The one exception is the common case,
+kept off the thread pool for speed (`fast`): a Print-Job of text or raw data,
+without an Authorization header, while the gateway's caches are fresh, is
+checked in the event loop (nothing to read from disk) and handed to the group
+commit (`GatewayContext.submit_async`); it is answered once durable in new/.
+
+Whatever goes wrong with a request (malformed IPP, an
 oversize value, an unknown operation, too large a body, a stalled client)
 gets its IPP status and one log line, and nothing is written to the spool:
 a print request is published only by `GatewayContext.submit`, whole.
@@ -21,7 +27,7 @@ job-sheets none -> no header page; media or printnet-setup -> the setup;
 job-password -> the queue password.
 
 The request rules and attribute parsing are in `ipp_request`, the answers'
-attributes in `ipp_attrs`; this module (some 650 lines) keeps the ten
+attributes in `ipp_attrs`; this module (some 750 lines) keeps the ten
 operations together because they share its state: the Create-Job jobs still
 in memory and the job index.
 """
@@ -49,10 +55,14 @@ from printnet.errors import (
 )
 from printnet.gateway import ipp_attrs
 from printnet.gateway.context import (
+    ESCP,
+    RAW,
+    TEXT,
     Document,
     GatewayContext,
     Identity,
     JobOptions,
+    Staged,
 )
 from printnet.gateway.ipp_request import (
     IppError,
@@ -70,7 +80,7 @@ from printnet.gateway.jobs import JobIndex, done_record, terminal
 from printnet.ipp import codec
 from printnet.ipp.codec import Attribute, Group, IppParseError, Message
 from printnet.ipp.enums import GroupTag, Operation, Status, Tag
-from printnet.model import clean_text, normalize_name
+from printnet.model import PrintRequest, clean_text, normalize_name
 
 log = logging.getLogger("printnet.gateway.ipp")
 
@@ -79,6 +89,7 @@ ATTRIBUTE_ROOM: Final = 1 << 20  # bytes of attributes allowed beside a printer'
 CHUNK: Final = 1 << 16
 MAX_INCOMING: Final = 200  # Create-Job jobs waiting for documents (they are in memory)
 ENDED_KEPT: Final = 3600.0  # seconds a canceled or timed-out Create-Job job is remembered
+_FAST_FORMATS: Final = frozenset({TEXT, RAW, ESCP})  # formats `stage` never parses
 @dataclass
 class Env:
     """Where a request came from and went to."""
@@ -88,6 +99,17 @@ class Env:
     authorization: str | None
     path: str
     tls: bool = False
+
+
+@dataclass(frozen=True)
+class _PrintJob:
+    """A Print-Job between its checks and its publishing."""
+
+    printer: str
+    identity: Identity
+    doc: Document
+    ignored: list[Attribute]
+    staged: Staged
 
 
 @dataclass
@@ -172,7 +194,10 @@ class IppDoor:
             resp = self._error_for(body, Status.CLIENT_ERROR_BAD_REQUEST, f"malformed: {exc}")
             return web.Response(body=codec.encode(resp), content_type="application/ipp")
         try:
-            resp = await asyncio.to_thread(self.dispatch, msg, env)
+            if self.fast(msg, env):
+                resp = await self.print_job_async(msg, env)
+            else:
+                resp = await asyncio.to_thread(self.dispatch, msg, env)
         except AuthRequired as exc:
             log.info("%s %s: %s", peer, request.path, exc)
             resp = self._response(msg, Status.CLIENT_ERROR_NOT_AUTHENTICATED, str(exc))
@@ -182,14 +207,23 @@ class IppDoor:
         return web.Response(body=codec.encode(resp), content_type="application/ipp")
 
     async def _read(self, request: web.Request, limit: int) -> tuple[bytes, bool]:
-        """The body (chunked or not), up to `limit`; (what was read, over the limit?)."""
+        """The body (chunked or not), up to `limit`; (what was read, over the limit?).
+
+        What is already buffered is taken without waiting (a small Print-Job usually
+        arrives whole with its headers); each wait for more has its own TIMEOUT."""
         parts: list[bytes] = []
         size = 0
         timeout = self.ctx.settings.timeout
+        content = request.content
         while True:
-            chunk = await asyncio.wait_for(request.content.read(CHUNK), timeout)
+            chunk = content.read_nowait(CHUNK)
             if not chunk:
-                return b"".join(parts), False
+                if content.at_eof():
+                    return b"".join(parts), False
+                async with asyncio.timeout(timeout):
+                    chunk = await content.read(CHUNK)
+                if not chunk:
+                    return b"".join(parts), False
             size += len(chunk)
             if size > limit:
                 parts.append(chunk)
@@ -205,25 +239,31 @@ class IppDoor:
 
     def dispatch(self, msg: Message, env: Env) -> Message:
         """Run one operation; every failure becomes its IPP status (AuthRequired: 401)."""
-        name = _op_name(msg.code)
         try:
             self._expire()
             op = check_request(msg)
             handler = self.ops.get(msg.code)
             if handler is None:
                 raise IppError(Status.SERVER_ERROR_OPERATION_NOT_SUPPORTED,
-                               f"operation {name} is not supported")
+                               f"operation {_op_name(msg.code)} is not supported")
             return handler(msg, env, op)
-        except AuthRequired:
-            raise
-        except IppError as exc:
-            status, text, unsupported = exc.status, str(exc), exc.unsupported
-        except Forbidden as exc:
-            status, text, unsupported = Status.CLIENT_ERROR_FORBIDDEN, str(exc), []
-        except PrintnetError as exc:
-            status, text, unsupported = status_of(exc), str(exc), []
         except Exception as exc:  # one request must never take the door down
-            log.exception("%s %s %s: internal error", env.peer, env.path, name)
+            return self._failure(msg, env, exc)
+
+    def _failure(self, msg: Message, env: Env, exc: Exception) -> Message:
+        """The IPP answer to an operation that raised `exc` (AuthRequired is re-raised:
+        `handle` answers it with HTTP 401)."""
+        name = _op_name(msg.code)
+        if isinstance(exc, AuthRequired):
+            raise exc
+        if isinstance(exc, IppError):
+            status, text, unsupported = exc.status, str(exc), exc.unsupported
+        elif isinstance(exc, Forbidden):
+            status, text, unsupported = Status.CLIENT_ERROR_FORBIDDEN, str(exc), []
+        elif isinstance(exc, PrintnetError):
+            status, text, unsupported = status_of(exc), str(exc), []
+        else:
+            log.error("%s %s %s: internal error", env.peer, env.path, name, exc_info=exc)
             status, text, unsupported = (Status.SERVER_ERROR_INTERNAL_ERROR,
                                          f"internal error: {type(exc).__name__}", [])
         log.warning("%s %s %s: %s: %s", env.peer, env.path, name, status.keyword,
@@ -315,6 +355,42 @@ class IppDoor:
     # -- operations: jobs in -------------------------------------------------------------
 
     def print_job(self, msg: Message, env: Env, op: Group) -> Message:
+        job = self._stage_print_job(msg, env, op)
+        try:
+            req = self.ctx.publish(job.staged)
+        except PrintnetError as exc:
+            raise ipp_error(exc) from exc
+        return self._print_job_done(msg, env, job, req)
+
+    async def print_job_async(self, msg: Message, env: Env) -> Message:
+        """Print-Job in the event loop (`handle` checked `fast`): staged inline, published
+        by the group commit without a thread of its own, answered once durable."""
+        try:
+            self._expire()
+            op = check_request(msg)
+            job = self._stage_print_job(msg, env, op)
+            try:
+                req = await self.ctx.submit_async(job.staged)
+            except PrintnetError as exc:
+                raise ipp_error(exc) from exc
+            return self._print_job_done(msg, env, job, req)
+        except Exception as exc:  # mapped as `dispatch` maps it
+            return self._failure(msg, env, exc)
+
+    def fast(self, msg: Message, env: Env) -> bool:
+        """Whether a request can run in the event loop: a Print-Job of text or raw data
+        (no PDF to count) without an Authorization header (no password hash to check)
+        while the gateway's caches are fresh (no file to read)."""
+        if msg.code != Operation.PRINT_JOB or env.authorization:
+            return False
+        if not msg.groups:
+            return False
+        fmt = msg.groups[0].get("document-format")
+        if fmt is not None and fmt.value not in _FAST_FORMATS:
+            return False
+        return self.ctx.warm()
+
+    def _stage_print_job(self, msg: Message, env: Env, op: Group) -> _PrintJob:
         printer = self._printer(op, env)
         identity = self._identity(op, env)
         options, ignored = job_options(msg, op, printer, self.ctx.config())
@@ -324,14 +400,19 @@ class IppDoor:
         doc = Document(text_of(op, "document-name") or options.title or "document", msg.data,
                        document_format(op))
         try:
-            req = self.ctx.submit(identity, [doc], options, door="ipp", peer=env.peer)
+            staged = self.ctx.stage(identity, [doc], options, door="ipp", peer=env.peer)
         except PrintnetError as exc:
             raise ipp_error(exc) from exc
+        return _PrintJob(printer, identity, doc, ignored, staged)
+
+    def _print_job_done(self, msg: Message, env: Env, job: _PrintJob,
+                        req: PrintRequest) -> Message:
         n = self.index.add(req.id)
         log.info("%s Print-Job %s -> %s (%s, %s, %d bytes) for %s via %s", env.peer, n, req.id,
-                 printer, doc.format, len(doc.data), identity.user, identity.how)
-        job = {"id": req.id, "state": "held" if req.hold else "pending", "note": ""}
-        return self._job_response(msg, env, printer, n, job, ignored)
+                 job.printer, job.doc.format, len(job.doc.data), job.identity.user,
+                 job.identity.how)
+        state = {"id": req.id, "state": "held" if req.hold else "pending", "note": ""}
+        return self._job_response(msg, env, job.printer, n, state, job.ignored)
 
     def validate_job(self, msg: Message, env: Env, op: Group) -> Message:
         printer = self._printer(op, env)

@@ -230,6 +230,8 @@ def check_lengths(attr: Attribute) -> None:
         limit = MAX_LENGTH.get(v.tag)  # type: ignore[call-overload]
         if limit is None:
             continue
+        if isinstance(v.value, str) and 4 * len(v.value) <= limit:
+            continue  # no character encodes to more than 4 bytes: short enough unencoded
         raw = codec.encode_value(v.tag, v.value)
         if len(raw) > limit + (4 if v.tag in (Tag.TEXT_WITH_LANGUAGE,
                                               Tag.NAME_WITH_LANGUAGE) else 0):
