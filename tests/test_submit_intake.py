@@ -85,8 +85,12 @@ def test_request_appears_only_after_its_data_is_complete(
     events: list[str] = []
     real_rename, real_fsync = os.rename, os.fsync
 
-    def spy_rename(src: Any, dst: Any) -> None:
-        dst = Path(dst)
+    def spy_rename(src: Any, dst: Any, *, src_dir_fd: int | None = None,
+                   dst_dir_fd: int | None = None) -> None:
+        # Submit names files relative to folder handles: the folder is the handle's.
+        where = Path(os.readlink(f"/proc/self/fd/{dst_dir_fd}")) if dst_dir_fd is not None else None
+        real_rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+        dst = where / dst if where is not None else Path(dst)
         if dst.parent == spool.new:
             job = dst.name.split(".")[0]
             # the moment the request becomes visible, its data must be complete
@@ -94,7 +98,6 @@ def test_request_appears_only_after_its_data_is_complete(
             events.append("publish")
         elif dst.parent == spool.data:
             events.append("data")
-        real_rename(src, dst)
 
     def spy_fsync(fd: int) -> None:
         events.append("fsync")
@@ -150,10 +153,13 @@ def test_failed_publish_leaves_no_visible_request(
 ) -> None:
     real_rename = os.rename
 
-    def failing(src: Any, dst: Any) -> None:
-        if Path(dst).parent == spool.new:
+    def failing(src: Any, dst: Any, *, src_dir_fd: int | None = None,
+                dst_dir_fd: int | None = None) -> None:
+        where = Path(os.readlink(f"/proc/self/fd/{dst_dir_fd}")) if dst_dir_fd is not None \
+            else Path(dst).parent
+        if where == spool.new:
             raise OSError(28, "No space left on device")
-        real_rename(src, dst)
+        real_rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
 
     monkeypatch.setattr(os, "rename", failing)
     with pytest.raises(SpoolError):
