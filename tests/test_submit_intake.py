@@ -78,10 +78,11 @@ def test_submit_publishes_data_and_request(spool: Spool, tmp_path: Path) -> None
     assert decode_request((spool.new / f"{req.id}.req").read_bytes()) == req
 
 
+@pytest.mark.parametrize("size", [300_000, 3 << 20])  # in one piece; copied in chunks
 def test_request_appears_only_after_its_data_is_complete(
-    spool: Spool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    spool: Spool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int,
 ) -> None:
-    payload = b"x" * 300_000
+    payload = b"x" * size
     events: list[str] = []
     real_rename, real_fsync = os.rename, os.fsync
 
@@ -99,11 +100,18 @@ def test_request_appears_only_after_its_data_is_complete(
         elif dst.parent == spool.data:
             events.append("data")
 
+    def spy_mkdir(path: Any, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
+        real_mkdir(path, mode, dir_fd=dir_fd)
+        if dir_fd is not None and not str(path).startswith("."):
+            events.append("data")  # a small job's folder is made under its final name
+
     def spy_fsync(fd: int) -> None:
         events.append("fsync")
         real_fsync(fd)
 
+    real_mkdir = os.mkdir
     monkeypatch.setattr(os, "rename", spy_rename)
+    monkeypatch.setattr(os, "mkdir", spy_mkdir)
     monkeypatch.setattr(os, "fsync", spy_fsync)
     submit(spool, tmp_path, payload)
     assert events.index("data") < events.index("publish")

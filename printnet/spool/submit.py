@@ -160,6 +160,9 @@ class Submitter:
         self._expected: int | None = None
         self._copied = 0
         self.seal_to = tuple(seal_to)  # SEAL=ON: the servers' keys (printnet.seal)
+        # The bits a create would clear: only then is a file's mode set again (a
+        # metadata operation per file; `printnet request` sets a umask that clears none).
+        self._umask = _read_umask()
 
     # -- print requests ----------------------------------------------------------
 
@@ -213,7 +216,8 @@ class Submitter:
                     password=None if password is None else _proof(password, job_id),
                     seal=sealed,
                 )
-                staged.append((req, _write_request(dirs.tmp, req.encode(), sync=not bulk)))
+                staged.append((req, _write_request(dirs.tmp, req.encode(), sync=not bulk,
+                                                   umask=self._umask)))
             self._sync(written, bulk)
             for req, tmp in staged:
                 os.rename(tmp, req.id + REQ_SUFFIX, src_dir_fd=dirs.tmp, dst_dir_fd=dirs.new)
@@ -257,30 +261,31 @@ class Submitter:
     def _copy_small(self, job_id: str, sources: Sequence[Source], dirs: _Dirs,
                     sniffer: Sniffer | None, bulk: bool,
                     folders: list[tuple[str, Path]]) -> list[SpooledFile]:
-        """`_copy_data` for a job of small regular files (`_small_job`): each read in one
-        piece, no .writer lock (its copy is over in moments; a crash leaves a dot-folder
-        without one, which `purge_abandoned` removes after `ABANDONED_GRACE`), and,
-        unless `bulk`, each file and the folder fsynced while open."""
-        tmp_name = unique_name("." + job_id)
-        os.mkdir(tmp_name, DATA_DIR_MODE, dir_fd=dirs.data)
+        """`_copy_data` for a job of small regular files (`_small_job`), with fewer
+        metadata operations (what a batch is bound by): the folder is made under the
+        job's own name (no rename: until its request is in new/ nobody looks at it,
+        and mkdir, unlike a rename over an empty folder, never takes over a folder
+        someone else made), without a .writer lock (its copy is over in moments; a
+        crash leaves a small folder of no job, which `purge_leftovers` removes), each
+        file read in one piece and, unless `bulk`, fsynced while open, as the folder."""
+        os.mkdir(job_id, DATA_DIR_MODE, dir_fd=dirs.data)
         files = []
         try:
-            folder = os.open(tmp_name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=dirs.data)
+            folder = os.open(job_id, os.O_RDONLY | os.O_DIRECTORY, dir_fd=dirs.data)
             try:
                 for i, src in enumerate(sources):
                     assert src.path is not None
                     files.append(self._copy_file(src, str(i), folder, sniffer, bulk))
                 # Only now: a chmod by a non-member of the folder's group clears its
                 # setgid bit, and the files above had to inherit the group first.
-                if _UMASK & DATA_DIR_MODE:
+                if self._umask & DATA_DIR_MODE:
                     os.fchmod(folder, DATA_DIR_MODE)
                 if not bulk:
                     _fsync_folder(folder)
             finally:
                 os.close(folder)
-            os.rename(tmp_name, job_id, src_dir_fd=dirs.data, dst_dir_fd=dirs.data)
         except BaseException:
-            _rmtree(self.spool.data / tmp_name)
+            _rmtree(self.spool.data / job_id)
             raise
         folders.append((job_id, self.spool.data / job_id))
         return files
@@ -304,7 +309,7 @@ class Submitter:
             sniffer.end_file()
         out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DATA_FILE_MODE, dir_fd=folder)
         try:
-            if _UMASK & DATA_FILE_MODE:
+            if self._umask & DATA_FILE_MODE:
                 os.fchmod(out, DATA_FILE_MODE)  # whatever the umask: the servers must read it
             write_all(out, data)
             if not bulk:
@@ -424,7 +429,8 @@ class Submitter:
         now = datetime.now(UTC)
         req = ControlRequest(new_id(now), self.user, self.station, now, action, tuple(job_ids))
         try:
-            tmp = self.spool.tmp / _write_request(self.spool.tmp, req.encode(), sync=True)
+            tmp = self.spool.tmp / _write_request(self.spool.tmp, req.encode(), sync=True,
+                                                  umask=self._umask)
         except OSError as exc:
             raise translate(exc, self.spool.tmp) from exc
         try:
@@ -478,8 +484,6 @@ def _read_umask() -> int:
     return 0o777
 
 
-_UMASK = _read_umask()  # bits a create would clear: only then is a mode set again
-
 
 class _Dirs:
     """O_PATH handles on data/, tmp/ and new/ for a batch: each name is then made
@@ -509,7 +513,7 @@ def _small_job(sources: Sequence[Source], sizes: Sequence[int]) -> bool:
         and sum(sizes) <= SMALL_JOB
 
 
-def _write_request(tmp: int | Path, data: bytes, *, sync: bool) -> str:
+def _write_request(tmp: int | Path, data: bytes, *, sync: bool, umask: int) -> str:
     """A request file in tmp/ (a folder fd or path) under a new dot-name; that name.
 
     Created with REQUEST_MODE, so never more open than that; set again only if the
@@ -518,7 +522,7 @@ def _write_request(tmp: int | Path, data: bytes, *, sync: bool) -> str:
     dir_fd, path = (tmp, name) if isinstance(tmp, int) else (None, str(tmp / name))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, REQUEST_MODE, dir_fd=dir_fd)
     try:
-        if _UMASK & REQUEST_MODE:
+        if umask & REQUEST_MODE:
             os.fchmod(fd, REQUEST_MODE)
         write_all(fd, data)
         if sync:
