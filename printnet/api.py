@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from printnet import charset
 from printnet.errors import ConfigError, NotFound, PrintnetError, SealError, UsageError
-from printnet.masterfile import Job, LazyState
 from printnet.model import (
     MAX_COPIES,
     MAX_TITLE,
@@ -40,10 +39,13 @@ from printnet.model import (
     valid_station,
     valid_user,
 )
-from printnet.spool import master as master_io
-from printnet.spool.intake import read_regular, user_name
 from printnet.spool.layout import REQ_SUFFIX, Spool
 from printnet.spool.publish import read_bytes
+
+# The master file's modules (masterfile, spool.master, spool.intake) are imported where
+# a job is listed or looked up: `printnet request` needs none of them.
+if TYPE_CHECKING:
+    from printnet.masterfile import Job, LazyState
 
 WAITING_NOTE = "waiting for a server to take it in"
 # (position, id, user, printer, priority, state, submitted, title, note), as text
@@ -57,7 +59,13 @@ def this_station() -> str:
 
 
 def this_user() -> str:
-    name = user_name(os.geteuid())
+    import pwd  # not spool.intake's cached lookup: its module costs a request more
+
+    uid = os.geteuid()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = f"uid{uid}"  # as the servers name an owner without an account
     if not valid_user(name):
         raise UsageError(f"user name {name!r} cannot be used in a request")
     return name
@@ -110,6 +118,31 @@ def station_etc(etc: Path) -> Path | None:
     except OSError:
         return None
 
+@dataclass(frozen=True)
+class _OwnSite:
+    """What `Station.destinations` takes from the station's own etc/, as published."""
+
+    printers: frozenset[str]
+    classes: dict[str, tuple[str, ...]]
+    setups: frozenset[str]
+    default_printer: str | None
+    etc: Path
+
+
+def _read_small(fd: int, limit: int = 1 << 20) -> bytes | None:
+    """A regular file's bytes (None if it is not one, or larger than `limit`)."""
+    import stat
+
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        return None
+    chunks = []
+    size = 0
+    while size <= limit and (chunk := os.read(fd, 1 << 16)):
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks) if size <= limit else None
+
+
 class Station:
     """A station's view of one spool (and optionally an etc/ folder to learn printers)."""
 
@@ -148,7 +181,8 @@ class Station:
         default = None
         default_from = ""
         problems: list[str] = []
-        cfg = self._own_config(problems)
+        sites, site_problems = read_sites(self.spool)
+        cfg = self._own_config(problems, sites)
         if cfg is not None:
             printers.update(cfg.printers)
             classes.update(cfg.classes)
@@ -156,7 +190,6 @@ class Station:
             if cfg.default_printer:
                 default = cfg.default_printer
                 default_from = f"DEFAULT in {cfg.etc / 'printers.cmd'}"
-        sites, site_problems = read_sites(self.spool)
         problems += site_problems
         for site in sites:
             printers.update(site.printers)
@@ -183,25 +216,45 @@ class Station:
                 "running server publishes servers/<NAME>.site.json)")
         return dests
 
-    def _own_config(self, problems: list[str]) -> Any:
-        """The station's etc/ configuration, None if there is none or it is unreadable."""
+    def _own_config(self, problems: list[str], sites: list[Any]) -> Any:
+        """The station's etc/ configuration (its printers, classes, setups, DEFAULT and
+        etc), None if there is none or it is unreadable.
+
+        When a published site was made from exactly these two files of this folder
+        (`spool.site.own_site`: `printnet init` and every server publish one), that
+        record is used: parsing them imports `printnet.config` and the command-file
+        grammar, which cost more than all the rest of a `printnet request`."""
         if self.etc is None:
             return None
-        from printnet import config as config_mod
-
-        files = [self.etc / config_mod.SERVER_FILE, self.etc / config_mod.PRINTERS_FILE]
+        files = [self.etc / "server.cmd", self.etc / "printers.cmd"]  # config's two files
         if not os.path.lexists(files[1]):
             return None
-        from printnet.readable import cannot_read
-
+        texts: list[bytes | None] = []
         for path in files:
             try:
-                os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
             except PermissionError as exc:
+                from printnet.readable import cannot_read
+
                 problems.append(cannot_read(path, exc))
                 return None
             except OSError:
-                pass  # config.load says what is wrong with it
+                texts.append(None)  # config.load says what is wrong with it
+                continue
+            try:
+                texts.append(_read_small(fd))
+            finally:
+                os.close(fd)
+        server_text, printers_text = texts
+        if server_text is not None and printers_text is not None:
+            from printnet.spool.site import own_site
+
+            site = own_site(sites, self.etc, server_text, printers_text)
+            if site is not None:
+                return _OwnSite(site.printers, site.classes, site.setups, site.default,
+                                Path(site.etc))
+        from printnet import config as config_mod
+
         return config_mod.load(self.etc)
 
     def default_destination(self, *, prefer_lpdest: bool = False,
@@ -349,6 +402,9 @@ class Station:
         self, *, printer: str | None = None, user: str | None = None,
         jobs: Iterable[str] = (),
     ) -> StatusView:
+        from printnet.masterfile import Job
+        from printnet.spool import master as master_io
+
         state = master_io.load(self.spool)
         wanted = {self.resolve(j, state.jobs) for j in jobs}
         dest = normalize_name(printer) if printer else None
@@ -384,6 +440,8 @@ class Station:
         100,000 jobs list in a fraction of the time.  Each job is (position, id,
         user, printer, priority, state, submitted, title, note).
         """
+        from printnet.spool import master as master_io
+
         state = master_io.load_listing(self.spool)
         dest = normalize_name(printer) if printer else None
         printers = printer_status(self.spool, dest)
@@ -408,6 +466,8 @@ class Station:
             if no_filter or _selected(p[i_id], where, p[i_assigned], p[i_user], dest, user,
                                       set()):
                 yield (n, *pick(p))
+        from printnet.masterfile import Job
+
         for req in self.waiting_requests(skip=listed, names=waiting):
             n = positions[req.printer] = positions.get(req.printer, 0) + 1
             if _selected(req.id, req.printer, "", req.user, dest, user, set()):
@@ -432,6 +492,8 @@ class Station:
                 continue
             try:
                 # Never a plain open(): anyone may drop a FIFO or symlink into new/.
+                from printnet.spool.intake import read_regular
+
                 req = decode_request(read_regular(self.spool.new / name)[0])
             except (OSError, PrintnetError):
                 continue
@@ -470,6 +532,8 @@ class Station:
     def unlisted(self, job_id: str) -> dict[str, Any] | None:
         """A job neither live nor finished: rejected (with the reason), or still in
         new/ (a station cannot list new/ on a multi-user spool, but can look by name)."""
+        from printnet.masterfile import Job
+
         try:
             reason = read_bytes(self.spool.rejected / f"{job_id}{REQ_SUFFIX}.reason", 4096)
         except OSError:
@@ -530,6 +594,8 @@ class Station:
             return text
         if len(text) < 4:
             raise UsageError(f"{clean_text(text, 30)!r} is not a job id")
+        from printnet.spool import master as master_io
+
         ids = set(known or master_io.load(self.spool).jobs)
         matches = [i for i in ids if i.endswith(text)]
         if len(matches) != 1:
@@ -548,6 +614,8 @@ class Station:
         """
         if not jobs:
             raise UsageError("name at least one job")
+        from printnet.spool import master as master_io
+
         state = master_io.load(self.spool)
         ids = [self.resolve(j, state.jobs) for j in jobs]
         from printnet.spool.submit import Submitter

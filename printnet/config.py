@@ -84,6 +84,10 @@ class Config:
     setups: dict[str, SetupConfig] = field(default_factory=dict)
     default_printer: str | None = None
     etc: Path = Path("etc")
+    # `printnet.spool.site.sources_digest` of the two texts this was parsed from ("":
+    # built otherwise): published, so a station whose etc/ holds the same texts can
+    # take its printers from the site file instead of importing and running this module.
+    sources: str = ""
 
     @property
     def classes(self) -> dict[str, tuple[str, ...]]:
@@ -163,7 +167,10 @@ def parse_config(etc: Path, server_text: str, printers_text: str, *,
     where: dict[tuple[str, str], tuple[str, int]] = {}
     server = _server(server_cmds, etc_abs.parent, server_name, server_file, where)
     setups, printers, default = _printers(printer_cmds, where)
-    config = Config(server, printers, setups, default, etc_abs)
+    from printnet.spool.site import sources_digest
+
+    config = Config(server, printers, setups, default, etc_abs,
+                    sources_digest(server_text.encode(), printers_text.encode()))
     _cross_check(config, where)
     return config
 

@@ -233,6 +233,9 @@ def run_request(spool: Path, etc: Path, files: Sequence[str], *, printer: str | 
         from printnet.watch import CopyProgress
 
         progress = CopyProgress()
+    # Every file submit makes has its mode set exactly: a umask that clears none of
+    # those bits spares it setting them again, one metadata operation per file.
+    os.umask(0o007)
     station = _station(spool, etc)
     try:
         requests = station.submit(

@@ -245,32 +245,55 @@ def test_write_atomic_survives_a_cut_and_its_unsynced_variant_need_not(
     assert image_files(mount.out) == {"/durable": b"published"}
 
 
-def submit_then_cut(mount: PowerMount, *, sync: bool) -> tuple[Path, str]:
+def submit_then_cut(mount: PowerMount, *, sync: bool = True, publish_sync: bool = True,
+                    jobs: int = 1, size: int = 600) -> tuple[Path, list[str]]:
+    """Submit `jobs` jobs of `size` bytes (one batch), cut the power the moment submit
+    returns (when the station prints the ids), and return the disk and the ids."""
     spool, _ = Spool.init(mount.path / "spool")
     mount.command("sync")  # the installation is durable
-    doc = mount.path.parent / "doc.txt"
-    doc.write_text("hello\n" * 100)
+    docs = []
+    for i in range(jobs):
+        doc = mount.path.parent / f"doc{i}.txt"
+        doc.write_text(f"hello {i}\n" * (size // 8))
+        docs.append(doc)
     submitter = Submitter(spool, user="root", station="ws1")
     if not sync:
-        submitter._sync = lambda written: None  # type: ignore[method-assign]
+        submitter._sync = lambda written, bulk=False: None  # type: ignore[method-assign]
+    if not publish_sync:
+        submitter._sync_published = lambda: None  # type: ignore[method-assign]
     template = PrintRequest(id="", user="", station="", submitted=datetime.now(UTC),
                             printer="P1")
-    req = submitter.submit(template, [Source("doc.txt", doc)])
+    reqs = submitter.submit_many([(template, [Source(d.name, d)]) for d in docs])
     mount.cut(worst=True)
     mount.close()
-    return mount.out / "spool", req.id
+    return mount.out / "spool", [r.id for r in reqs]
 
 
-def test_an_acknowledged_submit_survives_the_worst_cut(mount: PowerMount) -> None:
-    root, job_id = submit_then_cut(mount, sync=True)
-    assert job_intact(root, job_id)
+@pytest.mark.parametrize("jobs,size", [(1, 600), (1, 3 << 20), (20, 600)])
+def test_an_acknowledged_submit_survives_the_worst_cut(mount: PowerMount, jobs: int,
+                                                       size: int) -> None:
+    """One small job (copied in one piece, fsynced while open), one large (in chunks,
+    under a .writer lock), and a batch: every acknowledged one survives."""
+    root, job_ids = submit_then_cut(mount, jobs=jobs, size=size)
+    assert len(job_ids) == jobs
+    assert all(job_intact(root, job_id) for job_id in job_ids)
 
 
 def test_without_its_durability_pass_a_submit_loses_the_job(mount: PowerMount) -> None:
     """The filesystem would catch a missing fsync: remove submit's and the job is lost
     (empty request, or a data folder without its files)."""
-    root, job_id = submit_then_cut(mount, sync=False)
+    root, [job_id] = submit_then_cut(mount, sync=False)
     assert not job_intact(root, job_id)
+
+
+@pytest.mark.parametrize("jobs", [1, 20])
+def test_a_station_that_acknowledged_before_new_was_synced_would_lose_the_job(
+        mount: PowerMount, jobs: int) -> None:
+    """The last step before the ids are printed is the fsync of new/ (the requests'
+    names): data, folders and request contents are durable by then, but a station
+    that printed the ids without it would have acknowledged jobs a cut then loses."""
+    root, job_ids = submit_then_cut(mount, publish_sync=False, jobs=jobs)
+    assert not any(job_intact(root, job_id) for job_id in job_ids)
 
 
 # -- a CI-sized run of scripts/powerloss -------------------------------------------------

@@ -78,15 +78,20 @@ def test_submit_publishes_data_and_request(spool: Spool, tmp_path: Path) -> None
     assert decode_request((spool.new / f"{req.id}.req").read_bytes()) == req
 
 
+@pytest.mark.parametrize("size", [300_000, 3 << 20])  # in one piece; copied in chunks
 def test_request_appears_only_after_its_data_is_complete(
-    spool: Spool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    spool: Spool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int,
 ) -> None:
-    payload = b"x" * 300_000
+    payload = b"x" * size
     events: list[str] = []
     real_rename, real_fsync = os.rename, os.fsync
 
-    def spy_rename(src: Any, dst: Any) -> None:
-        dst = Path(dst)
+    def spy_rename(src: Any, dst: Any, *, src_dir_fd: int | None = None,
+                   dst_dir_fd: int | None = None) -> None:
+        # Submit names files relative to folder handles: the folder is the handle's.
+        where = Path(os.readlink(f"/proc/self/fd/{dst_dir_fd}")) if dst_dir_fd is not None else None
+        real_rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+        dst = where / dst if where is not None else Path(dst)
         if dst.parent == spool.new:
             job = dst.name.split(".")[0]
             # the moment the request becomes visible, its data must be complete
@@ -94,13 +99,19 @@ def test_request_appears_only_after_its_data_is_complete(
             events.append("publish")
         elif dst.parent == spool.data:
             events.append("data")
-        real_rename(src, dst)
+
+    def spy_mkdir(path: Any, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
+        real_mkdir(path, mode, dir_fd=dir_fd)
+        if dir_fd is not None and not str(path).startswith("."):
+            events.append("data")  # a small job's folder is made under its final name
 
     def spy_fsync(fd: int) -> None:
         events.append("fsync")
         real_fsync(fd)
 
+    real_mkdir = os.mkdir
     monkeypatch.setattr(os, "rename", spy_rename)
+    monkeypatch.setattr(os, "mkdir", spy_mkdir)
     monkeypatch.setattr(os, "fsync", spy_fsync)
     submit(spool, tmp_path, payload)
     assert events.index("data") < events.index("publish")
@@ -150,10 +161,13 @@ def test_failed_publish_leaves_no_visible_request(
 ) -> None:
     real_rename = os.rename
 
-    def failing(src: Any, dst: Any) -> None:
-        if Path(dst).parent == spool.new:
+    def failing(src: Any, dst: Any, *, src_dir_fd: int | None = None,
+                dst_dir_fd: int | None = None) -> None:
+        where = Path(os.readlink(f"/proc/self/fd/{dst_dir_fd}")) if dst_dir_fd is not None \
+            else Path(dst).parent
+        if where == spool.new:
             raise OSError(28, "No space left on device")
-        real_rename(src, dst)
+        real_rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
 
     monkeypatch.setattr(os, "rename", failing)
     with pytest.raises(SpoolError):

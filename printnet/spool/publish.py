@@ -82,13 +82,13 @@ def fsync_dir(path: Path) -> None:
         # Any other failure (EIO) means its entries may not be durable: the caller must
         # not go on as if they were (found by tests/test_eio.py: a station printed the
         # id of a job whose rename into new/ a power cut then lost).
-        if exc.errno not in _NO_DIR_FSYNC:
+        if exc.errno not in NO_DIR_FSYNC:
             raise
     finally:
         os.close(fd)
 
 
-_NO_DIR_FSYNC: Final = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
+NO_DIR_FSYNC: Final = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
 
 
 # Filesystems on a local disk, where one syncfs() makes everything written so far

@@ -57,6 +57,8 @@ class Site:
     setups: frozenset[str]
     configured: float  # mtime of the printers.cmd it was made from
     path: Path
+    etc: str = ""  # the etc/ folder it was made from, and the digest of its texts
+    sources: str = ""
 
 
 def site_record(config: Config) -> dict[str, Any]:
@@ -73,7 +75,43 @@ def site_record(config: Config) -> dict[str, Any]:
         # Which configuration this is: a renamed server (SERVER NAME= changed, or
         # init's host name before the first server run) replaces its old file.
         "host": HOST, "etc": str(config.etc),
+        # The digest of the server.cmd and printers.cmd texts it was made from: a
+        # station whose own etc/ (this same folder) holds these texts uses this record
+        # instead of parsing them (`own_site`), which is most of a request's start-up.
+        "sources": config.sources,
     }
+
+
+def sources_digest(server_text: bytes, printers_text: bytes) -> str:
+    """sha256 of a configuration's two command files, as `site_record` publishes it."""
+    import hashlib
+
+    digest = hashlib.sha256(b"printnet-site-sources 1\0")
+    for text in (server_text, printers_text):
+        digest.update(b"%d\0" % len(text))
+        digest.update(text)
+    return digest.hexdigest()
+
+
+def own_site(sites: list[Site], etc: Path, server_text: bytes,
+             printers_text: bytes) -> Site | None:
+    """The published site made from exactly these texts of the etc/ folder `etc`
+    (None if none is: the station parses its etc/ itself, as before).
+
+    Equal texts in the same folder parse to the same printers, classes, setups and
+    DEFAULT, and a site is published only after its configuration loaded without
+    error, so nothing a station checks a request against can differ."""
+    if not sites:
+        return None
+    try:
+        where = str(etc.resolve())
+    except (OSError, RuntimeError):
+        return None
+    digest = sources_digest(server_text, printers_text)
+    for site in sites:
+        if site.sources == digest and site.etc == where:
+            return site
+    return None
 
 
 def publish_site(spool: Spool, config: Config) -> Path:
@@ -116,8 +154,6 @@ def is_site_file(name: str) -> bool:
 
 def read_sites(spool: Spool) -> tuple[list[Site], list[str]]:
     """Every published site, and one "cannot read" line per file that could not be read."""
-    from printnet.readable import cannot_read
-
     sites: list[Site] = []
     problems: list[str] = []
     try:
@@ -125,12 +161,16 @@ def read_sites(spool: Spool) -> tuple[list[Site], list[str]]:
     except FileNotFoundError:
         return sites, problems
     except OSError as exc:
+        from printnet.readable import cannot_read
+
         return sites, [cannot_read(spool.servers, exc)]
     for name in names:
         path = spool.servers / name
         try:
             record = json.loads(read_bytes(path, MAX_SITE_BYTES))
         except OSError as exc:
+            from printnet.readable import cannot_read
+
             problems.append(cannot_read(path, exc))
             continue
         except ValueError:
@@ -163,7 +203,7 @@ def _decode(record: object, path: Path) -> Site | None:
         printers=frozenset(_names(record.get("printers"))), classes=classes,
         setups=frozenset(_names(record.get("setups"))),
         configured=float(configured) if isinstance(configured, int | float) else 0.0,
-        path=path,
+        path=path, etc=str(record.get("etc") or ""), sources=str(record.get("sources") or ""),
     )
 
 

@@ -46,7 +46,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -66,19 +65,21 @@ from printnet.model import (
     SpooledFile,
     clean_text,
 )
-from printnet.passwords import queue_proof
 
 if TYPE_CHECKING:
     from printnet.model import Seal
     from printnet.seal import Recipient
 from printnet.spool.layout import CTL_SUFFIX, REQ_SUFFIX, Spool, is_visible
 from printnet.spool.publish import (
+    LOCAL_DISK_FS,
+    NO_DIR_FSYNC,
+    fs_type,
     fsync_dir,
     fsync_file,
     sync_filesystem,
     translate,
     unique_name,
-    write_temp,
+    write_all,
 )
 
 CHUNK = 1 << 20
@@ -89,6 +90,7 @@ DATA_DIR_MODE = 0o770  # the servers read the files and, purging, remove them
 DATA_FILE_MODE = 0o640  # the servers read them; other users cannot
 REQUEST_MODE = 0o640
 SYNCFS_BATCH = 16  # written paths from which one syncfs beats an fsync each (local disks)
+SMALL_JOB = 1 << 20  # bytes of regular files a job copies in one piece, without a .writer
 WRITER = ".writer"  # the copying station's lock file inside data/.<id>.<unique>/
 ABANDONED_GRACE = 15.0  # seconds before a data folder whose writer is gone is removed
 DEFAULT_MAX_STDIN = 256 << 20  # bytes of standard input per job (0: no limit)
@@ -158,6 +160,9 @@ class Submitter:
         self._expected: int | None = None
         self._copied = 0
         self.seal_to = tuple(seal_to)  # SEAL=ON: the servers' keys (printnet.seal)
+        # The bits a create would clear: only then is a file's mode set again (a
+        # metadata operation per file; `printnet request` sets a umask that clears none).
+        self._umask = _read_umask()
 
     # -- print requests ----------------------------------------------------------
 
@@ -176,17 +181,31 @@ class Submitter:
         self._check_space(sum(sizes))
         streams = any(s.stream is not None for _, srcs in jobs for s in srcs)
         self._expected, self._copied = (None if streams else sum(sizes)), 0
-        staged: list[tuple[PrintRequest, Path]] = []
-        written: list[Path] = []
+        # A batch on a local disk is made durable by one syncfs; anything smaller, or on
+        # a share, by an fsync of each file while it is still open (`Durability`).
+        paths = sum(len(srcs) + 2 for _, srcs in jobs)  # its files, folder, request
+        bulk = paths >= SYNCFS_BATCH and fs_type(self.spool.tmp) in LOCAL_DISK_FS
+        staged: list[tuple[PrintRequest, str]] = []
+        written: list[Path] = []  # by the slow path, fsynced by name unless `bulk`
+        folders: list[tuple[str, Path]] = []
         published: set[str] = set()
+        dirs = _Dirs(self.spool)
         try:
+            small = self.seal_to == ()
+            pos = 0
             for template, sources in jobs:
                 now = datetime.now(UTC)
                 job_id = new_id(now)
                 sniffer = (Sniffer() if template.format is Format.TEXT
                            and template.encoding is None else None)
                 job_key, sealed = self._job_key(job_id)
-                _, files = self._copy_data(job_id, sources, written, sniffer, job_key)
+                n = len(sources)
+                if small and _small_job(sources, sizes[pos:pos + n]):
+                    files = self._copy_small(job_id, sources, dirs, sniffer, bulk, folders)
+                else:
+                    final, files = self._copy_data(job_id, sources, written, sniffer, job_key)
+                    folders.append((job_id, final))
+                pos += n
                 req = replace(
                     template, id=job_id, user=self.user, station=self.station,
                     submitted=now, files=tuple(files),
@@ -194,27 +213,114 @@ class Submitter:
                     title=clean_text(
                         template.title or (files[0].original if files else ""), MAX_TITLE
                     ),
-                    password=None if password is None else queue_proof(password, job_id),
+                    password=None if password is None else _proof(password, job_id),
                     seal=sealed,
                 )
-                tmp = self._write_tmp(req.encode(), written)
-                staged.append((req, tmp))
-            self._sync(written)
+                staged.append((req, _write_request(dirs.tmp, req.encode(), sync=not bulk,
+                                                   umask=self._umask)))
+            self._sync(written, bulk)
             for req, tmp in staged:
-                os.rename(tmp, self.spool.new / (req.id + REQ_SUFFIX))
+                os.rename(tmp, req.id + REQ_SUFFIX, src_dir_fd=dirs.tmp, dst_dir_fd=dirs.new)
                 published.add(req.id)
-            fsync_dir(self.spool.new)
+            self._sync_published()
         except OSError as exc:
             for _, tmp in staged:
                 with contextlib.suppress(OSError):  # best effort: the disk is failing
-                    tmp.unlink(missing_ok=True)
+                    os.unlink(tmp, dir_fd=dirs.tmp)
             # Jobs whose request was not published leave no data folder behind: on a
             # full disk that space is what the next try needs.
-            for path in written:
-                if path.parent == self.spool.data and path.name not in published:
-                    shutil.rmtree(path, ignore_errors=True)
+            for job_id, path in folders:
+                if job_id not in published:
+                    _rmtree(path)
             raise translate(exc, self.spool.root) from exc
+        finally:
+            dirs.close()
         return [req for req, _ in staged]
+
+    def _sync(self, written: list[Path], bulk: bool = False) -> None:
+        """Make every job's files, its folder and the folder's name in data/ durable,
+        and the request files' contents, before any request is published.
+
+        `bulk`: one syncfs for all of it (the files were not fsynced one by one).
+        Else each file and job folder was fsynced as it was written (the slow path's
+        files in `written` are fsynced here), and data/ is fsynced for the folders'
+        names.  tmp/ is not: only the names the requests get in new/ must last."""
+        if bulk and (sync_filesystem(self.spool.tmp) or _sync_all()):
+            return  # one syncfs covered every file and folder of the batch
+        for path in written:
+            if path.is_dir():
+                fsync_dir(path)
+            else:
+                fsync_file(path)
+        fsync_dir(self.spool.data)
+
+    def _sync_published(self) -> None:
+        """The requests' names in new/: once durable, their ids may be printed."""
+        fsync_dir(self.spool.new)
+
+    def _copy_small(self, job_id: str, sources: Sequence[Source], dirs: _Dirs,
+                    sniffer: Sniffer | None, bulk: bool,
+                    folders: list[tuple[str, Path]]) -> list[SpooledFile]:
+        """`_copy_data` for a job of small regular files (`_small_job`), with fewer
+        metadata operations (what a batch is bound by): the folder is made under the
+        job's own name (no rename: until its request is in new/ nobody looks at it,
+        and mkdir, unlike a rename over an empty folder, never takes over a folder
+        someone else made), without a .writer lock (its copy is over in moments; a
+        crash leaves a small folder of no job, which `purge_leftovers` removes), each
+        file read in one piece and, unless `bulk`, fsynced while open, as the folder."""
+        os.mkdir(job_id, DATA_DIR_MODE, dir_fd=dirs.data)
+        files = []
+        try:
+            folder = os.open(job_id, os.O_RDONLY | os.O_DIRECTORY, dir_fd=dirs.data)
+            try:
+                for i, src in enumerate(sources):
+                    assert src.path is not None
+                    files.append(self._copy_file(src, str(i), folder, sniffer, bulk))
+                # Only now: a chmod by a non-member of the folder's group clears its
+                # setgid bit, and the files above had to inherit the group first.
+                if self._umask & DATA_DIR_MODE:
+                    os.fchmod(folder, DATA_DIR_MODE)
+                if not bulk:
+                    _fsync_folder(folder)
+            finally:
+                os.close(folder)
+        except BaseException:
+            _rmtree(self.spool.data / job_id)
+            raise
+        folders.append((job_id, self.spool.data / job_id))
+        return files
+
+    def _copy_file(self, src: Source, name: str, folder: int, sniffer: Sniffer | None,
+                   bulk: bool) -> SpooledFile:
+        assert src.path is not None
+        try:
+            fd = os.open(src.path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise UsageError(f"{src.name}: no such file") from None
+        try:
+            chunks = []
+            while chunk := os.read(fd, CHUNK):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        data = b"".join(chunks)
+        if sniffer is not None:
+            sniffer.feed(data)
+            sniffer.end_file()
+        out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DATA_FILE_MODE, dir_fd=folder)
+        try:
+            if self._umask & DATA_FILE_MODE:
+                os.fchmod(out, DATA_FILE_MODE)  # whatever the umask: the servers must read it
+            write_all(out, data)
+            if not bulk:
+                os.fsync(out)
+        finally:
+            os.close(out)
+        if self.progress is not None and data:
+            self._copied += len(data)
+            self.progress(self._copied, self._expected)
+        return SpooledFile(name, clean_text(src.name, 255), len(data),
+                           hashlib.sha256(data).hexdigest())
 
     def _job_key(self, job_id: str) -> tuple[bytes | None, Seal | None]:
         """SEAL=ON: a fresh job key and its wraps for the servers' keys."""
@@ -254,7 +360,7 @@ class Submitter:
             final = self.spool.job_data(job_id)
             os.rename(tmp_dir, final)
         except BaseException:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
+            _rmtree(tmp_dir)
             raise
         finally:
             if lock_fd >= 0:
@@ -262,25 +368,6 @@ class Submitter:
         written.extend(final / f.name for f in files if f.ref is None)
         written.append(final)
         return final, files
-
-    def _write_tmp(self, data: bytes, written: list[Path]) -> Path:
-        # Exactly REQUEST_MODE whatever the umask: the servers must read it.  Not yet
-        # durable: `_sync` covers the whole batch.
-        tmp = write_temp(self.spool.tmp, data, REQUEST_MODE, sync=False, exact_mode=True)
-        written.append(tmp)
-        return tmp
-
-    def _sync(self, written: list[Path]) -> None:
-        """Make every written file and folder durable before anything is published."""
-        if len(written) >= SYNCFS_BATCH and sync_filesystem(self.spool.tmp):
-            return  # one syncfs covered every file and folder of the batch
-        for path in written:
-            if path.is_dir():
-                fsync_dir(path)
-            else:
-                fsync_file(path)
-        fsync_dir(self.spool.data)
-        fsync_dir(self.spool.tmp)
 
     def _check_space(self, needed: int) -> None:
         if self.min_free <= 0:
@@ -341,9 +428,12 @@ class Submitter:
     def control(self, action: ControlAction, job_ids: Sequence[str]) -> ControlRequest:
         now = datetime.now(UTC)
         req = ControlRequest(new_id(now), self.user, self.station, now, action, tuple(job_ids))
-        tmp = self._write_tmp(req.encode(), [])
         try:
-            fsync_file(tmp)
+            tmp = self.spool.tmp / _write_request(self.spool.tmp, req.encode(), sync=True,
+                                                  umask=self._umask)
+        except OSError as exc:
+            raise translate(exc, self.spool.tmp) from exc
+        try:
             os.rename(tmp, self.spool.new / (req.id + CTL_SUFFIX))
             fsync_dir(self.spool.new)
         except OSError as exc:
@@ -379,6 +469,101 @@ class _Tap:
             owner._copied += len(chunk)
             owner.progress(owner._copied, owner._expected)
         return chunk
+
+
+def _read_umask() -> int:
+    """This process's umask, read once (from /proc: setting it to learn it would race
+    with other threads creating files); 0o777 when unknown, so every mode is set."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o777
+
+
+
+class _Dirs:
+    """O_PATH handles on data/, tmp/ and new/ for a batch: each name is then made
+    relative to its folder (no path walk per file), and a station that may not list
+    the drop folders can still use them."""
+
+    def __init__(self, spool: Spool) -> None:
+        flags = os.O_PATH | os.O_DIRECTORY
+        self.fds: list[int] = []
+        try:
+            for path in (spool.data, spool.tmp, spool.new):
+                self.fds.append(os.open(path, flags))
+        except OSError as exc:
+            self.close()
+            raise translate(exc, path) from exc
+        self.data, self.tmp, self.new = self.fds
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+
+def _small_job(sources: Sequence[Source], sizes: Sequence[int]) -> bool:
+    """A job `Submitter._copy_small` copies: regular files only, SMALL_JOB bytes at most."""
+    return all(s.path is not None and s.stream is None and not s.ref for s in sources) \
+        and sum(sizes) <= SMALL_JOB
+
+
+def _write_request(tmp: int | Path, data: bytes, *, sync: bool, umask: int) -> str:
+    """A request file in tmp/ (a folder fd or path) under a new dot-name; that name.
+
+    Created with REQUEST_MODE, so never more open than that; set again only if the
+    umask took bits away (the servers must read it).  On failure nothing is left."""
+    name = unique_name()
+    dir_fd, path = (tmp, name) if isinstance(tmp, int) else (None, str(tmp / name))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, REQUEST_MODE, dir_fd=dir_fd)
+    try:
+        if umask & REQUEST_MODE:
+            os.fchmod(fd, REQUEST_MODE)
+        write_all(fd, data)
+        if sync:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path, dir_fd=dir_fd)
+        raise
+    os.close(fd)
+    return name
+
+
+def _fsync_folder(fd: int) -> None:
+    """fsync of a job folder this station made (as `publish.fsync_dir`: EINVAL and the
+    like mean the filesystem has nothing to wait for; any other error is raised)."""
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in NO_DIR_FSYNC:
+            raise
+
+
+def _sync_all() -> bool:
+    os.sync()
+    return True
+
+
+def _proof(password: str, job_id: str) -> str:
+    # Imported here, as shutil below: hmac, secrets and base64 (and bz2, lzma) cost a
+    # `printnet request` more start-up than its own work, and most never need them.
+    from printnet.passwords import queue_proof
+
+    return queue_proof(password, job_id)
+
+
+def _rmtree(path: Path) -> None:
+    """Remove what a failed submit wrote (best effort: the disk may be failing)."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _reference(src: Source, name: str) -> SpooledFile:
@@ -566,6 +751,8 @@ def _known_ids(spool: Spool) -> set[str]:
 def _remove(path: Path) -> int:
     try:
         if path.is_dir() and not path.is_symlink():
+            import shutil
+
             shutil.rmtree(path)
         else:
             path.unlink()
