@@ -56,6 +56,7 @@ from printnet.model import Format, JobState, PrintRequest, SpooledFile, decode_r
 from printnet.printers import ipp_port
 from printnet.printers.drivers import get_driver
 from printnet.printers.ports import (
+    FORWARD,
     IPP,
     PortKind,
     Resume,
@@ -98,6 +99,9 @@ class Result:
     interrupted: bool = False  # stopped mid-print: a reprint will follow
     setup: str = ""  # the setup it was printed with
     reprints: int = 0  # times it started again from its beginning (connection lost)
+    # Forwarded to another site (spool: or a printnet gateway over ipp://), which has it
+    # durably: where it went ("to", "printer", "job", and "ipp_job_id" over IPP).
+    forwarded: dict[str, Any] | None = None
 
 
 class JobDataError(PrintnetError):
@@ -245,6 +249,8 @@ class PrinterWorker:
         self._port: SerialBase | None = None
         self._remote: ipp_port.RemoteJob | None = None  # an ipp:// port's job in flight
         self._raw_pdf = False  # the current job is a PDF (ipp:// sends it as such)
+        self._job: tuple[PrintRequest, list[bytes]] | None = None  # the current job's files
+        self._forwarded: dict[str, Any] | None = None  # where the current job went
         self._cond = threading.Condition()
         self._pending: Assignment | None = None
         self._stop = False
@@ -392,9 +398,14 @@ class PrinterWorker:
         request_json = req.to_json()
         request_json.pop("password", None)
         setup = self._setup_for(a.job)
-        rendered = self._render(a.job, files, setup, req.encoding)
-        data = b"".join(rendered.chunks)
         kind = port_kind(self.printer)
+        self._begin_job(req, files)
+        if kind is FORWARD:
+            # Not rendered here: the central site renders it (its own header page).
+            rendered = Rendered(chunks=[b"".join(files)], pages=0)
+        else:
+            rendered = self._render(a.job, files, setup, req.encoding)
+        data = b"".join(rendered.chunks)
         self._raw_pdf = (kind is IPP and a.job.format == Format.RAW and len(files) == 1
                          and files[0].startswith(b"%PDF-"))
         if self._raw_pdf:
@@ -445,6 +456,12 @@ class PrinterWorker:
         if offset < len(payload):
             return self._interrupted(a, offset, started, request_json, reprints)
         self._recovered()
+        if self._forwarded is not None:
+            # The central site has it durably: the branch's part is done (outcome
+            # forwarded, verbs.settle); it prints there.
+            return Result(a, JobState.COMPLETED, "", size=len(data), started=started,
+                          request=request_json, setup=setup.name, reprints=reprints,
+                          forwarded=self._forwarded)
         self.pages = rendered.pages
         remote = self._remote
         if remote is not None and remote.impressions is not None:
@@ -453,6 +470,10 @@ class PrinterWorker:
         return Result(a, JobState.COMPLETED, "", pages=self.pages,
                       sheets=self.pages, size=len(data), started=started,
                       request=request_json, setup=setup.name, reprints=reprints)
+
+    def _begin_job(self, req: PrintRequest, files: list[bytes]) -> None:
+        """The job's files, for a port that forwards them; where it went: not yet."""
+        self._job, self._forwarded = (req, files), None
 
     def _restart_page(self, job: Job, setup: SetupConfig, reprint: int) -> bytes:
         """The page that goes before a job printed again from its start.
@@ -511,6 +532,8 @@ class PrinterWorker:
         discard bytes the kernel took and we counted as sent)."""
         if kind is IPP:
             return self._send_ipp(data)
+        if kind is FORWARD:
+            return self._send_forward(data)
         if self._port is None:
             self._port = open_port(self.printer, self.config.etc)
 
@@ -548,6 +571,14 @@ class PrinterWorker:
         doc = ipp_port.Document(
             data=data, format=ipp_port.document_format(raw, data), name=job.title,
             user=job.user, printnet_id=job.id, copies=job.copies if self._raw_pdf else 1)
+        if self._job is not None:
+            # What a printnet gateway at the far end gets instead (forwarding): the
+            # files as submitted, to be rendered there, and the job's own settings.
+            original = b"".join(self._job[1])
+            doc.forward = ipp_port.Forward(
+                data=original, format=ipp_port.document_format(raw, original),
+                copies=job.copies, priority=job.priority.value, header=job.header,
+                setup=job.setup)
 
         def progress(n: int) -> None:
             self.sent = n
@@ -564,6 +595,30 @@ class PrinterWorker:
             # from its start, so the remote must not print it as well.
             self._remote.cancel()
             return len(data) - 1 if data else 0
+        if self._remote.forwarded:
+            t = self._remote.client.target
+            self._forwarded = {"to": t.uri.rsplit("/", 1)[0] if "/ipp/print/" in t.uri
+                               else t.uri, "printer": t.uri.rsplit("/", 1)[-1],
+                               "job": job.id, "ipp_job_id": self._remote.job_id,
+                               "uri": t.uri}
+        return len(data)
+
+    def _send_forward(self, data: bytes) -> int:
+        """A spool: port: the job into the central spool (`spool_port.forward`);
+        ``len(data)`` once central has it durably, -1 if told to stop first."""
+        from printnet.printers import spool_port
+
+        a, job = self.current, self._job
+        assert a is not None and job is not None
+        if self._should_stop():
+            return -1
+        req, files = job
+        remote_id = spool_port.forward(self.printer.port, req, files,
+                                       label=f"printer {self.name}",
+                                       origin=self.config.server.name)
+        target = spool_port.parse_target(self.printer.port)
+        self._forwarded = {"to": target.site, "printer": target.printer, "job": remote_id}
+        self.sent = len(data)
         return len(data)
 
     def _close_port(self) -> None:

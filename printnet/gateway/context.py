@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -66,7 +67,7 @@ PWG: Final = "image/pwg-raster"
 CACHE_TTL: Final = 2.0  # seconds the destinations and server files are reused
 RECENT: Final = 50  # completed jobs in a queue view
 RECENT_SUBMIT: Final = 60.0  # seconds this gateway looks after a job it submitted (live_jobs)
-_ENDED: Final = frozenset({"completed", "canceled", "aborted", "rejected"})
+_ENDED: Final = frozenset({"completed", "forwarded", "canceled", "aborted", "rejected"})
 
 
 class LimitExceeded(ValidationError):
@@ -98,6 +99,9 @@ class JobOptions:
     setup: str | None = None
     header: bool = True
     password: str | None = None  # the queue password (IPP job-password)
+    # Forwarded from another printnet site (IPP printnet-job-id): the job keeps this
+    # id and is published put-if-absent on it (printnet.spool.forward).
+    forward_id: str | None = None
 
 
 class GatewayContext:
@@ -295,8 +299,31 @@ class GatewayContext:
         if password is None and self.station.needs_password(template.printer):
             raise PasswordRequired("password", f"{template.printer} needs a password "
                                    "(job-password)")
+        if options.forward_id is not None:
+            return self._receive(template, documents, options.forward_id, station,
+                                 identity, peer)
         key = (identity.user, station, password, self.station.min_free())
         req = self._committer.submit(key, template, sources)
+        with self._lock:
+            self._recent[req.id] = time.monotonic()
+        return req
+
+    def _receive(self, template: PrintRequest, documents: Sequence[Document], job_id: str,
+                 station: str, identity: Identity, peer: str) -> PrintRequest:
+        """A job forwarded from another site: published under its own id, once; a
+        resend (the first answer was lost) gets the job this spool has."""
+        from printnet.model import job_id_time_ms
+        from printnet.spool.forward import receive
+        from printnet.spool.submit import Submitter
+
+        Submitter(self.spool, user=identity.user, station=station,
+                  min_free=self.station.min_free())._check_space(
+                      sum(len(d.data) for d in documents))
+        submitted = datetime.fromtimestamp(job_id_time_ms(job_id) / 1000, UTC)
+        req = replace(template, id=job_id, user=identity.user, station=station,
+                      submitted=submitted, title=template.title or job_id)
+        receive(self.spool, req, [(d.name or "document", d.data) for d in documents],
+                origin=f"ipp:{peer or 'unknown'}")
         with self._lock:
             self._recent[req.id] = time.monotonic()
         return req

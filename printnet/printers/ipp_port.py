@@ -15,6 +15,11 @@ printer-state-reasons made into the reason `printnet status` shows) and
    that is a PDF, application/octet-stream for other raw jobs), ``job-name``
    (the title), ``requesting-user-name`` and ``printnet-job-id`` (the job's
    printnet id, a job attribute: the groundwork of exactly-once forwarding).
+   A printnet gateway (it says ``printnet-job-id-supported``) gets the job
+   *forwarded* instead: the files as submitted (it renders them), job-priority,
+   job-sheets, copies, printnet-setup, and ``printnet-job-id``, which it
+   publishes put-if-absent; once it answers with that id (``printnet-id``) the
+   job is the central site's (`RemoteJob.forwarded`), and nothing is followed.
 3. Get-Job-Attributes until job-state is completed (9).  A job is completed
    only when the remote says so, never when the bytes were sent.
    canceled (7) / aborted (8): `RemoteJobEnded` (a `SendFailed`) with the
@@ -57,6 +62,11 @@ DEFAULT_PORT: Final = 631
 POLL: Final = 0.25  # seconds between Get-Job-Attributes while the remote prints
 MAX_ANSWER: Final = 1 << 20  # an IPP answer larger than this is not a printer's
 JOB_ID_ATTRIBUTE: Final = "printnet-job-id"
+# A printer attribute only a printnet gateway gives (true): it publishes a job that
+# carries printnet-job-id put-if-absent on that id (printnet.spool.forward), so the
+# port forwards to it instead of printing through it.
+FORWARDING_ATTRIBUTE: Final = "printnet-job-id-supported"
+PRIORITY: Final = {"high": 80, "standard": 50, "overnight": 20}  # job-priority sent
 
 # printer-state-reasons that mean "prints nothing now" (RFC 8011 5.4.12, PWG 5100.9).
 TROUBLE: Final[dict[str, str]] = {
@@ -181,6 +191,7 @@ class PrinterStatus:
     reasons: tuple[str, ...]
     message: str
     formats: frozenset[str]
+    forwarding: bool = False  # a printnet gateway (FORWARDING_ATTRIBUTE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +311,8 @@ class IppClient:
         return PrinterStatus(state=_int(g.get("printer-state")),
                              reasons=_strs(g.get("printer-state-reasons")),
                              message=_str(g.get("printer-state-message")),
-                             formats=frozenset(_strs(g.get("document-format-supported"))))
+                             formats=frozenset(_strs(g.get("document-format-supported"))),
+                             forwarding=_bool(g.get(FORWARDING_ATTRIBUTE)))
 
     def job_status(self, job_id: int) -> JobStatus:
         answer = self.checked(Operation.GET_JOB_ATTRIBUTES, [
@@ -323,6 +335,10 @@ def _int(a: Attribute | None) -> int:
     return a.value if a is not None and isinstance(a.value, int) else 0
 
 
+def _bool(a: Attribute | None) -> bool:
+    return a is not None and a.tag == Tag.BOOLEAN and a.value is True
+
+
 def _str(a: Attribute | None) -> str:
     return str(a.value) if a is not None and isinstance(a.value, str) else ""
 
@@ -339,6 +355,19 @@ def document_format(raw: bool, data: bytes) -> str:
 
 
 @dataclass
+class Forward:
+    """A job as a printnet gateway gets it (forwarding): the files as submitted, to be
+    rendered at the far site, and the job's own settings."""
+
+    data: bytes
+    format: str
+    copies: int
+    priority: str  # high | standard | overnight
+    header: bool
+    setup: str | None
+
+
+@dataclass
 class Document:
     """What one job sends: its bytes and the job attributes that travel with them."""
 
@@ -348,6 +377,7 @@ class Document:
     user: str
     printnet_id: str
     copies: int = 1  # >1 only for a document printnet did not render (a PDF)
+    forward: Forward | None = None  # what to send instead if the far end is printnet
 
 
 @dataclass
@@ -360,6 +390,9 @@ class RemoteJob:
     user: str = ""  # the job's requesting-user-name (a Cancel-Job needs the owner)
     impressions: int | None = None
     state_note: str = ""
+    # The far end is a printnet gateway that took the job durably under its printnet
+    # id: the job is forwarded (done here), not followed until it prints.
+    forwarded: bool = False
     _since: float = field(default_factory=time.monotonic)
 
     def run(self, doc: Document, *, should_stop: Callable[[], bool],
@@ -379,6 +412,8 @@ class RemoteJob:
             self._submit(doc)
             on_progress(len(doc.data))
             self._since = time.monotonic()
+        if self.forwarded:
+            return True
         return self._follow(doc, should_stop)
 
     def cancel(self) -> None:
@@ -412,6 +447,9 @@ class RemoteJob:
 
     def _submit(self, doc: Document) -> None:
         st = self.client.printer_status()
+        if st.forwarding and doc.forward is not None:
+            self._submit_forward(doc, doc.forward)
+            return
         if st.formats and doc.format not in st.formats:
             if doc.format == "text/plain" and "application/octet-stream" in st.formats:
                 doc.format = "application/octet-stream"
@@ -434,6 +472,38 @@ class RemoteJob:
             raise SendFailed(f"{self.client.label}: print-job: the answer has no job-id",
                              sent=len(doc.data))
         self.job_id = job_id.value
+
+    def _submit_forward(self, doc: Document, fwd: Forward) -> None:
+        """Print-Job to a printnet gateway: the job under its own printnet id.
+
+        Sending it again (a lost answer, a reset) is safe: the gateway publishes
+        put-if-absent on the id and answers a resend with the job it has."""
+        job = [Attribute.of(JOB_ID_ATTRIBUTE, Tag.NAME, doc.printnet_id),
+               Attribute.of("job-priority", Tag.INTEGER, PRIORITY.get(fwd.priority, 50)),
+               Attribute.of("job-sheets", Tag.KEYWORD, "standard" if fwd.header else "none")]
+        if fwd.copies > 1:
+            job.append(Attribute.of("copies", Tag.INTEGER, fwd.copies))
+        if fwd.setup:
+            job.append(Attribute.of("printnet-setup", Tag.NAME, fwd.setup))
+        answer = self.client.checked(Operation.PRINT_JOB, [
+            Attribute.of("requesting-user-name", Tag.NAME, doc.user or "printnet"),
+            Attribute.of("job-name", Tag.NAME, doc.name or doc.printnet_id),
+            Attribute.of("document-format", Tag.MIME_MEDIA_TYPE, fwd.format)],
+            job=job, data=fwd.data)
+        g = answer.group(GroupTag.JOB)
+        job_id = g.get("job-id") if g else None
+        got = g.get("printnet-id") if g else None
+        if job_id is None or not isinstance(job_id.value, int):
+            raise SendFailed(f"{self.client.label}: print-job: the answer has no job-id",
+                             sent=len(fwd.data))
+        if got is None or got.value != doc.printnet_id:
+            # Not the put-if-absent we asked for: the far end queued it under another
+            # id.  It has the job (a resend would queue it again), so it is followed
+            # like any IPP printer's job.
+            self.job_id = job_id.value
+            return
+        self.job_id = job_id.value
+        self.forwarded = True
 
     def _follow(self, doc: Document, should_stop: Callable[[], bool]) -> bool:
         assert self.job_id is not None
