@@ -15,7 +15,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -507,7 +507,19 @@ class Station:
         except (OSError, ValueError):
             return None
         job = record.get("job") if isinstance(record, dict) else None
-        return dict(job, position=0) if isinstance(job, dict) else None
+        if not isinstance(job, dict):
+            return None
+        where = record.get("forwarded")
+        if isinstance(where, dict):
+            # Forwarded to another site: follow it into that site's queue.
+            remote = follow_forwarded(where)
+            pos = f", position {remote['position']} of {remote['of']}" \
+                if "position" in remote else ""
+            note = str(remote.get("note") or "")
+            job = dict(job, remote=dict(remote, **where),
+                       note=f"{job.get('note', '')}; there: {remote.get('state')}{pos}"
+                            + (f" ({note})" if note else ""))
+        return dict(job, position=0)
 
     def ending(self, job_id: str) -> tuple[str, str] | None:
         """(outcome, reason) once a job has ended: completed, canceled or aborted
@@ -668,3 +680,18 @@ def printer_status(spool: Spool, dest: str | None = None) -> list[dict[str, Any]
             out.append(entry)
     return out
 
+
+def follow_forwarded(where: Mapping[str, Any]) -> dict[str, Any]:
+    """A forwarded job's state at the site it went to (its done record's ``forwarded``:
+    a spool: site's master file and records, or a printnet gateway over IPP)."""
+    to = str(where.get("to") or "")
+    if to.startswith("spool:"):
+        from printnet.printers.spool_port import follow
+
+        return follow(f"{to}?printer={where.get('printer', '')}", str(where.get("job", "")))
+    uri, ipp_id = where.get("uri"), where.get("ipp_job_id")
+    if isinstance(uri, str) and isinstance(ipp_id, int):
+        from printnet.printers.ipp_port import follow as follow_ipp
+
+        return dict(follow_ipp(uri, ipp_id))
+    return {"state": "unknown", "note": "no way to follow it"}

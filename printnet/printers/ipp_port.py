@@ -38,7 +38,9 @@ again.
 
 URL: ``ipp://HOST[:PORT]/PATH`` (port 631 by default), ``ipps://...`` for TLS
 (certificates checked against the system's CAs; ``?ca=/path/ca.pem`` names a
-CA file, ``?insecure=1`` checks nothing — for a test printer only).
+CA file, ``?insecure=1`` checks nothing — for a test printer only);
+``?forward=no`` prints through a printnet gateway (followed until it printed)
+instead of forwarding to it.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
-from printnet.errors import PortError
+from printnet.errors import PortError, PrintnetError
 from printnet.ipp.codec import Attribute, IppParseError, Message, decode, encode
 from printnet.ipp.enums import GroupTag, JobState, Operation, PrinterState, Status, Tag
 from printnet.printers.writer import SendFailed, SendStalled
@@ -158,6 +160,7 @@ class Target:
     uri: str  # the printer-uri sent in requests (without printnet's query)
     ca: str | None = None
     insecure: bool = False
+    forward: bool = True  # ?forward=no: print through a printnet gateway, never forward
 
 
 def parse_target(url: str) -> Target:
@@ -172,17 +175,19 @@ def parse_target(url: str) -> Target:
     try:
         query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
     except ValueError:
-        raise PortError(f"{url}: malformed query (ca=PATH or insecure=1)") from None
-    unknown = set(query) - {"ca", "insecure"}
+        raise PortError(f"{url}: malformed query (ca=PATH, insecure=1, forward=no)") from None
+    unknown = set(query) - {"ca", "insecure", "forward"}
     if unknown:
-        raise PortError(f"{url}: unknown option {sorted(unknown)[0]} (ca=PATH or insecure=1)")
+        raise PortError(f"{url}: unknown option {sorted(unknown)[0]} (ca=PATH, insecure=1, "
+                        "forward=no)")
     path = parts.path or "/"
     host = parts.hostname
     netloc = f"[{host}]" if ":" in host else host
     return Target(tls=scheme == "ipps", host=host, port=port, path=path,
                   uri=f"{scheme}://{netloc}:{port}{path}",
                   ca=query["ca"][0] if query.get("ca") else None,
-                  insecure=(query.get("insecure") or ["0"])[0] in ("1", "true", "yes"))
+                  insecure=(query.get("insecure") or ["0"])[0] in ("1", "true", "yes"),
+                  forward=(query.get("forward") or ["yes"])[0] not in ("0", "no", "false"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,7 +452,7 @@ class RemoteJob:
 
     def _submit(self, doc: Document) -> None:
         st = self.client.printer_status()
-        if st.forwarding and doc.forward is not None:
+        if st.forwarding and doc.forward is not None and self.client.target.forward:
             self._submit_forward(doc, doc.forward)
             return
         if st.formats and doc.format not in st.formats:
@@ -462,7 +467,10 @@ class RemoteJob:
             Attribute.of("requesting-user-name", Tag.NAME, doc.user or "printnet"),
             Attribute.of("job-name", Tag.NAME, doc.name or doc.printnet_id),
             Attribute.of("document-format", Tag.MIME_MEDIA_TYPE, doc.format)],
-            job=[Attribute.of(JOB_ID_ATTRIBUTE, Tag.NAME, doc.printnet_id),
+            # Not to a printnet gateway printed through (?forward=no): it would take
+            # the id put-if-absent, and a job it aborted could never be sent again.
+            job=[*([] if st.forwarding else
+                   [Attribute.of(JOB_ID_ATTRIBUTE, Tag.NAME, doc.printnet_id)]),
                  *([Attribute.of("copies", Tag.INTEGER, doc.copies)] if doc.copies > 1
                    else [])],
             data=doc.data)
@@ -552,3 +560,38 @@ class RemoteJob:
             else:
                 self._since = time.monotonic()  # pending or processing: it is working
             time.sleep(POLL)
+
+
+_STATE_WORDS: Final = {JobState.PENDING: "pending", JobState.PENDING_HELD: "held",
+                       JobState.PROCESSING: "printing",
+                       JobState.PROCESSING_STOPPED: "printing (stopped)",
+                       JobState.CANCELED: "canceled", JobState.ABORTED: "aborted",
+                       JobState.COMPLETED: "completed"}
+
+
+def follow(uri: str, job_id: int, *, timeout: float = 3.0) -> dict[str, object]:
+    """Where a job forwarded to a printnet gateway is now (``printnet status`` at the
+    branch): its state and note there (Get-Job-Attributes) and, while it waits, its
+    position in that printer's queue (Get-Jobs, not-completed, in queue order)."""
+    try:
+        client = IppClient(parse_target(uri), timeout=timeout, label="status")
+    except PortError as exc:
+        return {"state": "unknown", "note": str(exc)}
+    try:
+        js = client.job_status(job_id)
+        out: dict[str, object] = {
+            "state": next((w for k, w in _STATE_WORDS.items() if k == js.state),
+                          str(js.state)),
+            "note": js.message}
+        if js.state in (JobState.PENDING, JobState.PENDING_HELD, JobState.PROCESSING):
+            answer = client.checked(Operation.GET_JOBS, [
+                Attribute.of("which-jobs", Tag.KEYWORD, "not-completed"),
+                Attribute.of("requested-attributes", Tag.KEYWORD, "job-id")])
+            ids = [_int(g.get("job-id")) for g in answer.groups_of(GroupTag.JOB)]
+            if job_id in ids:
+                out["position"], out["of"] = ids.index(job_id) + 1, len(ids)
+        return out
+    except PrintnetError as exc:
+        return {"state": "unknown", "note": f"the central site does not answer: {exc}"}
+    finally:
+        client.close()
