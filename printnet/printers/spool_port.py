@@ -108,8 +108,9 @@ def forward(url: str, request: PrintRequest, files: list[bytes], *, label: str,
         header=request.header, format=request.format, hold=False,
         encoding=request.encoding, via="spool:forward")
     names = [f.original or f.name for f in request.files]
+    names += [f"document{i}" for i in range(len(names), len(files))]
     try:
-        got = receive(spool, remote, list(zip(names, files, strict=True)), origin=origin)
+        got = receive(spool, remote, list(zip(names, files, strict=False)), origin=origin)
     except (PrintnetError, OSError) as exc:
         raise _link_down(target, label, exc) from exc
     return got.job_id

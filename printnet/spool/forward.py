@@ -64,7 +64,13 @@ from printnet.spool.publish import (
     write_new,
     write_temp,
 )
-from printnet.spool.submit import DATA_DIR_MODE, DATA_FILE_MODE, REQUEST_MODE
+from printnet.spool.submit import (
+    DATA_DIR_MODE,
+    DATA_FILE_MODE,
+    REQUEST_MODE,
+    WRITER,
+    _hold_writer_lock,
+)
 
 LEDGER: Final = "forwarded"
 MEMORY: Final = 30 * 86400.0  # seconds a forwarded id is remembered
@@ -188,6 +194,10 @@ def _copy_data(spool: Spool, job_id: str, files: Sequence[tuple[str, bytes]],
     tmp_dir = spool.data / unique_name("." + job_id)
     os.mkdir(tmp_dir, DATA_DIR_MODE)
     spooled: list[SpooledFile] = []
+    # The station's discipline (spool.submit): a flock on .writer while we copy, so the
+    # servers' purge of abandoned folders leaves a slow copy alone, and removes ours
+    # once we die (kill -9 mid-forward) and the grace has passed.
+    lock_fd = _hold_writer_lock(tmp_dir / WRITER)
     try:
         for i, (original, data) in enumerate(files):
             path = tmp_dir / str(i)
@@ -203,6 +213,7 @@ def _copy_data(spool: Spool, job_id: str, files: Sequence[tuple[str, bytes]],
             spooled.append(SpooledFile(str(i), original, len(data),
                                        hashlib.sha256(data).hexdigest()))
         os.chmod(tmp_dir, DATA_DIR_MODE)
+        os.unlink(tmp_dir / WRITER)  # RACE: the unlink refreshed the mtime: the grace covers us
         fsync_dir(tmp_dir)
         final = spool.job_data(job_id)
         try:
@@ -224,6 +235,8 @@ def _copy_data(spool: Spool, job_id: str, files: Sequence[tuple[str, bytes]],
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
+    finally:
+        os.close(lock_fd)
     written.append(final)
     return spooled
 
