@@ -411,7 +411,7 @@ class RemoteJob:
         """
         self._since = time.monotonic()
         if self.job_id is None:
-            if not self._wait_printer(should_stop):
+            if not self._wait_printer(should_stop, forwarding=doc.forward is not None):
                 return False
             self.user = doc.user
             self._submit(doc)
@@ -439,11 +439,15 @@ class RemoteJob:
         if idle >= self.stall_timeout:
             raise SendStalled(f"{self.client.label}: {why} (for {idle:.1f} s)", sent=sent)
 
-    def _wait_printer(self, should_stop: Callable[[], bool]) -> bool:
+    def _wait_printer(self, should_stop: Callable[[], bool], *, forwarding: bool) -> bool:
         while True:
             if should_stop():
                 return False
             st = self.client.printer_status()
+            if forwarding and st.forwarding and self.client.target.forward:
+                # Store and forward: the central queue takes the job whatever its
+                # printer does now (out of paper, no server yet); it prints it later.
+                return True
             why = printer_trouble(st)
             if why is None:
                 return True

@@ -30,7 +30,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, unquote
 
 from printnet.errors import LinkDown, PortError, PrintnetError
-from printnet.model import PrintRequest, valid_name
+from printnet.model import PrintRequest, normalize_name, valid_name
 from printnet.spool.layout import REQ_SUFFIX, Spool
 
 SCHEME: Final = "spool"
@@ -66,7 +66,7 @@ def parse_target(url: str) -> SpoolTarget:
     unknown = set(options) - {"printer"}
     if unknown:
         raise PortError(f"{url}: unknown option {sorted(unknown)[0]} (printer=NAME)")
-    printers = options.get("printer", [])
+    printers = [normalize_name(p) for p in options.get("printer", [])]
     if len(printers) != 1 or not valid_name(printers[0]):
         raise PortError(f"{url}: needs printer=NAME, the printer at the central site")
     return SpoolTarget(Path(path), printers[0], text)
