@@ -42,6 +42,7 @@ from helpers_e2e import (
     done_records,
     logs,
     make_etc,
+    master_jobs,
     printed_ids,
     printnet,
     published,
@@ -49,6 +50,7 @@ from helpers_e2e import (
     start_server,
     wait_for,
     write_atomic_text,
+    write_printers,
 )
 
 from printnet.api import Station
@@ -186,20 +188,28 @@ def test_jobs_go_to_central_once_and_the_branch_follows_them(sites: Sites) -> No
     assert sorted(x["job"] for x in lines) == sorted(jobs)
     assert {x["outcome"] for x in lines} == {"forwarded"}
     assert all(x["site"] and x["remote_job"] for x in lines)
-    # Nothing printed yet (no central server): the branch sees each job waiting there.
+    # Nothing printed yet (no central server): the branch sees each job arrived there.
     some = {p: next(j for j, (q, _) in jobs.items() if q == p) for p in ("CS", "CI")}
-    for job in some.values():
-        out = printnet("--spool", str(s.branch), "--etc", str(s.betc), "status", job).stdout
-        assert "forwarded to" in out and "there: pending, position" in out, out
+    out = printnet("--spool", str(s.branch), "--etc", str(s.betc), "status",
+                   *some.values()).stdout
+    assert out.count("there: pending (arrived") == 2, out
+    # Central's printers stopped: taken in and queued; the branch sees the position.
+    write_printers(s.cetc, [PrinterSpec(p, out, stopped=True) for p, out in s.outs.items()])
     s.start_central()
+    wait_for(lambda: all(j in master_jobs(s.central) for j in jobs), 60, "queued at central",
+             on_timeout=s.text)
+    out = printnet("--spool", str(s.branch), "--etc", str(s.betc), "status",
+                   *some.values()).stdout
+    assert out.count("there: pending, position") == 2, out
+    write_printers(s.cetc, [PrinterSpec(p, out) for p, out in s.outs.items()])
     wait_for(lambda: all(done_records(s.central).get(j, {}).get("outcome") == "completed"
                          for j in jobs), 120, "central printed them", on_timeout=s.text)
     for printer, path in s.outs.items():
         mine = [j for j, (p, _) in jobs.items() if p == printer]
         assert sorted(printed_ids(path)) == sorted(mine)
-    for job in some.values():
-        out = printnet("--spool", str(s.branch), "--etc", str(s.betc), "status", job).stdout
-        assert "there: completed" in out, out
+    out = printnet("--spool", str(s.branch), "--etc", str(s.betc), "status",
+                   *some.values()).stdout
+    assert out.count("there: completed") == 2, out
 
 
 def chaos(s: Sites, stop: threading.Event, rng: random.Random, actions: Counter[str]) -> None:

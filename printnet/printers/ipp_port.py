@@ -308,7 +308,7 @@ class IppClient:
         answer = self.checked(Operation.GET_PRINTER_ATTRIBUTES, [
             Attribute.of("requested-attributes", Tag.KEYWORD, "printer-state",
                          "printer-state-reasons", "printer-state-message",
-                         "document-format-supported")])
+                         "document-format-supported", FORWARDING_ATTRIBUTE)])
         g = answer.group(GroupTag.PRINTER)
         if g is None:
             raise SendFailed(f"{self.label}: get-printer-attributes: the answer has no "
@@ -341,7 +341,7 @@ def _int(a: Attribute | None) -> int:
 
 
 def _bool(a: Attribute | None) -> bool:
-    return a is not None and a.tag == Tag.BOOLEAN and a.value is True
+    return a is not None and a.value is True
 
 
 def _str(a: Attribute | None) -> str:
