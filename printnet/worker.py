@@ -250,6 +250,7 @@ class PrinterWorker:
         self._remote: ipp_port.RemoteJob | None = None  # an ipp:// port's job in flight
         self._raw_pdf = False  # the current job is a PDF (ipp:// sends it as such)
         self._job: tuple[PrintRequest, list[bytes]] | None = None  # the current job's files
+        self._forwarding = False  # the port forwards (spool:, or ipp:// to a printnet gateway)
         self._forwarded: dict[str, Any] | None = None  # where the current job went
         self._cond = threading.Condition()
         self._pending: Assignment | None = None
@@ -430,7 +431,14 @@ class PrinterWorker:
                 if isinstance(exc, SendFailed) and kind.resume is Resume.RESTART:
                     # The connection is gone with what its buffers held: the offset
                     # says what left us, not what the printer took.  Start again.
-                    if reached > 0:
+                    if reached > 0 and self._forwarding:
+                        # To a site that takes it put-if-absent on its id: sent again,
+                        # queued there once; no reprint.
+                        self.on_event(
+                            f"job {a.job.id} on printer {self.name}: the link broke after "
+                            f"{reached} bytes; the job is sent again (the central site "
+                            "queues it once)")
+                    elif reached > 0:
                         reprints += 1
                         payload = self._restart_page(a.job, setup, reprints) + data
                         self.total = len(payload)
@@ -474,6 +482,7 @@ class PrinterWorker:
     def _begin_job(self, req: PrintRequest, files: list[bytes]) -> None:
         """The job's files, for a port that forwards them; where it went: not yet."""
         self._job, self._forwarded = (req, files), None
+        self._forwarding = port_kind(self.printer) is FORWARD
 
     def _restart_page(self, job: Job, setup: SetupConfig, reprint: int) -> bytes:
         """The page that goes before a job printed again from its start.
@@ -588,6 +597,7 @@ class PrinterWorker:
         try:
             done = self._remote.run(doc, should_stop=self._should_stop, on_progress=progress)
         except SendFailed:
+            self._forwarding = self._forwarding or self._remote.forwarding
             self._close_port()  # a new connection (and a new remote job) next time
             raise
         if not done:

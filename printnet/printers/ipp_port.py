@@ -398,6 +398,7 @@ class RemoteJob:
     # The far end is a printnet gateway that took the job durably under its printnet
     # id: the job is forwarded (done here), not followed until it prints.
     forwarded: bool = False
+    forwarding: bool = False  # the job went (or is going) to a printnet gateway as a forward
     _since: float = field(default_factory=time.monotonic)
 
     def run(self, doc: Document, *, should_stop: Callable[[], bool],
@@ -457,6 +458,7 @@ class RemoteJob:
     def _submit(self, doc: Document) -> None:
         st = self.client.printer_status()
         if st.forwarding and doc.forward is not None and self.client.target.forward:
+            self.forwarding = True
             self._submit_forward(doc, doc.forward)
             return
         if st.formats and doc.format not in st.formats:
