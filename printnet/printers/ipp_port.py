@@ -412,10 +412,11 @@ class RemoteJob:
         """
         self._since = time.monotonic()
         if self.job_id is None:
-            if not self._wait_printer(should_stop, forwarding=doc.forward is not None):
+            st = self._wait_printer(should_stop, forwarding=doc.forward is not None)
+            if st is None:
                 return False
             self.user = doc.user
-            self._submit(doc)
+            self._submit(doc, st)
             on_progress(len(doc.data))
             self._since = time.monotonic()
         if self.forwarded:
@@ -440,23 +441,24 @@ class RemoteJob:
         if idle >= self.stall_timeout:
             raise SendStalled(f"{self.client.label}: {why} (for {idle:.1f} s)", sent=sent)
 
-    def _wait_printer(self, should_stop: Callable[[], bool], *, forwarding: bool) -> bool:
+    def _wait_printer(self, should_stop: Callable[[], bool], *,
+                      forwarding: bool) -> PrinterStatus | None:
+        """The printer's status once it can take the job; None if told to stop."""
         while True:
             if should_stop():
-                return False
+                return None
             st = self.client.printer_status()
             if forwarding and st.forwarding and self.client.target.forward:
                 # Store and forward: the central queue takes the job whatever its
                 # printer does now (out of paper, no server yet); it prints it later.
-                return True
+                return st
             why = printer_trouble(st)
             if why is None:
-                return True
+                return st
             self._stalled(why, 0)
             time.sleep(POLL)
 
-    def _submit(self, doc: Document) -> None:
-        st = self.client.printer_status()
+    def _submit(self, doc: Document, st: PrinterStatus) -> None:
         if st.forwarding and doc.forward is not None and self.client.target.forward:
             self.forwarding = True
             self._submit_forward(doc, doc.forward)
