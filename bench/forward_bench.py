@@ -116,18 +116,24 @@ def one(work: Path, transport: str, jobs: int) -> float:
     return jobs / took
 
 
+def measure(work: Path, jobs: int, runs: int) -> dict[str, list[float]]:
+    """jobs/s per transport ("spool", "ipp"), `runs` each, interleaved."""
+    rates: dict[str, list[float]] = {"spool": [], "ipp": []}
+    for run in range(runs):
+        for transport, measured in rates.items():
+            rate = one(work / transport, transport, jobs)
+            measured.append(rate)
+            print(f"run {run + 1}: {transport}: {rate:.1f} jobs/s", flush=True)
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    rates: dict[str, list[float]] = {"spool": [], "ipp": []}
     with tempfile.TemporaryDirectory(prefix="forward-bench-") as tmp:
-        for run in range(args.runs):
-            for transport, measured in rates.items():
-                rate = one(Path(tmp) / transport, transport, args.jobs)
-                measured.append(rate)
-                print(f"run {run + 1}: {transport}: {rate:.1f} jobs/s", flush=True)
+        rates = measure(Path(tmp), args.jobs, args.runs)
     for transport, values in rates.items():
         print(f"{transport}: median {median(values):.1f} jobs/s "
               f"(runs {', '.join(f'{v:.1f}' for v in values)}), {args.jobs} jobs each")
