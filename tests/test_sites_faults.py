@@ -13,11 +13,12 @@ forwarded once at the branch and queued once at central.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from helpers_e2e import (
@@ -30,6 +31,7 @@ from helpers_e2e import (
 )
 from helpers_sites import Sites, forwarded, submit, two_sites  # noqa: F401 (the fixture)
 
+from printnet.api import Station
 from printnet.ipp.enums import Operation
 
 pytestmark = pytest.mark.slow
@@ -167,3 +169,51 @@ def test_garbage_cuts_lost_answers_and_stalls_lose_nothing_and_repeat_nothing(
     assert dict(central_lines) == dict.fromkeys(jobs, 1)
     assert sorted(p.stem for p in (s.central / "forwarded").glob("*.json")) == sorted(jobs)
     assert not list((s.central / "new").glob("*.req"))
+
+
+def _kill_when(s: Sites, seen: Callable[[], bool], timeout: float = 60.0) -> None:
+    """kill -9 the branch server the moment `seen()` (polled every millisecond)."""
+    assert s.bserver is not None
+    deadline = time.monotonic() + timeout
+    while not seen():
+        assert time.monotonic() < deadline, s.text()
+        time.sleep(0.001)
+    s.bserver.kill9()
+
+
+def test_kill_9_of_the_branch_mid_forward_and_after_the_central_commit(sites: Sites) -> None:
+    """The branch server killed while it copies a job into the central spool, and
+    between central's commit (the ledger record) and its own done record: after a
+    restart each job is forwarded once, recorded once, queued once."""
+    s = sites
+    write_atomic_text(s.betc / "printers.cmd",
+                      f"PRINTER HQS PORT=spool:{s.central}?printer=CS SETUP=STANDARD "
+                      "ERRORS=RETRY STALL=1 RETRY=0.2\n" + SETUPS)
+    s.start_branch()
+    big = s.tmp / "big.txt"
+    big.write_bytes(b"a long report line from the branch office\n" * 200_000)  # 8 MB
+    station = Station(s.branch)
+    jobs: list[str] = []
+    windows = Counter[str]()
+    for point in ("mid-send", "after-commit", "mid-send", "after-commit"):
+        [req] = station.submit([big], printer="HQS", title=point)
+        jobs.append(req.id)
+        if point == "mid-send":
+            def copying(job: str = req.id) -> bool:
+                return any(n.startswith(f".{job}.") for n in os.listdir(s.central / "data"))
+            _kill_when(s, copying)
+        else:
+            ledger = s.central / "forwarded" / f"{req.id}.json"
+            _kill_when(s, ledger.exists)
+        if not (s.branch / "done" / f"{req.id}.json").exists():
+            windows[point] += 1  # the kill landed before the branch recorded it
+        s.start_branch()
+        done = s.branch / "done" / f"{req.id}.json"
+        wait_for(done.exists, 120, f"{point} job forwarded", on_timeout=s.text)
+    assert windows["after-commit"] >= 1 and windows["mid-send"] >= 1, windows
+    lines = Counter(x["job"] for x in accounting(s.branch))
+    assert {j: lines[j] for j in jobs} == dict.fromkeys(jobs, 1)
+    assert sorted(p.name for p in (s.central / "new").glob("*.req")) == sorted(
+        f"{j}.req" for j in jobs)
+    for job in jobs:
+        assert (s.central / "data" / job / "0").stat().st_size == big.stat().st_size
