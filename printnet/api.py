@@ -15,7 +15,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -512,7 +512,9 @@ class Station:
         where = record.get("forwarded")
         if isinstance(where, dict):
             # Forwarded to another site: follow it into that site's queue.
-            remote = follow_forwarded(where)
+            from printnet.sites import follow
+
+            remote = follow(where)
             pos = f", position {remote['position']} of {remote['of']}" \
                 if "position" in remote else ""
             note = str(remote.get("note") or "")
@@ -680,18 +682,3 @@ def printer_status(spool: Spool, dest: str | None = None) -> list[dict[str, Any]
             out.append(entry)
     return out
 
-
-def follow_forwarded(where: Mapping[str, Any]) -> dict[str, Any]:
-    """A forwarded job's state at the site it went to (its done record's ``forwarded``:
-    a spool: site's master file and records, or a printnet gateway over IPP)."""
-    to = str(where.get("to") or "")
-    if to.startswith("spool:"):
-        from printnet.printers.spool_port import follow
-
-        return follow(f"{to}?printer={where.get('printer', '')}", str(where.get("job", "")))
-    uri, ipp_id = where.get("uri"), where.get("ipp_job_id")
-    if isinstance(uri, str) and isinstance(ipp_id, int):
-        from printnet.printers.ipp_port import follow as follow_ipp
-
-        return dict(follow_ipp(uri, ipp_id))
-    return {"state": "unknown", "note": "no way to follow it"}

@@ -13,8 +13,10 @@ blocking operations each door calls **from a thread** (`asyncio.to_thread`):
   printer's per-job limits (MAXCOPIES, MAXBYTES, MAXFILE, MAXPAGES of PDF)
   when the gateway can read printers.cmd, the document formats the printer's
   port takes, and MINFREE (the `Submitter`).  `submit` returns only after the
-  request is durable in new/ (`printnet.spool.submit`); nothing is written
-  when a check fails.
+  request is durable in new/ (`printnet.spool.submit`; a job forwarded from
+  another site, `printnet-job-id`: `spool.forward`, once under its own id);
+  nothing is written when a check fails.  About 600 lines: the three doors'
+  one shared view of the spool.
 * `control(identity, action, job_id)`: the same control request the CLI
   sends; the servers decide ownership and operator rights.
 * `queue_view(printer, user)`: jobs, printers, servers with their locks, and
@@ -33,7 +35,6 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -52,6 +53,7 @@ from printnet.gateway.auth import Identity
 from printnet.gateway.settings import GatewaySettings
 from printnet.model import MAX_FILES, ControlAction, Format, PrintRequest, clean_text, valid_user
 from printnet.printers.ports import accepted_formats
+from printnet.spool.forward import receive_as
 from printnet.spool.publish import read_bytes
 
 __all__ = [  # Identity is auth's, re-exported: the doors import it from here
@@ -99,9 +101,7 @@ class JobOptions:
     setup: str | None = None
     header: bool = True
     password: str | None = None  # the queue password (IPP job-password)
-    # Forwarded from another printnet site (IPP printnet-job-id): the job keeps this
-    # id and is published put-if-absent on it (printnet.spool.forward).
-    forward_id: str | None = None
+    forward_id: str | None = None  # printnet-job-id: from another site (spool.forward)
 
 
 class GatewayContext:
@@ -299,31 +299,13 @@ class GatewayContext:
         if password is None and self.station.needs_password(template.printer):
             raise PasswordRequired("password", f"{template.printer} needs a password "
                                    "(job-password)")
-        if options.forward_id is not None:
-            return self._receive(template, documents, options.forward_id, station,
-                                 identity, peer)
-        key = (identity.user, station, password, self.station.min_free())
-        req = self._committer.submit(key, template, sources)
-        with self._lock:
-            self._recent[req.id] = time.monotonic()
-        return req
-
-    def _receive(self, template: PrintRequest, documents: Sequence[Document], job_id: str,
-                 station: str, identity: Identity, peer: str) -> PrintRequest:
-        """A job forwarded from another site: published under its own id, once; a
-        resend (the first answer was lost) gets the job this spool has."""
-        from printnet.model import job_id_time_ms
-        from printnet.spool.forward import receive
-        from printnet.spool.submit import Submitter
-
-        Submitter(self.spool, user=identity.user, station=station,
-                  min_free=self.station.min_free())._check_space(
-                      sum(len(d.data) for d in documents))
-        submitted = datetime.fromtimestamp(job_id_time_ms(job_id) / 1000, UTC)
-        req = replace(template, id=job_id, user=identity.user, station=station,
-                      submitted=submitted, title=template.title or job_id)
-        receive(self.spool, req, [(d.name or "document", d.data) for d in documents],
-                origin=f"ipp:{peer or 'unknown'}")
+        if options.forward_id is not None:  # from another site: once, under its own id
+            req = receive_as(self.spool, template, [(d.name, d.data) for d in documents],
+                             job_id=options.forward_id, user=identity.user, station=station,
+                             origin=f"ipp:{peer}", min_free=self.station.min_free())
+        else:
+            key = (identity.user, station, password, self.station.min_free())
+            req = self._committer.submit(key, template, sources)
         with self._lock:
             self._recent[req.id] = time.monotonic()
         return req

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
-from printnet.errors import PortError, PrintnetError
+from printnet.errors import PortError
 from printnet.ipp.codec import Attribute, IppParseError, Message, decode, encode
 from printnet.ipp.enums import GroupTag, JobState, Operation, PrinterState, Status, Tag
 from printnet.printers.writer import SendFailed, SendStalled
@@ -569,37 +569,3 @@ class RemoteJob:
                 self._since = time.monotonic()  # pending or processing: it is working
             time.sleep(POLL)
 
-
-_STATE_WORDS: Final = {JobState.PENDING: "pending", JobState.PENDING_HELD: "held",
-                       JobState.PROCESSING: "printing",
-                       JobState.PROCESSING_STOPPED: "printing (stopped)",
-                       JobState.CANCELED: "canceled", JobState.ABORTED: "aborted",
-                       JobState.COMPLETED: "completed"}
-
-
-def follow(uri: str, job_id: int, *, timeout: float = 3.0) -> dict[str, object]:
-    """Where a job forwarded to a printnet gateway is now (``printnet status`` at the
-    branch): its state and note there (Get-Job-Attributes) and, while it waits, its
-    position in that printer's queue (Get-Jobs, not-completed, in queue order)."""
-    try:
-        client = IppClient(parse_target(uri), timeout=timeout, label="status")
-    except PortError as exc:
-        return {"state": "unknown", "note": str(exc)}
-    try:
-        js = client.job_status(job_id)
-        out: dict[str, object] = {
-            "state": next((w for k, w in _STATE_WORDS.items() if k == js.state),
-                          str(js.state)),
-            "note": js.message}
-        if js.state in (JobState.PENDING, JobState.PENDING_HELD, JobState.PROCESSING):
-            answer = client.checked(Operation.GET_JOBS, [
-                Attribute.of("which-jobs", Tag.KEYWORD, "not-completed"),
-                Attribute.of("requested-attributes", Tag.KEYWORD, "job-id")])
-            ids = [_int(g.get("job-id")) for g in answer.groups_of(GroupTag.JOB)]
-            if job_id in ids:
-                out["position"], out["of"] = ids.index(job_id) + 1, len(ids)
-        return out
-    except PrintnetError as exc:
-        return {"state": "unknown", "note": f"the central site does not answer: {exc}"}
-    finally:
-        client.close()

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from printnet.errors import SpoolError
-from printnet.model import PrintRequest, SpooledFile, iso
+from printnet.model import PrintRequest, SpooledFile, iso, job_id_time_ms
 from printnet.spool.layout import PRIVATE_MODE, REQ_SUFFIX, Spool
 from printnet.spool.publish import (
     fsync_dir,
@@ -131,6 +131,22 @@ def receive(spool: Spool, request: PrintRequest, files: Sequence[tuple[str, byte
     """
     with _lock_for(request.id):
         return _receive(spool, request, files, origin)
+
+
+def receive_as(spool: Spool, template: PrintRequest, files: Sequence[tuple[str, bytes]], *,
+               job_id: str, user: str, station: str, origin: str,
+               min_free: int = 0) -> PrintRequest:
+    """`receive` for a door (the gateway): the job from `template` under `job_id`,
+    submitted when the id says, after the MINFREE check a station's submit makes."""
+    from printnet.spool.submit import Submitter
+
+    Submitter(spool, user=user, station=station, min_free=min_free)._check_space(
+        sum(len(data) for _, data in files))
+    submitted = datetime.fromtimestamp(job_id_time_ms(job_id) / 1000, UTC)
+    req = replace(template, id=job_id, user=user, station=station, submitted=submitted,
+                  title=template.title or job_id)
+    receive(spool, req, [(name or "document", data) for name, data in files], origin=origin)
+    return req
 
 
 def _lock_for(job_id: str) -> threading.Lock:
