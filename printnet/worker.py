@@ -29,7 +29,13 @@ job is completed when the remote printer says completed, its
 printer-state-reasons are the printer trouble, and the impressions it reports
 are the job's pages.
 
-About 650 lines on purpose: one printer's thread, whose render, send, restart
+A forwarding printer (``spool:``, or ``ipp://`` to a printnet gateway) is not
+rendered for: the job's files go to the central site (`printers.spool_port`,
+`ipp_port.RemoteJob`), and once it has them durably the result carries
+`Result.forwarded` (outcome ``forwarded``, docs/SITES.md); a resend after a
+lost link is no reprint there (the central side queues it once).
+
+About 720 lines on purpose: one printer's thread, whose render, send, restart
 and trouble handling share the open port (or remote IPP job) across stalls;
 the port kinds' rules are in `printers.ports`, the IPP client in
 `printers.ipp_port`.
@@ -672,6 +678,15 @@ class PrinterWorker:
         DSR must be on.  Other ports cannot tell more than that they open: the
         next job then finds out (and stalls again if the printer is still away).
         """
+        if port_kind(self.printer) is FORWARD:
+            from printnet.printers import spool_port
+
+            try:  # the central share is there and writable
+                spool_port.open_target(spool_port.parse_target(self.printer.port),
+                                       f"printer {self.name}")
+            except PrintnetError:
+                return False
+            return True
         if port_kind(self.printer) is IPP:
             try:
                 client = ipp_port.IppClient(ipp_port.parse_target(self.printer.port),
