@@ -149,3 +149,7 @@ def forwarded(s: Sites, jobs: dict[str, Any]) -> bool:
     return all(j in done for j in jobs)
 
 
+def completed_at_central(s: Sites, jobs: dict[str, Any]) -> bool:
+    """Whether central has a completed done record for every job (one read of done/)."""
+    done = done_records(s.central)
+    return all(done.get(j, {}).get("outcome") == "completed" for j in jobs)

@@ -29,7 +29,7 @@ from helpers_e2e import (
     wait_for,
     write_atomic_text,
 )
-from helpers_sites import Sites, forwarded, submit, two_sites  # noqa: F401 (the fixture)
+from helpers_sites import Sites, completed_at_central, forwarded, submit, two_sites  # noqa: F401 (the fixture)
 
 from printnet.api import Station
 from printnet.ipp.enums import Operation
@@ -162,8 +162,8 @@ def test_garbage_cuts_lost_answers_and_stalls_lose_nothing_and_repeat_nothing(
     lines = Counter(x["job"] for x in accounting(s.branch))
     assert {j: lines[j] for j in jobs} == dict.fromkeys(jobs, 1)
     # Central: each printed once, recorded once, each id once in the ledger.
-    wait_for(lambda: all(done_records(s.central).get(j, {}).get("outcome") == "completed"
-                         for j in jobs), 120, "central printed them", on_timeout=s.text)
+    wait_for(lambda: completed_at_central(s, jobs), 120, "central printed them",
+             on_timeout=s.text)
     assert sorted(printed_ids(s.outs["CI"])) == sorted(jobs)
     central_lines = Counter(x["job"] for x in accounting(s.central))
     assert dict(central_lines) == dict.fromkeys(jobs, 1)
