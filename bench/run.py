@@ -66,6 +66,8 @@ class Plan:
     seal_mib: int = 64  # the large file of the sealing rows
     seal_jobs: int = 2000  # small jobs of the sealing rows
     seal_runs: int = 3
+    forward_jobs: int = 200  # jobs forwarded branch -> central, per transport and run
+    forward_runs: int = 3
 
     @classmethod
     def make(cls, quick: bool, smoke: bool = False) -> Plan:
@@ -76,7 +78,8 @@ class Plan:
                        line=((115200, 2, 400),), scale_sizes=(200,), scale_runs=1,
                        scale_ticks=3,
                        scale_wait=0.3, crash_n=10, shared=False, profile=False,
-                       ipp_jobs=40, ipp_runs=1, seal_mib=4, seal_jobs=20, seal_runs=1)
+                       ipp_jobs=40, ipp_runs=1, seal_mib=4, seal_jobs=20, seal_runs=1,
+                       forward_jobs=10, forward_runs=1)
         if not quick:
             return cls(quick=False)
         # The same rows as a full run (every figure over 3 interleaved runs), at
@@ -89,7 +92,7 @@ class Plan:
                    scale_sizes=(1000, 10000, 100000), scale_ticks=15, crash_n=200,
                    shared_jobs=100, cross_samples=6,
                    profile=False, ipp_jobs=500, ipp_runs=3, seal_mib=32, seal_jobs=1000,
-                   seal_runs=3)
+                   seal_runs=3, forward_jobs=100, forward_runs=3)
 
 
 @dataclass
@@ -466,6 +469,26 @@ class Run:
                           + "; runs " + ", ".join(f"{x:.0f}" for x in samples)),
                     samples=samples))
 
+    def forward(self) -> None:
+        """Forwarding to another site over the share and over loopback IPP
+        (bench.forward_bench, docs/SITES.md), transports interleaved run by run."""
+        from bench import forward_bench
+
+        plan = self.plan
+        rates = forward_bench.measure(self.work / "forward", plan.forward_jobs,
+                                      plan.forward_runs)
+        for transport, how, cmd in (
+                ("spool", "over the share (PORT=spool:)", "PORT=spool:/PATH?printer=HQ"),
+                ("ipp", "over loopback IPP to the central gateway",
+                 "PORT=ipp://127.0.0.1:P/ipp/print/HQ")):
+            samples = rates[transport]
+            self.rows.append(Row(
+                f"Forwarding to another site, {how}", f"{plan.forward_jobs} jobs", "jobs/s",
+                True, median(samples), None, target="—", met=None, printnet_cmd=cmd,
+                cups_cmd="", note="one branch server, one forwarding printer; from its "
+                "first status to the last done record (outcome forwarded); runs "
+                + ", ".join(f"{x:.1f}" for x in samples), samples=samples))
+
     def crash(self) -> None:
         n = self.plan.crash_n
         m = pb.crash(self.work, n)
@@ -618,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
         ("startup", run.startup), ("submit", run.submit), ("listing", run.listing),
         ("drain", run.drain), ("pickup", run.pickup), ("line", run.line),
         ("scale", run.scale), ("crash", run.crash), ("gateway", run.gateway),
-        ("seal", run.seal),
+        ("seal", run.seal), ("forward", run.forward),
     ]
     if plan.shared:
         sections.append(("shared", run.shared))

@@ -571,7 +571,21 @@ class Station:
         except (OSError, ValueError):
             return None
         job = record.get("job") if isinstance(record, dict) else None
-        return dict(job, position=0) if isinstance(job, dict) else None
+        if not isinstance(job, dict):
+            return None
+        where = record.get("forwarded")
+        if isinstance(where, dict):
+            # Forwarded to another site: follow it into that site's queue.
+            from printnet.sites import follow
+
+            remote = follow(where)
+            pos = f", position {remote['position']} of {remote['of']}" \
+                if "position" in remote else ""
+            note = str(remote.get("note") or "")
+            job = dict(job, remote=dict(remote, **where),
+                       note=f"{job.get('note', '')}; there: {remote.get('state')}{pos}"
+                            + (f" ({note})" if note else ""))
+        return dict(job, position=0)
 
     def ending(self, job_id: str) -> tuple[str, str] | None:
         """(outcome, reason) once a job has ended: completed, canceled or aborted

@@ -414,7 +414,8 @@ def rebuild(ctx: click.Context, lease: float) -> None:
 
 @spool.command()
 @click.option("--days", type=float, default=7.0, show_default=True,
-              help="Remove done/ and rejected/ records older than this.")
+              help="Remove done/ and rejected/ records older than this (forwarded ids, "
+                   "forwarded/: 30 days, or this if longer).")
 @click.option("--temp-hours", type=float, default=24.0, show_default=True,
               help="Remove crash leftovers (temp files, orphan data) older than this.")
 @click.pass_context

@@ -415,7 +415,7 @@ _DEVICE_RE: Final = re.compile(
     r"/dev/(tty[A-Za-z0-9._-]*|cu\.[A-Za-z0-9._-]+|pts/[0-9]+|serial/[A-Za-z0-9._:+/-]+)"
 )
 PORT_SCHEMES: Final = ("socket://", "rfc2217://", "loop://", "sim://", "file://", "ipp://",
-                       "ipps://")
+                       "ipps://", "spool:")
 
 
 @dataclass(frozen=True)
@@ -425,7 +425,8 @@ class Port(Value):
         return (
         "a serial device (/dev/tty..., /dev/cu...., /dev/pts/N, /dev/serial/...),"
         " socket://HOST:PORT, rfc2217://HOST:PORT, loop://, sim://NAME?out=PATH,"
-        " file://PATH or ipp[s]://HOST[:PORT]/PATH[?ca=PATH|insecure=1]"
+        " file://PATH, ipp[s]://HOST[:PORT]/PATH[?ca=PATH|insecure=1|forward=no]"
+        " or spool:/PATH?printer=NAME"
     )
 
     def convert(self, raw: str) -> str:
@@ -445,6 +446,8 @@ class Port(Value):
                     sim_out(scheme + rest)
                 if scheme in ("ipp://", "ipps://"):
                     ipp_url(scheme + rest)
+                if scheme == "spool:":
+                    spool_url(scheme + rest)
                 return scheme + rest
         if _DEVICE_RE.fullmatch(raw) and ".." not in raw.split("/"):
             return raw
@@ -457,7 +460,17 @@ class Port(Value):
 
 
 SIM_FORM: Final = "sim://NAME?out=PATH[&baud=N|inf][&buffer=BYTES]"
-IPP_FORM: Final = "ipp://HOST[:PORT]/PATH or ipps://...[?ca=PATH|?insecure=1]"
+IPP_FORM: Final = "ipp://HOST[:PORT]/PATH or ipps://...[?ca=PATH|?insecure=1|?forward=no]"
+SPOOL_FORM: Final = "spool:/PATH?printer=NAME (another site's spool)"
+_SPOOL_RE: Final = re.compile(r"spool:(?://)?(/[^?\0]*)\?printer=([A-Za-z0-9&_.+-]{1,32})",
+                              re.IGNORECASE)
+
+
+def spool_url(port: str) -> None:
+    """Check a ``spool:`` port (forwarding to another site's spool); ValueError."""
+    m = _SPOOL_RE.fullmatch(port)
+    if m is None or ".." in m[1].split("/"):
+        raise ValueError(f"must be {SPOOL_FORM}")
 
 
 def ipp_url(port: str) -> None:
@@ -474,7 +487,7 @@ def ipp_url(port: str) -> None:
                            strict_parsing=bool(parts.query))
     except ValueError:
         raise ValueError(f"malformed query; must be {IPP_FORM}") from None
-    unknown = set(options) - {"ca", "insecure"}
+    unknown = set(options) - {"ca", "insecure", "forward"}
     if unknown:
         raise ValueError(f"unknown option {sorted(unknown)[0]!r}; must be {IPP_FORM}")
 

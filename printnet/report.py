@@ -27,7 +27,7 @@ from typing import Any, Final
 from printnet.errors import UsageError
 
 GROUPINGS: Final = ("user", "printer")
-OUTCOMES: Final = ("completed", "aborted", "canceled")
+OUTCOMES: Final = ("completed", "aborted", "canceled", "forwarded")
 
 
 @dataclass

@@ -2,11 +2,11 @@
 
 Owns the ops that move a job between states (`hold`, `release`, `requeue`,
 `restart`, `start`, `note`, `move`, `top`) and the endings that take it out of
-the master file (`cancel`, `expire`, `settle` of a printer's result,
-`remove_done`).  Whoever changes a job, the server's cycle, a station's
-control request, the policy (HELDEXPIRY, quotas) or the operator's console,
-asks this module; `masterfile.MasterState.apply` then checks the transition
-(`model.TRANSITIONS`).
+the master file (`cancel`, `expire`, `settle` of a printer's result, which may be
+a forward to another site: outcome ``forwarded``, `remove_done`).  Whoever
+changes a job, the server's cycle, a station's control request, the policy
+(HELDEXPIRY, quotas) or the operator's console, asks this module;
+`masterfile.MasterState.apply` then checks the transition (`model.TRANSITIONS`).
 
 An ending is a `Change`: the op that removes the job, plus the job's done/
 record and accounting line (`Ending`).  The records are written *before*
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from printnet.spool.layout import Spool
     from printnet.worker import Result
 
+FORWARDED: Final = "forwarded"  # the outcome of a job another site took (docs/SITES.md)
 OPERATOR: Final = "the operator"  # who cancels or holds from the console
 HELD_BY_OPERATOR: Final = "held by the operator"
 
@@ -176,19 +177,28 @@ def _ending(job: Job, *, reason: str, at: datetime, server: str,
 def settle(job: Job, result: Result, *, server: str) -> Change:
     """A printer's result for `job` (the master file's current entry).
 
-    Completed or aborted: the job ends (done record, accounting line, removal
-    fenced by the holder's token).  Held (printer trouble, policy HOLD): held
-    with the reason.  Pending: handed back (assigned ahead and not started, or
-    interrupted: then counted as a restart)."""
+    Completed, forwarded (completed with `Result.forwarded`: outcome ``forwarded``,
+    the remote site and its job id in the record) or aborted: the job ends (done
+    record, accounting line, removal fenced by the holder's token).  Held (printer
+    trouble, policy HOLD): held with the reason.  Pending: handed back (assigned
+    ahead and not started, or interrupted: then counted as a restart)."""
     token = result.assignment.token
     if result.outcome in (JobState.COMPLETED, JobState.ABORTED):
         done = replace(job)
         done.setup = result.setup or done.setup
         done.restarted += result.reprints  # started again after a connection loss
+        outcome = result.outcome.value
+        reason = result.reason
+        if result.outcome is JobState.COMPLETED and result.forwarded is not None:
+            # Forwarded: another site has it durably and prints it (docs/SITES.md).
+            outcome = FORWARDED
+            reason = forwarded_note(result.forwarded)
         record = records.done_record(
-            done, outcome=result.outcome.value, reason=result.reason, pages=result.pages,
+            done, outcome=outcome, reason=reason, pages=result.pages,
             sheets=result.sheets, size=result.size, started=result.started,
             finished=result.finished, request=result.request, server=server)
+        if outcome == FORWARDED:
+            record["forwarded"] = dict(result.forwarded or {})
         # A completion overwrites an earlier record (`records.write_done`): no `once`.
         return Change([op_remove(job.id, token_was=token)],
                       [Ending(job.id, record, once=False)])
@@ -197,6 +207,12 @@ def settle(job: Job, result: Result, *, server: str) -> Change:
                             restarted=result.reprints > 0)])
     return Change([requeue(job, result.reason, restarted=result.interrupted,
                            token_was=token)])
+
+
+def forwarded_note(where: Mapping[str, Any]) -> str:
+    """The done record's reason for a forwarded job: where it went, its id there."""
+    remote = where.get("ipp_job_id") or where.get("job") or ""
+    return f"forwarded to {where.get('printer', '')} at {where.get('to', '')} as {remote}"
 
 
 def remove_done(job: Job) -> Op:

@@ -29,7 +29,7 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from printnet.api import Station
 
-EXIT_FOR = {"completed": 0, "canceled": 4, "aborted": 5, "rejected": 6}
+EXIT_FOR = {"completed": 0, "forwarded": 0, "canceled": 4, "aborted": 5, "rejected": 6}
 INTERRUPTED = 130
 COPY_PROGRESS_FROM = 4 << 20  # bytes: smaller submits show no copy progress
 HOME, ERASE_LINE, ERASE_DOWN = "\x1b[H", "\x1b[K", "\x1b[J"

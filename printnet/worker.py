@@ -29,7 +29,13 @@ job is completed when the remote printer says completed, its
 printer-state-reasons are the printer trouble, and the impressions it reports
 are the job's pages.
 
-About 650 lines on purpose: one printer's thread, whose render, send, restart
+A forwarding printer (``spool:``, or ``ipp://`` to a printnet gateway) is not
+rendered for: the job's files go to the central site (`printers.spool_port`,
+`ipp_port.RemoteJob`), and once it has them durably the result carries
+`Result.forwarded` (outcome ``forwarded``, docs/SITES.md); a resend after a
+lost link is no reprint there (the central side queues it once).
+
+About 720 lines on purpose: one printer's thread, whose render, send, restart
 and trouble handling share the open port (or remote IPP job) across stalls;
 the port kinds' rules are in `printers.ports`, the IPP client in
 `printers.ipp_port`.
@@ -55,6 +61,7 @@ from printnet.masterfile import Job
 from printnet.model import Format, JobState, PrintRequest, SpooledFile, decode_request
 from printnet.printers.drivers import get_driver
 from printnet.printers.ports import (
+    FORWARD,
     IPP,
     PortKind,
     Resume,
@@ -100,6 +107,9 @@ class Result:
     interrupted: bool = False  # stopped mid-print: a reprint will follow
     setup: str = ""  # the setup it was printed with
     reprints: int = 0  # times it started again from its beginning (connection lost)
+    # Forwarded to another site (spool: or a printnet gateway over ipp://), which has it
+    # durably: where it went ("to", "printer", "job", and "ipp_job_id" over IPP).
+    forwarded: dict[str, Any] | None = None
 
 
 class JobDataError(PrintnetError):
@@ -247,6 +257,9 @@ class PrinterWorker:
         self._port: SerialBase | None = None
         self._remote: ipp_port.RemoteJob | None = None  # an ipp:// port's job in flight
         self._raw_pdf = False  # the current job is a PDF (ipp:// sends it as such)
+        self._job: tuple[PrintRequest, list[bytes]] | None = None  # the current job's files
+        self._forwarding = False  # the port forwards (spool:, or ipp:// to a printnet gateway)
+        self._forwarded: dict[str, Any] | None = None  # where the current job went
         self._cond = threading.Condition()
         self._pending: Assignment | None = None
         self._stop = False
@@ -394,9 +407,14 @@ class PrinterWorker:
         request_json = req.to_json()
         request_json.pop("password", None)
         setup = self._setup_for(a.job)
-        rendered = self._render(a.job, files, setup, req.encoding)
-        data = b"".join(rendered.chunks)
         kind = port_kind(self.printer)
+        self._begin_job(req, files)
+        if kind is FORWARD:
+            # Not rendered here: the central site renders it (its own header page).
+            rendered = Rendered(chunks=[b"".join(files)], pages=0)
+        else:
+            rendered = self._render(a.job, files, setup, req.encoding)
+        data = b"".join(rendered.chunks)
         self._raw_pdf = (kind is IPP and a.job.format == Format.RAW and len(files) == 1
                          and files[0].startswith(b"%PDF-"))
         if self._raw_pdf:
@@ -421,7 +439,14 @@ class PrinterWorker:
                 if isinstance(exc, SendFailed) and kind.resume is Resume.RESTART:
                     # The connection is gone with what its buffers held: the offset
                     # says what left us, not what the printer took.  Start again.
-                    if reached > 0:
+                    if reached > 0 and self._forwarding:
+                        # To a site that takes it put-if-absent on its id: sent again,
+                        # queued there once; no reprint.
+                        self.on_event(
+                            f"job {a.job.id} on printer {self.name}: the link broke after "
+                            f"{reached} bytes; the job is sent again (the central site "
+                            "queues it once)")
+                    elif reached > 0:
                         reprints += 1
                         payload = self._restart_page(a.job, setup, reprints) + data
                         self.total = len(payload)
@@ -447,6 +472,12 @@ class PrinterWorker:
         if offset < len(payload):
             return self._interrupted(a, offset, started, request_json, reprints)
         self._recovered()
+        if self._forwarded is not None:
+            # The central site has it durably: the branch's part is done (outcome
+            # forwarded, verbs.settle); it prints there.
+            return Result(a, JobState.COMPLETED, "", size=len(data), started=started,
+                          request=request_json, setup=setup.name, reprints=reprints,
+                          forwarded=self._forwarded)
         self.pages = rendered.pages
         remote = self._remote
         if remote is not None and remote.impressions is not None:
@@ -455,6 +486,11 @@ class PrinterWorker:
         return Result(a, JobState.COMPLETED, "", pages=self.pages,
                       sheets=self.pages, size=len(data), started=started,
                       request=request_json, setup=setup.name, reprints=reprints)
+
+    def _begin_job(self, req: PrintRequest, files: list[bytes]) -> None:
+        """The job's files, for a port that forwards them; where it went: not yet."""
+        self._job, self._forwarded = (req, files), None
+        self._forwarding = port_kind(self.printer) is FORWARD
 
     def _restart_page(self, job: Job, setup: SetupConfig, reprint: int) -> bytes:
         """The page that goes before a job printed again from its start.
@@ -513,6 +549,8 @@ class PrinterWorker:
         discard bytes the kernel took and we counted as sent)."""
         if kind is IPP:
             return self._send_ipp(data)
+        if kind is FORWARD:
+            return self._send_forward(data)
         if self._port is None:
             self._port = open_port(self.printer, self.config.etc)
 
@@ -554,6 +592,14 @@ class PrinterWorker:
         doc = ipp_port.Document(
             data=data, format=ipp_port.document_format(raw, data), name=job.title,
             user=job.user, printnet_id=job.id, copies=job.copies if self._raw_pdf else 1)
+        if self._job is not None:
+            # What a printnet gateway at the far end gets instead (forwarding): the
+            # files as submitted, to be rendered there, and the job's own settings.
+            original = b"".join(self._job[1])
+            doc.forward = ipp_port.Forward(
+                data=original, format=ipp_port.document_format(raw, original),
+                copies=job.copies, priority=job.priority.value, header=job.header,
+                setup=job.setup)
 
         def progress(n: int) -> None:
             self.sent = n
@@ -563,6 +609,7 @@ class PrinterWorker:
         try:
             done = self._remote.run(doc, should_stop=self._should_stop, on_progress=progress)
         except SendFailed:
+            self._forwarding = self._forwarding or self._remote.forwarding
             self._close_port()  # a new connection (and a new remote job) next time
             raise
         if not done:
@@ -570,6 +617,30 @@ class PrinterWorker:
             # from its start, so the remote must not print it as well.
             self._remote.cancel()
             return len(data) - 1 if data else 0
+        if self._remote.forwarded:
+            t = self._remote.client.target
+            self._forwarded = {"to": t.uri.rsplit("/", 1)[0] if "/ipp/print/" in t.uri
+                               else t.uri, "printer": t.uri.rsplit("/", 1)[-1],
+                               "job": job.id, "ipp_job_id": self._remote.job_id,
+                               "uri": t.uri}
+        return len(data)
+
+    def _send_forward(self, data: bytes) -> int:
+        """A spool: port: the job into the central spool (`spool_port.forward`);
+        ``len(data)`` once central has it durably, -1 if told to stop first."""
+        from printnet.printers import spool_port
+
+        a, job = self.current, self._job
+        assert a is not None and job is not None
+        if self._should_stop():
+            return -1
+        req, files = job
+        remote_id = spool_port.forward(self.printer.port, req, files,
+                                       label=f"printer {self.name}",
+                                       origin=self.config.server.name)
+        target = spool_port.parse_target(self.printer.port)
+        self._forwarded = {"to": target.site, "printer": target.printer, "job": remote_id}
+        self.sent = len(data)
         return len(data)
 
     def _close_port(self) -> None:
@@ -613,6 +684,15 @@ class PrinterWorker:
         DSR must be on.  Other ports cannot tell more than that they open: the
         next job then finds out (and stalls again if the printer is still away).
         """
+        if port_kind(self.printer) is FORWARD:
+            from printnet.printers import spool_port
+
+            try:  # the central share is there and writable
+                spool_port.open_target(spool_port.parse_target(self.printer.port),
+                                       f"printer {self.name}")
+            except PrintnetError:
+                return False
+            return True
         if port_kind(self.printer) is IPP:
             from printnet.printers import ipp_port  # see `_send_ipp`
 

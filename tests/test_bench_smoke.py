@@ -27,7 +27,9 @@ METRICS = ("CLI start-up", "Submit: one job per CLI call", "Submit: batch",
            "Scheduling cycle", "Crash survival",
            *(f"Sealing: {what}, {how}" for what in ("submit a large file", "open at print",
                                                     "submit small jobs")
-             for how in ("unsealed", "SEAL=ON")))
+             for how in ("unsealed", "SEAL=ON")),
+           "Forwarding to another site, over the share",
+           "Forwarding to another site, over loopback IPP")
 
 
 @pytest.mark.slow

@@ -51,7 +51,8 @@ def branch(tmp_path: Path, central: Rig) -> Iterator[tuple[Path, ServerProcess]]
     etc = make_etc(tmp_path / "branch" / "proj", "B1", [root], [])
     (etc / "hhq.hdr").write_text(HEADER_TEMPLATE)
     write_atomic_text(etc / "printers.cmd",
-                      f"PRINTER HQ PORT={central.uri('LOCAL')} SETUP=STANDARD ERRORS=RETRY "
+                      f"PRINTER HQ PORT={central.uri('LOCAL')}?forward=no SETUP=STANDARD "
+                      f"ERRORS=RETRY "
                       f"STALL=2 RETRY=0.5 HEADER=HHQ\n" + SETUPS)
     server = start_server(etc, "B1", env=server_env(tmp_path / "branch" / "run"))
     try:

@@ -13,8 +13,10 @@ blocking operations each door calls **from a thread** (`asyncio.to_thread`):
   printer's per-job limits (MAXCOPIES, MAXBYTES, MAXFILE, MAXPAGES of PDF)
   when the gateway can read printers.cmd, the document formats the printer's
   port takes, and MINFREE (the `Submitter`).  `submit` returns only after the
-  request is durable in new/ (`printnet.spool.submit`); nothing is written
-  when a check fails.
+  request is durable in new/ (`printnet.spool.submit`; a job forwarded from
+  another site, `printnet-job-id`: `spool.forward`, once under its own id);
+  nothing is written when a check fails.  About 600 lines: the three doors'
+  one shared view of the spool.
 * `control(identity, action, job_id)`: the same control request the CLI
   sends; the servers decide ownership and operator rights.
 * `queue_view(printer, user)`: jobs, printers, servers with their locks, and
@@ -55,6 +57,7 @@ from printnet.gateway.auth import Identity
 from printnet.gateway.settings import GatewaySettings
 from printnet.model import MAX_FILES, ControlAction, Format, PrintRequest, clean_text, valid_user
 from printnet.printers.ports import accepted_formats
+from printnet.spool.forward import receive_as
 from printnet.spool.publish import read_bytes
 
 __all__ = [  # Identity is auth's, re-exported: the doors import it from here
@@ -70,7 +73,7 @@ PWG: Final = "image/pwg-raster"
 CACHE_TTL: Final = 2.0  # seconds the destinations and server files are reused
 RECENT: Final = 50  # completed jobs in a queue view
 RECENT_SUBMIT: Final = 60.0  # seconds this gateway looks after a job it submitted (live_jobs)
-_ENDED: Final = frozenset({"completed", "canceled", "aborted", "rejected"})
+_ENDED: Final = frozenset({"completed", "forwarded", "canceled", "aborted", "rejected"})
 
 
 class LimitExceeded(ValidationError):
@@ -102,6 +105,7 @@ class JobOptions:
     setup: str | None = None
     header: bool = True
     password: str | None = None  # the queue password (IPP job-password)
+    forward_id: str | None = None  # printnet-job-id: from another site (spool.forward)
 
 
 class GatewayContext:
@@ -299,8 +303,12 @@ class GatewayContext:
         if password is None and self.station.needs_password(template.printer):
             raise PasswordRequired("password", f"{template.printer} needs a password "
                                    "(job-password)")
+        forward = None
+        if options.forward_id is not None:  # from another site: once, under its own id
+            forward = _Forward(options.forward_id, identity.user, station, f"ipp:{peer}",
+                               tuple((d.name, d.data) for d in documents))
         return Staged((identity.user, station, password, self.station.min_free()), template,
-                      sources)
+                      sources, forward)
 
     def submit(self, identity: Identity, documents: Sequence[Document], options: JobOptions,
                *, door: str = "ipp", peer: str = "") -> PrintRequest:
@@ -309,6 +317,8 @@ class GatewayContext:
 
     def publish(self, staged: Staged) -> PrintRequest:
         """Publish a staged job (blocking, from a thread); once it is durable in new/."""
+        if staged.forward is not None:
+            return self._submitted(self._receive(staged))
         return self._submitted(self._committer.submit(staged))
 
     async def submit_async(self, staged: Staged) -> PrintRequest:
@@ -316,7 +326,18 @@ class GatewayContext:
 
         The loop never blocks: the group commit's threads publish, and wake the loop
         once per group."""
+        if staged.forward is not None:
+            return self._submitted(await asyncio.to_thread(self._receive, staged))
         return self._submitted(await self._committer.submit_async(staged))
+
+    def _receive(self, staged: Staged) -> PrintRequest:
+        """A forwarded job: published put-if-absent on its own id, outside the group
+        commit (printnet.spool.forward)."""
+        fwd = staged.forward
+        assert fwd is not None
+        return receive_as(self.spool, staged.template, list(fwd.documents),
+                          job_id=fwd.job_id, user=fwd.user, station=fwd.station,
+                          origin=fwd.origin, min_free=staged.key[3])
 
     def warm(self) -> bool:
         """Whether `stage` can run without touching the disk: the configuration, the
@@ -519,12 +540,25 @@ _Key = tuple[str, str, str | None, int]  # user, station, queue password, MINFRE
 
 
 @dataclass(frozen=True)
+class _Forward:
+    """A job forwarded from another site (IPP printnet-job-id): what `receive_as` needs."""
+
+    job_id: str
+    user: str
+    station: str
+    origin: str
+    documents: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True)
 class Staged:
-    """One validated job, ready for the group commit: its group key, template, sources."""
+    """One validated job, ready for the group commit: its group key, template, sources
+    (or, forwarded from another site, what is published put-if-absent instead)."""
 
     key: _Key
     template: PrintRequest
     sources: Sequence[Any]
+    forward: _Forward | None = None
 
 
 @dataclass

@@ -37,7 +37,7 @@ PRIORITY_LEVELS: Final = 3  # high, standard, overnight
 JOB_TEMPLATE: Final = frozenset({
     "copies", "finishings", "job-hold-until", "job-priority", "job-sheets", "media",
     "multiple-document-handling", "number-up", "orientation-requested", "output-bin",
-    "print-quality", "printer-resolution", "sides", "printnet-setup",
+    "print-quality", "printer-resolution", "sides", "printnet-setup", "printnet-job-id",
 })
 JOB_DEFAULT_ATTRS: Final = ("job-id", "job-uri")  # Get-Jobs without requested-attributes
 
@@ -168,6 +168,9 @@ def printer_attributes(f: PrinterFacts, now: datetime) -> list[Attribute]:
         a("job-ids-supported", Tag.BOOLEAN, False),
         a("printnet-setup-default", Tag.NAME, default_setup.name),
         a("printnet-setup-supported", Tag.NAME, *(s.name for s in setups)),
+        # A printnet gateway: a Print-Job with printnet-job-id is published put-if-absent
+        # on that id (forwarding between sites, printnet.spool.forward).
+        a("printnet-job-id-supported", Tag.BOOLEAN, True),
         a("job-creation-attributes-supported", Tag.KEYWORD, *sorted(JOB_TEMPLATE)),
     ]
     if mounted:

@@ -29,7 +29,7 @@ from printnet.gateway.documents import DocumentInvalid
 from printnet.ipp import codec
 from printnet.ipp.codec import Attribute, Group, Message
 from printnet.ipp.enums import GroupTag, Status, Tag
-from printnet.model import clean_text, normalize_name
+from printnet.model import clean_text, normalize_name, valid_job_id
 
 # RFC 8011 5.1: the longest value of each syntax.
 MAX_LENGTH: Final = {Tag.TEXT: 1023, Tag.NAME: 255, Tag.KEYWORD: 255, Tag.URI: 1023,
@@ -153,6 +153,10 @@ def job_attribute(attr: Attribute, opts: dict[str, Any], cfg: Config | None) -> 
     elif name == "job-sheets" and tag in (Tag.KEYWORD, Tag.NAME) and v in ("none",
                                                                             "standard"):
         opts["header"] = v == "standard"
+    elif name == "printnet-job-id" and tag in (Tag.NAME, Tag.KEYWORD, Tag.TEXT) and one:
+        if not valid_job_id(str(v)):
+            return False
+        opts["forward_id"] = str(v)  # forwarded from another site (printnet.spool.forward)
     elif name == "printnet-setup" and tag in (Tag.NAME, Tag.KEYWORD, Tag.TEXT) and one:
         opts["setup"] = normalize_name(str(v))
     elif name == "media" and tag in (Tag.KEYWORD, Tag.NAME) and one:

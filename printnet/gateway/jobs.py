@@ -84,15 +84,16 @@ def ipp_state(job: dict[str, Any]) -> IppState:
                         note or "held")
     if state == "printing":
         return IppState(JobState.PROCESSING, ("job-printing",), note or "printing")
-    if state == "completed":
-        return IppState(JobState.COMPLETED, ("job-completed-successfully",), note or "completed")
+    if state in ("completed", "forwarded"):  # forwarded: another site prints it
+        return IppState(JobState.COMPLETED, ("job-completed-successfully",), note or state)
     if state == "canceled":
         return IppState(JobState.CANCELED, ("job-canceled-by-user",), note or "canceled")
     return IppState(JobState.ABORTED, ("aborted-by-system",), note or state or "aborted")
 
 
 def terminal(job: dict[str, Any]) -> bool:
-    return str(job.get("state")) in ("completed", "canceled", "aborted", "rejected")
+    return str(job.get("state")) in ("completed", "forwarded", "canceled", "aborted",
+                                     "rejected")
 
 
 def epoch(text: str | None) -> int | None:

@@ -15,6 +15,11 @@ printer-state-reasons made into the reason `printnet status` shows) and
    that is a PDF, application/octet-stream for other raw jobs), ``job-name``
    (the title), ``requesting-user-name`` and ``printnet-job-id`` (the job's
    printnet id, a job attribute: the groundwork of exactly-once forwarding).
+   A printnet gateway (it says ``printnet-job-id-supported``) gets the job
+   *forwarded* instead: the files as submitted (it renders them), job-priority,
+   job-sheets, copies, printnet-setup, and ``printnet-job-id``, which it
+   publishes put-if-absent; once it answers with that id (``printnet-id``) the
+   job is the central site's (`RemoteJob.forwarded`), and nothing is followed.
 3. Get-Job-Attributes until job-state is completed (9).  A job is completed
    only when the remote says so, never when the bytes were sent.
    canceled (7) / aborted (8): `RemoteJobEnded` (a `SendFailed`) with the
@@ -33,7 +38,9 @@ again.
 
 URL: ``ipp://HOST[:PORT]/PATH`` (port 631 by default), ``ipps://...`` for TLS
 (certificates checked against the system's CAs; ``?ca=/path/ca.pem`` names a
-CA file, ``?insecure=1`` checks nothing — for a test printer only).
+CA file, ``?insecure=1`` checks nothing — for a test printer only);
+``?forward=no`` prints through a printnet gateway (followed until it printed)
+instead of forwarding to it.
 """
 
 from __future__ import annotations
@@ -57,6 +64,11 @@ DEFAULT_PORT: Final = 631
 POLL: Final = 0.25  # seconds between Get-Job-Attributes while the remote prints
 MAX_ANSWER: Final = 1 << 20  # an IPP answer larger than this is not a printer's
 JOB_ID_ATTRIBUTE: Final = "printnet-job-id"
+# A printer attribute only a printnet gateway gives (true): it publishes a job that
+# carries printnet-job-id put-if-absent on that id (printnet.spool.forward), so the
+# port forwards to it instead of printing through it.
+FORWARDING_ATTRIBUTE: Final = "printnet-job-id-supported"
+PRIORITY: Final = {"high": 80, "standard": 50, "overnight": 20}  # job-priority sent
 
 # printer-state-reasons that mean "prints nothing now" (RFC 8011 5.4.12, PWG 5100.9).
 TROUBLE: Final[dict[str, str]] = {
@@ -148,6 +160,7 @@ class Target:
     uri: str  # the printer-uri sent in requests (without printnet's query)
     ca: str | None = None
     insecure: bool = False
+    forward: bool = True  # ?forward=no: print through a printnet gateway, never forward
 
 
 def parse_target(url: str) -> Target:
@@ -162,17 +175,19 @@ def parse_target(url: str) -> Target:
     try:
         query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
     except ValueError:
-        raise PortError(f"{url}: malformed query (ca=PATH or insecure=1)") from None
-    unknown = set(query) - {"ca", "insecure"}
+        raise PortError(f"{url}: malformed query (ca=PATH, insecure=1, forward=no)") from None
+    unknown = set(query) - {"ca", "insecure", "forward"}
     if unknown:
-        raise PortError(f"{url}: unknown option {sorted(unknown)[0]} (ca=PATH or insecure=1)")
+        raise PortError(f"{url}: unknown option {sorted(unknown)[0]} (ca=PATH, insecure=1, "
+                        "forward=no)")
     path = parts.path or "/"
     host = parts.hostname
     netloc = f"[{host}]" if ":" in host else host
     return Target(tls=scheme == "ipps", host=host, port=port, path=path,
                   uri=f"{scheme}://{netloc}:{port}{path}",
                   ca=query["ca"][0] if query.get("ca") else None,
-                  insecure=(query.get("insecure") or ["0"])[0] in ("1", "true", "yes"))
+                  insecure=(query.get("insecure") or ["0"])[0] in ("1", "true", "yes"),
+                  forward=(query.get("forward") or ["yes"])[0] not in ("0", "no", "false"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +196,7 @@ class PrinterStatus:
     reasons: tuple[str, ...]
     message: str
     formats: frozenset[str]
+    forwarding: bool = False  # a printnet gateway (FORWARDING_ATTRIBUTE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +308,7 @@ class IppClient:
         answer = self.checked(Operation.GET_PRINTER_ATTRIBUTES, [
             Attribute.of("requested-attributes", Tag.KEYWORD, "printer-state",
                          "printer-state-reasons", "printer-state-message",
-                         "document-format-supported")])
+                         "document-format-supported", FORWARDING_ATTRIBUTE)])
         g = answer.group(GroupTag.PRINTER)
         if g is None:
             raise SendFailed(f"{self.label}: get-printer-attributes: the answer has no "
@@ -300,7 +316,8 @@ class IppClient:
         return PrinterStatus(state=_int(g.get("printer-state")),
                              reasons=_strs(g.get("printer-state-reasons")),
                              message=_str(g.get("printer-state-message")),
-                             formats=frozenset(_strs(g.get("document-format-supported"))))
+                             formats=frozenset(_strs(g.get("document-format-supported"))),
+                             forwarding=_bool(g.get(FORWARDING_ATTRIBUTE)))
 
     def job_status(self, job_id: int) -> JobStatus:
         answer = self.checked(Operation.GET_JOB_ATTRIBUTES, [
@@ -323,6 +340,10 @@ def _int(a: Attribute | None) -> int:
     return a.value if a is not None and isinstance(a.value, int) else 0
 
 
+def _bool(a: Attribute | None) -> bool:
+    return a is not None and a.value is True
+
+
 def _str(a: Attribute | None) -> str:
     return str(a.value) if a is not None and isinstance(a.value, str) else ""
 
@@ -339,6 +360,19 @@ def document_format(raw: bool, data: bytes) -> str:
 
 
 @dataclass
+class Forward:
+    """A job as a printnet gateway gets it (forwarding): the files as submitted, to be
+    rendered at the far site, and the job's own settings."""
+
+    data: bytes
+    format: str
+    copies: int
+    priority: str  # high | standard | overnight
+    header: bool
+    setup: str | None
+
+
+@dataclass
 class Document:
     """What one job sends: its bytes and the job attributes that travel with them."""
 
@@ -348,6 +382,7 @@ class Document:
     user: str
     printnet_id: str
     copies: int = 1  # >1 only for a document printnet did not render (a PDF)
+    forward: Forward | None = None  # what to send instead if the far end is printnet
 
 
 @dataclass
@@ -360,6 +395,10 @@ class RemoteJob:
     user: str = ""  # the job's requesting-user-name (a Cancel-Job needs the owner)
     impressions: int | None = None
     state_note: str = ""
+    # The far end is a printnet gateway that took the job durably under its printnet
+    # id: the job is forwarded (done here), not followed until it prints.
+    forwarded: bool = False
+    forwarding: bool = False  # the job went (or is going) to a printnet gateway as a forward
     _since: float = field(default_factory=time.monotonic)
 
     def run(self, doc: Document, *, should_stop: Callable[[], bool],
@@ -373,12 +412,15 @@ class RemoteJob:
         """
         self._since = time.monotonic()
         if self.job_id is None:
-            if not self._wait_printer(should_stop):
+            st = self._wait_printer(should_stop, forwarding=doc.forward is not None)
+            if st is None:
                 return False
             self.user = doc.user
-            self._submit(doc)
+            self._submit(doc, st)
             on_progress(len(doc.data))
             self._since = time.monotonic()
+        if self.forwarded:
+            return True
         return self._follow(doc, should_stop)
 
     def cancel(self) -> None:
@@ -399,19 +441,28 @@ class RemoteJob:
         if idle >= self.stall_timeout:
             raise SendStalled(f"{self.client.label}: {why} (for {idle:.1f} s)", sent=sent)
 
-    def _wait_printer(self, should_stop: Callable[[], bool]) -> bool:
+    def _wait_printer(self, should_stop: Callable[[], bool], *,
+                      forwarding: bool) -> PrinterStatus | None:
+        """The printer's status once it can take the job; None if told to stop."""
         while True:
             if should_stop():
-                return False
+                return None
             st = self.client.printer_status()
+            if forwarding and st.forwarding and self.client.target.forward:
+                # Store and forward: the central queue takes the job whatever its
+                # printer does now (out of paper, no server yet); it prints it later.
+                return st
             why = printer_trouble(st)
             if why is None:
-                return True
+                return st
             self._stalled(why, 0)
             time.sleep(POLL)
 
-    def _submit(self, doc: Document) -> None:
-        st = self.client.printer_status()
+    def _submit(self, doc: Document, st: PrinterStatus) -> None:
+        if st.forwarding and doc.forward is not None and self.client.target.forward:
+            self.forwarding = True
+            self._submit_forward(doc, doc.forward)
+            return
         if st.formats and doc.format not in st.formats:
             if doc.format == "text/plain" and "application/octet-stream" in st.formats:
                 doc.format = "application/octet-stream"
@@ -424,7 +475,10 @@ class RemoteJob:
             Attribute.of("requesting-user-name", Tag.NAME, doc.user or "printnet"),
             Attribute.of("job-name", Tag.NAME, doc.name or doc.printnet_id),
             Attribute.of("document-format", Tag.MIME_MEDIA_TYPE, doc.format)],
-            job=[Attribute.of(JOB_ID_ATTRIBUTE, Tag.NAME, doc.printnet_id),
+            # Not to a printnet gateway printed through (?forward=no): it would take
+            # the id put-if-absent, and a job it aborted could never be sent again.
+            job=[*([] if st.forwarding else
+                   [Attribute.of(JOB_ID_ATTRIBUTE, Tag.NAME, doc.printnet_id)]),
                  *([Attribute.of("copies", Tag.INTEGER, doc.copies)] if doc.copies > 1
                    else [])],
             data=doc.data)
@@ -434,6 +488,38 @@ class RemoteJob:
             raise SendFailed(f"{self.client.label}: print-job: the answer has no job-id",
                              sent=len(doc.data))
         self.job_id = job_id.value
+
+    def _submit_forward(self, doc: Document, fwd: Forward) -> None:
+        """Print-Job to a printnet gateway: the job under its own printnet id.
+
+        Sending it again (a lost answer, a reset) is safe: the gateway publishes
+        put-if-absent on the id and answers a resend with the job it has."""
+        job = [Attribute.of(JOB_ID_ATTRIBUTE, Tag.NAME, doc.printnet_id),
+               Attribute.of("job-priority", Tag.INTEGER, PRIORITY.get(fwd.priority, 50)),
+               Attribute.of("job-sheets", Tag.KEYWORD, "standard" if fwd.header else "none")]
+        if fwd.copies > 1:
+            job.append(Attribute.of("copies", Tag.INTEGER, fwd.copies))
+        if fwd.setup:
+            job.append(Attribute.of("printnet-setup", Tag.NAME, fwd.setup))
+        answer = self.client.checked(Operation.PRINT_JOB, [
+            Attribute.of("requesting-user-name", Tag.NAME, doc.user or "printnet"),
+            Attribute.of("job-name", Tag.NAME, doc.name or doc.printnet_id),
+            Attribute.of("document-format", Tag.MIME_MEDIA_TYPE, fwd.format)],
+            job=job, data=fwd.data)
+        g = answer.group(GroupTag.JOB)
+        job_id = g.get("job-id") if g else None
+        got = g.get("printnet-id") if g else None
+        if job_id is None or not isinstance(job_id.value, int):
+            raise SendFailed(f"{self.client.label}: print-job: the answer has no job-id",
+                             sent=len(fwd.data))
+        if got is None or got.value != doc.printnet_id:
+            # Not the put-if-absent we asked for: the far end queued it under another
+            # id.  It has the job (a resend would queue it again), so it is followed
+            # like any IPP printer's job.
+            self.job_id = job_id.value
+            return
+        self.job_id = job_id.value
+        self.forwarded = True
 
     def _follow(self, doc: Document, should_stop: Callable[[], bool]) -> bool:
         assert self.job_id is not None
@@ -482,3 +568,4 @@ class RemoteJob:
             else:
                 self._since = time.monotonic()  # pending or processing: it is working
             time.sleep(POLL)
+

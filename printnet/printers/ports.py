@@ -17,7 +17,8 @@ e.g. port 9100), ``rfc2217://host:port`` (serial over the network),
 ``loop://`` (pyserial's in-process loopback), ``file://PATH`` and
 ``sim://NAME?out=PATH...`` (see `protocol_file` and `protocol_sim`).
 ``ipp://`` and ``ipps://`` are kinds here (`IPP`) but not pyserial ports: the
-worker drives them with `ipp_port` (an IPP client).
+worker drives them with `ipp_port` (an IPP client); ``spool:/PATH?printer=NAME``
+(`FORWARD`) forwards the job into another site's spool (`spool_port`).
 
 Every port is opened non-blocking for writes (``write_timeout=0``): the only
 mode in which pyserial says exactly how many bytes went out; `writer.send`
@@ -110,13 +111,17 @@ IPP: Final = PortKind(
     "IPP (ipp://, ipps://)", Resume.RESTART, Finish.NONE,
     "job-level: a lost IPP job is submitted again (or from the impression the printer "
     "reports), never resumed at a byte")
+FORWARD: Final = PortKind(
+    "another site's spool (spool:)", Resume.RESTART, Finish.NONE,
+    "job-level: the job is published in the central spool put-if-absent on its id, so "
+    "sending it again after a lost acknowledgement queues it once (printnet.spool.forward)")
 UNKNOWN: Final = PortKind(
     "other pyserial port", Resume.RESTART, Finish.NONE,
     "nothing is known about what it acknowledges: restarting prints twice, never loses")
 
 KINDS: Final[dict[str, PortKind]] = {
     "socket": SOCKET, "rfc2217": RFC2217, "file": FILE, "sim": SIM, "loop": LOOP,
-    "ipp": IPP, "ipps": IPP,
+    "ipp": IPP, "ipps": IPP, "spool": FORWARD,
 }
 
 
@@ -154,6 +159,8 @@ def accepted_formats(port: str) -> frozenset[str]:
 
 def scheme(port: str) -> str:
     """The URL scheme of a port in lower case, '' for a device path."""
+    if port[:6].lower() == "spool:":
+        return "spool"  # spool:/PATH?printer=NAME has no "//" (printers.spool_port)
     if "://" not in port:
         return ""
     return port.split("://", 1)[0].lower()

@@ -14,6 +14,8 @@ The folders of one spool (DESIGN.md)::
       done/       finished jobs' records <id>.json; control results <ctl id>.json
       rejected/   request files that failed validation, <name> + <name>.reason
       log/        accounting.jsonl (one line per finished job) and events.log
+      forwarded/  ids of jobs forwarded here from another site (`spool.forward`; made on
+                  first use, so not in `DIRS`)
 
 Permissions set by `init` (docs/SECURITY.md tells the multi-user story; the
 checks a server makes at start are `printnet.security.check_spool`):

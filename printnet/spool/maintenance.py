@@ -15,6 +15,7 @@ from printnet.spool import master as master_io
 from printnet.spool.layout import Spool
 from printnet.spool.lock import ExpiringLock, LockTable
 from printnet.spool.publish import unique_name
+from printnet.spool.forward import MEMORY, purge_ledger
 from printnet.spool.submit import purge_leftovers
 
 MASTER_LOCK = "master"
@@ -53,9 +54,12 @@ def purge(spool_dir: Path, *, days: float, temp_hours: float) -> dict[str, int]:
         records = _purge_old(spool, days * 86400.0)
         leftovers = purge_leftovers(spool, temp_hours * 3600.0)
         locks = LockTable(spool.locks).purge()
+        # Forwarded ids are remembered longer than done/ records (printnet.spool.forward).
+        forwarded = purge_ledger(spool, max(MEMORY, days * 86400.0))
     finally:
         lock.release()
-    return {"old records": records, "leftovers": leftovers, "lock leftovers": locks}
+    return {"old records": records, "leftovers": leftovers, "lock leftovers": locks,
+            "forwarded ids": forwarded}
 
 
 def _purge_old(spool: Spool, max_age: float) -> int:

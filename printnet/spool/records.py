@@ -80,7 +80,7 @@ def write_done(
     # power cut must never leave the name with empty content (found by
     # scripts/powerloss: a rename kept without its data lost the job).  The
     # folder is still made durable in one pass by `make_durable`.
-    if record.get("outcome") != "completed":
+    if record.get("outcome") not in ("completed", "forwarded"):
         # RACE: a job that was printed stays printed.  A server that lost the job
         # (its lease lapsed, another server finished it and removed its request)
         # may report it aborted or canceled a moment later: the first record wins,
@@ -186,6 +186,11 @@ def accounting_line(record: Mapping[str, Any]) -> dict[str, Any]:
         "restarted": job.get("restarted", 0),
         # How a gateway established the user (e.g. "ipp:basic"); None: the file's owner.
         "via": (record.get("request") or {}).get("via"),
+        # Forwarded to another site: where, and its job id there (docs/SITES.md).
+        **({"site": record["forwarded"].get("to"),
+            "remote_printer": record["forwarded"].get("printer"),
+            "remote_job": record["forwarded"].get("ipp_job_id")
+            or record["forwarded"].get("job")} if record.get("forwarded") else {}),
     }
 
 
