@@ -49,8 +49,9 @@ from typing import Any, TypeVar
 
 from serial import SerialBase, SerialException
 
-from printnet.config import Config, ErrorPolicy, Flow, PrinterConfig, SetupConfig
-from printnet.errors import PortError, PrinterStalled, PrintnetError
+from printnet import links
+from printnet.config import Config, ErrorPolicy, Flow, LinkMode, PrinterConfig, SetupConfig
+from printnet.errors import LinkDown, PortError, PrinterStalled, PrintnetError
 from printnet.masterfile import Job
 from printnet.model import Format, JobState, PrintRequest, SpooledFile, decode_request
 from printnet.printers import ipp_port
@@ -245,6 +246,11 @@ class PrinterWorker:
         self._port: SerialBase | None = None
         self._remote: ipp_port.RemoteJob | None = None  # an ipp:// port's job in flight
         self._raw_pdf = False  # the current job is a PDF (ipp:// sends it as such)
+        # The link of a remote port (LINKDOWN=): down since when (UTC; None: up), the
+        # attempts that failed since, the last error (docs/SITES.md).
+        self.link_since: datetime | None = None
+        self.link_attempts = 0
+        self.link_error = ""
         self._cond = threading.Condition()
         self._pending: Assignment | None = None
         self._stop = False
@@ -333,7 +339,67 @@ class PrinterWorker:
                              "page_total": self.page_total}
                 if job else None,
                 "printed": self.printed_jobs,
+                "link": self._link_status(),
             }
+
+    # -- the link of a remote port (LINKDOWN=) ------------------------------------------
+
+    @property
+    def remote(self) -> str:
+        """How notes name this printer's remote site."""
+        return links.remote_name(self.printer.port, self.printer.link_name)
+
+    def link_down_since(self) -> datetime | None:
+        with self._cond:
+            return self.link_since if self.printer.linkdown is not None else None
+
+    def link_delay(self) -> float:
+        """Seconds until the next attempt while the link is down (capped back-off)."""
+        return links.backoff(self.printer.retry_interval, self.link_attempts)
+
+    def _link_status(self) -> dict[str, Any] | None:
+        # (called with self._cond held)
+        mode = self.printer.linkdown
+        if mode is None:
+            return None
+        out: dict[str, Any] = {"mode": mode.value, "remote": self.remote,
+                               "state": "up" if self.link_since is None else "down"}
+        if self.link_since is not None:
+            local = self.link_since.astimezone()
+            out.update(since=self.link_since.isoformat(timespec="seconds"),
+                       since_local=links.clock(local), attempts=self.link_attempts,
+                       retry=round(self.link_delay(), 3), error=self.link_error,
+                       note=links.waiting_note(self.remote, local))
+            if mode is LinkMode.REJECT:
+                out["reject_reason"] = links.reject_reason(self.name, self.remote, local)
+        return out
+
+    def _link_down(self, error: str) -> None:
+        """A `LinkDown` from the port: the link is down (since the first one)."""
+        with self._cond:
+            first = self.link_since is None
+            down = self.link_since = self.link_since or datetime.now(UTC)
+            if first:
+                self.link_attempts = 0
+            self.link_attempts += 1
+            self.link_error = error
+            since = links.clock(down.astimezone())
+            mode = self.printer.linkdown
+            self.state = "offline"
+            self.reasons = [f"link to {self.remote} down since {since}: {error}"]
+        if first:
+            what = {"queue": "jobs wait here", "local": f"jobs go to {self.printer.failover}",
+                    "reject": "new jobs are refused"}.get(mode.value if mode else "", "")
+            self.on_event(f"printer {self.name}: the link to {self.remote} is down ({error}); "
+                          f"{what} (LINKDOWN={(mode.value if mode else '').upper()})")
+
+    def _link_up(self) -> None:
+        with self._cond:
+            since, attempts = self.link_since, self.link_attempts
+            self.link_since, self.link_attempts, self.link_error = None, 0, ""
+        if since is not None:
+            self.on_event(f"printer {self.name}: the link to {self.remote} is back (down "
+                          f"since {links.clock(since.astimezone())}, {attempts} attempts)")
 
     # -- the thread ----------------------------------------------------------------
 
@@ -347,7 +413,10 @@ class PrinterWorker:
                     # Idle, but left offline by printer trouble (policy HOLD or ABORT
                     # gave its job back): look again every RETRY seconds, or no job
                     # would ever be scheduled here again.
-                    self._cond.wait(self.printer.retry_interval)
+                    # A remote whose link is down: RETRY= doubled per failed attempt
+                    # (capped), not hammered every RETRY= seconds.
+                    self._cond.wait(self.link_delay() if self.link_since is not None
+                                    else self.printer.retry_interval)
                     idle_offline = self._pending is None and not self._stop
             if idle_offline:
                 if self._probe():
@@ -413,6 +482,18 @@ class PrinterWorker:
                 offset = self._send(payload, offset, kind)
                 break
             except (PortError, PrinterStalled) as exc:
+                if isinstance(exc, LinkDown) and self.printer.linkdown is not None:
+                    # The remote cannot be reached and does not have the job (a remote
+                    # IPP job once submitted is followed, never given up here): the job
+                    # waits at this site, or moves (LINKDOWN=LOCAL), decided by the
+                    # server's cycle (`server.links`).  Not printer trouble: ERRORS=
+                    # is not asked.
+                    self._link_down(str(exc))
+                    since = self.link_since or datetime.now(UTC)
+                    return Result(a, JobState.PENDING,
+                                  links.waiting_note(self.remote, since.astimezone()),
+                                  started=started, request=request_json,
+                                  interrupted=reprints > 0, reprints=reprints)
                 # Both SendStalled and SendFailed carry the exact offset reached.
                 reached = max(offset, int(getattr(exc, "sent", offset)))
                 self._trouble(str(exc))
@@ -589,6 +670,7 @@ class PrinterWorker:
             self.on_event(f"printer {self.name} offline: {reason}")
 
     def _recovered(self) -> None:
+        self._link_up()
         with self._cond:
             was = self.state == "offline"
             if self.current:
@@ -613,13 +695,22 @@ class PrinterWorker:
                                             timeout=self.printer.stall_timeout,
                                             label=f"printer {self.name}")
                 try:
-                    return ipp_port.printer_trouble(client.printer_status()) is None
+                    trouble = ipp_port.printer_trouble(client.printer_status())
                 finally:
                     client.close()
-            except PrintnetError:
+            except LinkDown as exc:
+                self._link_down(str(exc))
                 return False
+            except PrintnetError:
+                self._link_up()  # it answered: the link is up, the printer in trouble
+                return False
+            self._link_up()
+            return trouble is None
         try:
             port = open_port(self.printer, self.config.etc)
+        except LinkDown as exc:
+            self._link_down(str(exc))
+            return False
         except PrintnetError:
             return False
         try:

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
-from printnet.errors import PortError
+from printnet.errors import LinkDown, PortError
 from printnet.ipp.codec import Attribute, IppParseError, Message, decode, encode
 from printnet.ipp.enums import GroupTag, JobState, Operation, PrinterState, Status, Tag
 from printnet.printers.writer import SendFailed, SendStalled
@@ -131,6 +131,16 @@ class IppRefused(PortError):
     def __init__(self, message: str, *, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class IppLinkDown(LinkDown, SendFailed):
+    """The remote cannot be reached at all: the connection was refused, the host is
+    unreachable, or a request that carries no document got no answer in time.
+
+    A `LinkDown` (the printer's LINKDOWN= mode decides: docs/SITES.md) and still a
+    `SendFailed` (what it always was), so code that knows only the port's resume
+    rule treats it as before.  A Print-Job that timed out after its document went
+    out is *not* one: the remote may have the job (a plain `SendFailed`)."""
 
 
 class RemoteJobEnded(SendFailed):
@@ -247,8 +257,10 @@ class IppClient:
             msg.add_group(GroupTag.JOB, job)
         body = encode(msg) + data
         what = op.name.lower().replace("_", "-")
+        conn = self._connection()
+        if conn.sock is None:
+            self._connect(conn, what)
         try:
-            conn = self._connection()
             conn.request("POST", self.target.path, body=body,
                          headers={"Content-Type": "application/ipp"})
             resp = conn.getresponse()
@@ -258,6 +270,11 @@ class IppClient:
             self.close()
             why = "timed out" if isinstance(exc, socket.timeout) else (str(exc) or
                                                                       type(exc).__name__)
+            if isinstance(exc, socket.timeout) and not data:
+                # No answer at all to a question (no document went out): the far end
+                # is not there, as far as we can tell.
+                raise IppLinkDown(f"{self.label}: {what}: no answer from {self.target.uri} "
+                                  f"({why})", sent=0) from exc
             raise SendFailed(f"{self.label}: {what}: the connection to {self.target.uri} "
                              f"failed ({why})", sent=len(data)) from exc
         if http_status != 200:
@@ -275,6 +292,22 @@ class IppClient:
             raise SendFailed(f"{self.label}: {what}: {self.target.uri} answered something "
                              f"that is not IPP ({exc})", sent=len(data)) from exc
         return answer
+
+    def _connect(self, conn: http.client.HTTPConnection, what: str) -> None:
+        """Open the connection: a failure here is a link down (nothing was sent),
+        except a TLS refusal (the remote answered: printer trouble, as before)."""
+        try:
+            conn.connect()
+        except ssl.SSLError as exc:
+            self.close()
+            raise SendFailed(f"{self.label}: {what}: the connection to {self.target.uri} "
+                             f"failed ({exc})", sent=0) from exc
+        except OSError as exc:
+            self.close()
+            why = "timed out" if isinstance(exc, socket.timeout) else (
+                exc.strerror or str(exc) or type(exc).__name__)
+            raise IppLinkDown(f"{self.label}: {what}: cannot reach {self.target.uri} "
+                              f"({why})", sent=0) from exc
 
     def checked(self, op: Operation, attrs: list[Attribute], *,
                 job: list[Attribute] | None = None, data: bytes = b"") -> Message:

@@ -41,6 +41,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -273,7 +274,8 @@ class SpoolService:
         decisions, sched_key = self._decide(self.store.state, views)
         now_local = self.server.clock()
         policy_due = self.admission.policy_due(self.store.state, now=now_local,
-                                               now_local=now_local)
+                                               now_local=now_local) \
+            or self.server.links_due(self.store.state)
         if not (self.taken or self.controls or has_results or orphans or stranded
                 or decisions.assigned
                 or decisions.notes or not self.reconciled or policy_due):
@@ -336,8 +338,7 @@ class SpoolService:
                           if (self.spool.done / f"{j.id}.json").exists()},
             started=self._started(reconcile is not None, orphans),
             controls=controls,
-            policy=partial(self.admission.policy_ops, now=now_local, now_local=now_local,
-                           server_name=server.name))
+            policy=partial(self._policy, now_local=now_local))
         plan = plan_cycle(state, inputs, now_local)  # steps 1-6
 
         # Before the commit: stop printers of canceled jobs, write the endings (done/
@@ -395,6 +396,16 @@ class SpoolService:
             except (OSError, PrintnetError) as exc:  # cleanup after a commit: never fatal
                 self.log(f"after commit: {exc}")
         return bool(plan.ops)
+
+    def _policy(self, state: MasterState, *, now_local: datetime) -> verbs.Change:
+        """The cycle's policy step: HELDEXPIRY and quotas (the admission's), then the
+        links of remote printers (`server.links`), on the state the first left."""
+        change = self.admission.policy_ops(state, now=now_local, now_local=now_local,
+                                           server_name=self.server.name)
+        if any(op.kind in {"remove", "state"} for op in change.ops):
+            state = state.preview(change.ops)
+        change.add(self.server.link_change(state))
+        return change
 
     def _hand_out(self, assigned: list[tuple[str, str]]) -> None:
         """Give the jobs just assigned (and committed) to their printers."""

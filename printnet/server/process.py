@@ -121,6 +121,7 @@ class Server(ConfigReload):
         # Per printer, how many jobs each shared disk may give it this tick (see
         # `_share_printers`; only with several disks).
         self._shares: dict[str, dict[SpoolService, int]] = {}
+        self._link_held: dict[str, set[str]] = {}  # printer -> jobs LINKHOLD held
 
     def event(self, text: str, spool: Spool | None = None) -> None:
         stamp = datetime.now().strftime("%H:%M:%S")
