@@ -246,6 +246,7 @@ class PrinterWorker:
         self._port: SerialBase | None = None
         self._remote: ipp_port.RemoteJob | None = None  # an ipp:// port's job in flight
         self._raw_pdf = False  # the current job is a PDF (ipp:// sends it as such)
+        self._site: str | None = None  # the current job's site (its request's, or ours)
         # The link of a remote port (LINKDOWN=): down since when (UTC; None: up), the
         # attempts that failed since, the last error (docs/SITES.md).
         self.link_since: datetime | None = None
@@ -461,6 +462,7 @@ class PrinterWorker:
         request_json = req.to_json()
         request_json.pop("password", None)
         setup = self._setup_for(a.job)
+        self._site = req.site or self.config.server.site  # where it was submitted
         rendered = self._render(a.job, files, setup, req.encoding)
         data = b"".join(rendered.chunks)
         kind = port_kind(self.printer)
@@ -566,19 +568,22 @@ class PrinterWorker:
 
     def _render(self, job: Job, files: list[bytes], setup: SetupConfig,
                 encoding: str | None) -> Rendered:
-        from printnet.config import header_template
+        from printnet.config import header_template, logo_text
 
         try:
             template = header_template(self.config, self.printer)
         except PrintnetError as exc:  # the template vanished since the config was loaded
             self.on_event(f"printer {self.name}: {exc}; using the built-in header page")
             template = None
+        site = self._site or ""
+        logo = logo_text(self.config, self.printer, site) \
+            if template is not None and "{logo}" in template else None
         return render(
             RenderJob(id=job.id, user=job.user, station=job.station, title=job.title,
                       submitted=job.submitted, copies=job.copies,
                       header=job.header and self.printer.header_pages,
                       format=job.format, printer=self.name, setup=setup.name,
-                      encoding=encoding),
+                      encoding=encoding, site=site, logo=logo),
             files, setup=setup, driver=get_driver(self.printer.driver, setup.encoding),
             header_template=template,
             date=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"),
@@ -628,7 +633,8 @@ class PrinterWorker:
         raw = job.format == Format.RAW
         doc = ipp_port.Document(
             data=data, format=ipp_port.document_format(raw, data), name=job.title,
-            user=job.user, printnet_id=job.id, copies=job.copies if self._raw_pdf else 1)
+            user=job.user, printnet_id=job.id, copies=job.copies if self._raw_pdf else 1,
+            site=self._site)
 
         def progress(n: int) -> None:
             self.sent = n

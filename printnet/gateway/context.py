@@ -98,6 +98,7 @@ class JobOptions:
     setup: str | None = None
     header: bool = True
     password: str | None = None  # the queue password (IPP job-password)
+    site: str | None = None  # the site it comes from (printnet-site: a forwarding branch)
 
 
 class GatewayContext:
@@ -231,6 +232,8 @@ class GatewayContext:
         except ConfigError as exc:
             raise UsageError(str(exc)) from exc
         template = replace(template, user=identity.user)
+        if options.site:  # forwarded from another site: its name, not ours
+            template = replace(template, site=options.site)
         allowed = self.formats(template.printer)
         for fmt in formats:
             if fmt not in allowed:

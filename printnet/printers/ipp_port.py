@@ -57,6 +57,7 @@ DEFAULT_PORT: Final = 631
 POLL: Final = 0.25  # seconds between Get-Job-Attributes while the remote prints
 MAX_ANSWER: Final = 1 << 20  # an IPP answer larger than this is not a printer's
 JOB_ID_ATTRIBUTE: Final = "printnet-job-id"
+SITE_ATTRIBUTE: Final = "printnet-site"  # the site a job was submitted at (SITE)
 
 # printer-state-reasons that mean "prints nothing now" (RFC 8011 5.4.12, PWG 5100.9).
 TROUBLE: Final[dict[str, str]] = {
@@ -381,6 +382,7 @@ class Document:
     user: str
     printnet_id: str
     copies: int = 1  # >1 only for a document printnet did not render (a PDF)
+    site: str | None = None  # the site it was submitted at (printnet-site, for {site})
 
 
 @dataclass
@@ -458,6 +460,7 @@ class RemoteJob:
             Attribute.of("job-name", Tag.NAME, doc.name or doc.printnet_id),
             Attribute.of("document-format", Tag.MIME_MEDIA_TYPE, doc.format)],
             job=[Attribute.of(JOB_ID_ATTRIBUTE, Tag.NAME, doc.printnet_id),
+                 *([Attribute.of(SITE_ATTRIBUTE, Tag.NAME, doc.site)] if doc.site else []),
                  *([Attribute.of("copies", Tag.INTEGER, doc.copies)] if doc.copies > 1
                    else [])],
             data=doc.data)

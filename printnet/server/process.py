@@ -147,6 +147,7 @@ class Server(ConfigReload):
             "counters": vars(self.counters),
             "spool_error": service.error,
             "min_free": self.config.server.min_free,  # stations refuse to submit below it
+            "site": self.config.server.site,  # SITE: what stations stamp their requests with
         }
 
     def call(self, fn: Callable[[], Any], timeout: float = 30.0) -> Any:
