@@ -36,7 +36,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from printnet.links import is_waiting
+from printnet.links import is_waiting, parse_failover
 from printnet.masterfile import Job, MasterState, SortKey
 from printnet.model import JobState, Priority
 
@@ -147,7 +147,9 @@ def decide(
             members.setdefault(cls, []).append(p)
 
     def note(job: Job, text: str) -> None:
-        if job.note != text:
+        # A failover note stays (LINKDOWN=LOCAL): it is how the job goes back to its
+        # remote printer and what its done record says.
+        if job.note != text and parse_failover(job.note) is None:
             decisions.notes[job.id] = text
 
     def ready(p: PrinterView) -> bool:
