@@ -571,16 +571,23 @@ def site_logo_path(config: Config, site: str) -> Path:
 
 
 def logo_text(config: Config, printer: PrinterConfig, site: str | None) -> str | None:
-    """The text art of a job's {logo}: the originating site's etc/<site>.logo (so a
-    central office keeps one per branch), else the printer's LOGO=, else SITE LOGO=;
-    None when there is none (the header page then draws the site's name).  A file
-    that went missing or breaks the path rules counts as none."""
+    """The text art of a job's {logo}, by the site it was submitted at (`site`):
+
+    * another site's job (a branch's, forwarded here): that site's own
+      etc/<site>.logo, so a central office keeps one per branch;
+    * a job of this site (SITE, or no site known): the printer's LOGO=, else SITE
+      LOGO=.
+
+    None when there is none: the header page then draws the site's name in block
+    letters.  A file that went missing or breaks the path rules counts as none."""
     candidates: list[Path] = []
-    if site and valid_name(site):
-        candidates.append(site_logo_path(config, site))
-    for raw in (printer.logo, config.server.site_logo):
-        if raw is not None:
-            candidates.append(logo_path(config, raw))
+    ours = not site or site == config.server.site
+    if not ours and valid_name(site or ""):
+        candidates.append(site_logo_path(config, site or ""))
+    elif ours:
+        for raw in (printer.logo, config.server.site_logo):
+            if raw is not None:
+                candidates.append(logo_path(config, raw))
     for path in candidates:
         if _logo_problem(config, path) is None:
             try:

@@ -166,7 +166,9 @@ def logo_lines(logo: str | None, site: str, *, width: int) -> list[str]:
     characters dropped, tabs expanded, at most `MAX_LOGO_LINES`), or without one the
     site's name in block letters, centred; nothing when neither is known."""
     if logo is not None:
-        rows = [clean_text(ln.replace("\r", "").expandtabs(8)).rstrip()
+        # Art keeps its leading spaces: only what is not printable goes (clean_text,
+        # with a guard character so that it strips nothing at the left).
+        rows = [clean_text("|" + ln.replace("\r", "").expandtabs(8))[1:].rstrip()
                 for ln in logo.replace("\r\n", "\n").split("\n")]
         while rows and not rows[-1]:
             rows.pop()
