@@ -59,8 +59,8 @@ def remote_name(port: str, link_name: str | None = None) -> str:
 
 
 def clock(at_local: datetime) -> str:
-    """A moment as notes give it: the local wall clock, HH:MM (with the date when it
-    is not today is the reader's to see in `since` of the status file)."""
+    """A moment as notes give it: the local wall clock, HH:MM (the full time is the
+    status file's `since`)."""
     return at_local.strftime("%H:%M")
 
 

@@ -23,16 +23,24 @@ every byte and the FIN), with the same STALL limit.  An idle printer left
 offline is looked at every RETRY seconds, sending it nothing (`_probe`), so
 its queue starts again when it answers.
 
+A remote port's `LinkDown` (``ipp://`` unreachable, a ``spool:`` share gone) is
+not printer trouble: the job goes back to pending with the note ``waiting for
+link to HQ since 10:02`` (ERRORS= is not asked), the printer is offline with the
+link's reason, and it is probed with capped exponential back-off
+(`links.backoff`) instead of every RETRY= seconds; the server's cycle decides
+what the waiting jobs do (`server.links`, LINKDOWN=).
+
 An ``ipp://`` / ``ipps://`` printer is driven at job level instead
 (`printers.ipp_port.RemoteJob`, kept across stalls like an open port): the
 job is completed when the remote printer says completed, its
 printer-state-reasons are the printer trouble, and the impressions it reports
 are the job's pages.
 
-About 650 lines on purpose: one printer's thread, whose render, send, restart
-and trouble handling share the open port (or remote IPP job) across stalls;
-the port kinds' rules are in `printers.ports`, the IPP client in
-`printers.ipp_port`.
+About 770 lines on purpose: one printer's thread, whose render, send, restart
+and trouble handling share the open port (or remote IPP job) across stalls,
+and whose link state (a remote port) is what its probes find; the port kinds'
+rules are in `printers.ports`, the IPP client in `printers.ipp_port`, the link's
+words in `links`.
 """
 
 from __future__ import annotations
@@ -712,6 +720,8 @@ class PrinterWorker:
                 return False
             self._link_up()
             return trouble is None
+        if self.printer.port.strip().lower().startswith("spool:"):
+            return self._probe_share()
         try:
             port = open_port(self.printer, self.config.etc)
         except LinkDown as exc:
@@ -732,6 +742,26 @@ class PrinterWorker:
                 close_port(port)
             except Exception:
                 pass
+
+    def _probe_share(self) -> bool:
+        """A ``spool:`` port (forwarding into another site's spool, its own module
+        `printers.spool_port`): whether the central share is reachable and writable
+        again.  Found by name: the module is the forwarding's, and absent without it."""
+        import importlib
+
+        try:
+            mod: Any = importlib.import_module("printnet.printers.spool_port")
+        except ImportError:
+            return False
+        try:
+            mod.open_target(mod.parse_target(self.printer.port), f"printer {self.name}")
+        except LinkDown as exc:
+            self._link_down(str(exc))
+            return False
+        except PrintnetError:
+            return False
+        self._link_up()
+        return True
 
     def _wait(self, seconds: float) -> bool:
         """Sleep for a retry; False if asked to stop meanwhile."""

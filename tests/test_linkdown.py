@@ -113,9 +113,14 @@ def test_queue_waits_with_the_note_backs_off_and_prints_once_the_link_is_back(
     assert (job_view(root, job) or {})["note"] == f"waiting for link to HQ since {since}"
     assert (job_view(root, job) or {})["state"] == "pending"
 
-    # `printnet status` shows it, and the printer's reason.
+    # `printnet status` shows it, and the console's CH with the printer's reason.
     shown = printnet("--spool", str(root), "status").stdout
     assert f"waiting for link to HQ since {since}" in shown, shown
+    etc = tmp_path / "proj" / "etc"
+    ch = printnet("--etc", str(etc), "console", "--server", "BR", "CH",
+                  env=server_env(tmp_path / "run")).stdout
+    assert f"Printer HQ: offline (link to HQ down since {since}: " in ch, ch
+    assert f"[waiting for link to HQ since {since}]" in ch, ch
 
     # Capped exponential back-off: RETRY= doubled per failed attempt, as published.
     seen: list[tuple[int, float]] = []
@@ -151,7 +156,8 @@ def test_queue_waits_with_the_note_backs_off_and_prints_once_the_link_is_back(
     [req] = sim.requests
     assert req.attrs["printnet-job-id"] == job
     assert req.attrs["printnet-site"] == "BRANCH1"
-    assert link_of(root)["state"] == "up"
+    wait_for(lambda: link_of(root).get("state") == "up", 30, "the link published up",
+             on_timeout=lambda: logs(servers))
     assert "the link to HQ is back" in logs(servers)
 
 

@@ -31,6 +31,12 @@ next poll tries again (`SendStalled` after ``STALL=`` without an answer); a
 remote that no longer knows the job (client-error-not-found) makes it start
 again.
 
+Link down: a failure before any answer (connection refused, host unreachable,
+connecting timed out, a question without a document unanswered in time) is
+`IppLinkDown`, a `printnet.errors.LinkDown` that is still a `SendFailed`: the
+printer's LINKDOWN= mode decides (docs/SITES.md).  A Print-Job unanswered after
+its document went out stays a plain `SendFailed` (the remote may have the job).
+
 URL: ``ipp://HOST[:PORT]/PATH`` (port 631 by default), ``ipps://...`` for TLS
 (certificates checked against the system's CAs; ``?ca=/path/ca.pem`` names a
 CA file, ``?insecure=1`` checks nothing — for a test printer only).

@@ -5,8 +5,10 @@ printer, results from their threads (`_on_result`, which starts the next job
 assigned ahead at once), how many jobs each may be given now (`slots`: about
 AHEAD_SECONDS of its recent speed), handing assigned jobs back, stopping a
 canceled job, mounting a setup, the server's own intake checks of a print
-request (`check_request`), and with several shared disks, one queue order per
-printer across them (`_share_printers`).
+request (`check_request`, with LINKDOWN=REJECT's refusal), the links of remote
+printers as the planner sees them (`link_views`, `link_change`: `server.links`),
+and with several shared disks, one queue order per printer across them
+(`_share_printers`).
 """
 
 from __future__ import annotations
