@@ -30,11 +30,14 @@ from helpers_e2e import (
     wait_for,
     write_atomic_text,
 )
+from helpers_gateway import start_gateway
+from helpers_ipp import attr, ipp, ipp_message
 from ipp_printer_sim import IppPrinterSim
 
 from printnet import links
 from printnet.api import Station
 from printnet.errors import LinkDown
+from printnet.ipp.enums import GroupTag, Operation, Status
 from printnet.spool.layout import Spool
 
 RETRY = 0.2
@@ -240,6 +243,32 @@ def test_reject_refuses_new_jobs_at_request_while_the_link_is_down(
     assert "LINKDOWN=REJECT" in proc.stderr
     with pytest.raises(LinkDown, match="refuses new jobs"):
         Station(root).submit([doc], printer="HQ")
+    # A station that does not look (an older one) gets it refused by intake, with
+    # the reason in rejected/.
+    from printnet.spool.submit import Source, Submitter
+    tpl = Station(root).template(printer="HQ")
+    [blind] = Submitter(Spool.open(root), user=tpl.user, station=tpl.station).submit_many(
+        [(tpl, [Source("d", path=doc)])])
+    reason_file = root / "rejected" / f"{blind.id}.req.reason"
+    wait_for(reason_file.exists, 30, "intake to reject it", on_timeout=lambda: logs(servers))
+    assert "HQ refuses new jobs: the link to HQ is down since" in reason_file.read_text()
+    # The gateway refuses it too, and says why the printer does not accept jobs.
+    gw = start_gateway(root, tmp_path / "proj" / "etc", tmp_path / "gw.log",
+                       server_env(tmp_path / "run"))
+    try:
+        uri = f"ipp://127.0.0.1:{gw.ipp}/ipp/print/HQ"
+        answer = ipp(gw.ipp, ipp_message(Operation.PRINT_JOB, uri, data=b"x\n"),
+                     path="/ipp/print/HQ")
+        assert answer.code == Status.SERVER_ERROR_NOT_ACCEPTING_JOBS
+        said = attr(answer, "status-message", GroupTag.OPERATION)
+        assert "HQ refuses new jobs: the link to HQ is down since" in said
+        info = ipp(gw.ipp, ipp_message(Operation.GET_PRINTER_ATTRIBUTES, uri),
+                   path="/ipp/print/HQ")
+        assert attr(info, "printer-is-accepting-jobs", GroupTag.PRINTER) is False
+        assert "connecting-to-device" in str(attr(info, "printer-state-reasons",
+                                                  GroupTag.PRINTER))
+    finally:
+        gw.stop()
     # The local printer takes jobs as ever.
     local = submit(root, tmp_path, "local is fine\n", printer="LOCAL")
     wait_for(lambda: local in done_records(root), 30, "the local job",
@@ -247,6 +276,8 @@ def test_reject_refuses_new_jobs_at_request_while_the_link_is_down(
     # Link back: the queued job prints, new ones are taken again.
     sims.append(IppPrinterSim(bind=port))
     wait_for(lambda: first in done_records(root), 60, "the first job after the restore",
+             on_timeout=lambda: logs(servers))
+    wait_for(lambda: link_of(root).get("state") == "up", 30, "the link published up",
              on_timeout=lambda: logs(servers))
     again = submit(root, tmp_path, "accepted again\n")
     wait_for(lambda: again in done_records(root), 60, "a new job after the restore",
