@@ -275,7 +275,7 @@ class SpoolService:
         now_local = self.server.clock()
         policy_due = self.admission.policy_due(self.store.state, now=now_local,
                                                now_local=now_local) \
-            or self.server.links_due(self.store.state)
+            or self.server.links_due(self.store.state, self.spool.root)
         if not (self.taken or self.controls or has_results or orphans or stranded
                 or decisions.assigned
                 or decisions.notes or not self.reconciled or policy_due):

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 AHEAD_SECONDS = 0.25  # a printer is given jobs ahead for about this much printing
 MAX_AHEAD = 32  # jobs assigned ahead per printer, at most (a fast printer, small jobs)
+LINKS_EVERY = 0.25  # seconds between looks at what remote printers' links ask for
 
 
 class Printers:
@@ -67,6 +68,7 @@ class Printers:
     _given: dict[str, float]
     _shares: dict[str, dict[SpoolService, int]]
     _link_held: dict[str, set[str]]
+    _links_checked: dict[object, float]
 
     def event(self, text: str, spool: Spool | None = None) -> None:
         raise NotImplementedError
@@ -219,11 +221,18 @@ class Printers:
                                 hold_after=printer.link_hold))
         return out
 
-    def links_due(self, state: MasterState) -> bool:
-        """Whether the links' state asks for job changes (no lock; a cheap walk)."""
+    def links_due(self, state: MasterState, key: object = None) -> bool:
+        """Whether the links' state asks for job changes (no lock).  A walk over the
+        remote printers' queues, so at most every LINKS_EVERY seconds per shared disk
+        (`key`): a link's own news (a job's LinkDown) comes with a result, which
+        makes a cycle anyway."""
         views = self.link_views()
         if not views:
             return False
+        mono = time.monotonic()
+        if mono - self._links_checked.get(key, 0.0) < LINKS_EVERY:
+            return False
+        self._links_checked[key] = mono
         held = set().union(*self._link_held.values()) if self._link_held else set()
         return bool(plan_links(state, views, self.clock(), held_before=held).change.ops)
 
