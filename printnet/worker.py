@@ -341,8 +341,11 @@ class PrinterWorker:
                 "setup": self.setup,
                 "form": setup.form if setup else "",
                 "classes": list(self.printer.classes),
-                "accepting": self.printer.accepting,
-                "reject_reason": self.printer.reject_reason,
+                # LINKDOWN=REJECT with the link down refuses new jobs like ACCEPT=NO.
+                "accepting": self.printer.accepting and not self._link_rejects(),
+                "reject_reason": self.printer.reject_reason or (
+                    links.reject_reason(self.name, self.remote, self.link_since.astimezone())
+                    if self._link_rejects() and self.link_since is not None else ""),
                 "job": job.id if job else None,
                 "progress": {"bytes": self.sent, "total": self.total, "pages": self.pages,
                              "page_total": self.page_total}
@@ -365,6 +368,9 @@ class PrinterWorker:
     def link_delay(self) -> float:
         """Seconds until the next attempt while the link is down (capped back-off)."""
         return links.backoff(self.printer.retry_interval, self.link_attempts)
+
+    def _link_rejects(self) -> bool:
+        return self.printer.linkdown is LinkMode.REJECT and self.link_since is not None
 
     def _link_status(self) -> dict[str, Any] | None:
         # (called with self._cond held)

@@ -235,6 +235,9 @@ def test_reject_refuses_new_jobs_at_request_while_the_link_is_down(
     first = submit(root, tmp_path, "queued before it was known down\n")
     wait_for(lambda: link_of(root).get("state") == "down", 30, "the link seen down",
              on_timeout=lambda: logs(servers))
+    wait_for(lambda: (printer_info(root, "BR", "HQ") or {}).get("accepting") is False, 30,
+             "HQ shown not accepting", on_timeout=lambda: logs(servers))
+    assert "refuses new jobs" in (printer_info(root, "BR", "HQ") or {})["reject_reason"]
     doc = tmp_path / "new.txt"
     doc.write_text("refused\n")
     proc = printnet("--spool", str(root), "request", "-P", "HQ", str(doc), check=False)
