@@ -224,17 +224,21 @@ class Printers:
     def links_due(self, state: MasterState, key: object = None) -> bool:
         """Whether the links' state asks for job changes (no lock).  A walk over the
         remote printers' queues, so at most every LINKS_EVERY seconds per shared disk
-        (`key`): a link's own news (a job's LinkDown) comes with a result, which
-        makes a cycle anyway."""
+        (`key`), less often for long queues: a link's own news (a job's LinkDown)
+        comes with a result, which makes a cycle anyway."""
         views = self.link_views()
         if not views:
             return False
         mono = time.monotonic()
-        if mono - self._links_checked.get(key, 0.0) < LINKS_EVERY:
+        if mono < self._links_checked.get(key, 0.0):
             return False
-        self._links_checked[key] = mono
         held = set().union(*self._link_held.values()) if self._link_held else set()
-        return bool(plan_links(state, views, self.clock(), held_before=held).change.ops)
+        due = bool(plan_links(state, views, self.clock(), held_before=held).change.ops)
+        # The walk costs ~2.4 us per queued job (240 ms for 100,000 waiting on a down
+        # link): wait 20 times as long as it took before the next, ~5% of a core.
+        took = time.monotonic() - mono
+        self._links_checked[key] = mono + max(LINKS_EVERY, 20 * took)
+        return due
 
     def link_change(self, state: MasterState) -> verbs.Change:
         """Under the master lock (the cycle's policy step): the links' job changes,
