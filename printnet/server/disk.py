@@ -404,7 +404,7 @@ class SpoolService:
                                            server_name=self.server.name)
         if any(op.kind in {"remove", "state"} for op in change.ops):
             state = state.preview(change.ops)
-        change.add(self.server.link_change(state))
+        change.add(self.server.link_change(state, self.spool.root))
         return change
 
     def _hand_out(self, assigned: list[tuple[str, str]]) -> None:

@@ -69,6 +69,7 @@ class Printers:
     _shares: dict[str, dict[SpoolService, int]]
     _link_held: dict[str, set[str]]
     _links_checked: dict[object, float]
+    _links_wanted: set[object]
 
     def event(self, text: str, spool: Spool | None = None) -> None:
         raise NotImplementedError
@@ -238,14 +239,20 @@ class Printers:
         # link): wait 20 times as long as it took before the next, ~5% of a core.
         took = time.monotonic() - mono
         self._links_checked[key] = mono + max(LINKS_EVERY, 20 * took)
+        if due:
+            self._links_wanted.add(key)
         return due
 
-    def link_change(self, state: MasterState) -> verbs.Change:
+    def link_change(self, state: MasterState, key: object = None) -> verbs.Change:
         """Under the master lock (the cycle's policy step): the links' job changes,
-        and the operator told of jobs LINKHOLD held (log and console)."""
+        and the operator told of jobs LINKHOLD held (log and console).  Only when
+        `links_due` last found some for this disk (`key`): the walk is not made
+        under the lock on every cycle (a job's own LinkDown result brings its
+        waiting note with it)."""
         views = self.link_views()
-        if not views:
+        if not views or key not in self._links_wanted:
             return verbs.Change()
+        self._links_wanted.discard(key)
         held = set().union(*self._link_held.values()) if self._link_held else set()
         plan = plan_links(state, views, self.clock(), held_before=held)
         by_printer: dict[str, list[str]] = {}

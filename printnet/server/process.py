@@ -122,6 +122,7 @@ class Server(ConfigReload):
         # `_share_printers`; only with several disks).
         self._shares: dict[str, dict[SpoolService, int]] = {}
         self._link_held: dict[str, set[str]] = {}  # printer -> jobs LINKHOLD held
+        self._links_wanted: set[object] = set()  # disks whose links ask for changes
         self._links_checked: dict[object, float] = {}  # per disk: when `links_due` may walk next
 
     def event(self, text: str, spool: Spool | None = None) -> None:
