@@ -22,6 +22,13 @@
 ;   MAXCOPIES=n MAXBYTES=n[K|M|G] MAXFILE=n[K|M|G] MAXPAGES=n   (per job)
 ;   OVERLIMIT=REJECT|HOLD  a job over a MAX... limit is rejected (default) or held
 ;   SEAL=ON|OFF            take only sealed documents (default: SEAL in server.cmd)
+;   LOGO=file              text art for the header page's {logo} (relative to etc/)
+;   A remote printer (PORT=ipp://, ipps://, spool:), while its link is down:
+;   LINKDOWN=QUEUE         jobs wait here, retried with back-off (the default);
+;            LINKHOLD=hours  after that long they are held and the operator told
+;   LINKDOWN=LOCAL PRINTER=name   jobs print on that local printer meanwhile
+;   LINKDOWN=REJECT        new jobs are refused with the reason
+;   LINKNAME=name          how notes name the remote (default: the port's host)
 ;
 ; The embedded default printer appends to <project>/output/LOCAL.prn.
 PRINTER LOCAL PORT=file://../output/LOCAL.prn SETUP=STANDARD HEADER=LOCAL
@@ -31,6 +38,9 @@ PRINTER LOCAL PORT=file://../output/LOCAL.prn SETUP=STANDARD HEADER=LOCAL
 ;PRINTER R&D PORT=/dev/ttyS0 BAUD=9600 BITS=8 PARITY=N STOP=1 FLOW=XONXOFF SETUP=STANDARD
 ;   a raw TCP line printer (port 9100) with checks mounted, in class LINES
 ;PRINTER LINEPRINTER PORT=socket://10.1.2.3:9100 DRIVER=ESCP SETUP=CHECKS CLASS=LINES
+;   the central office's printer, through its gateway; while the link is down
+;   its jobs print on LOCAL
+;PRINTER HQLASER PORT=ipp://central.example:8631/ipp/print/HQLASER LINKDOWN=LOCAL PRINTER=LOCAL LINKNAME=HQ
 ;   a simulated printer (no hardware) that runs at its baud rate
 ;PRINTER SIMULATED PORT=sim://SIMULATED?out=../output/SIMULATED.prn BAUD=9600 SETUP=LABELS HEADER=NONE
 

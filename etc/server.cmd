@@ -69,3 +69,10 @@ OPERATORS root
 ;   This server's private sealing keys: a local folder (0700, files 0600), never
 ;   on the spool.  Default /var/lib/printnet/keys; $PRINTNET_KEYS overrides it.
 ;KEYS /var/lib/printnet/keys
+
+; SITE name [LOGO=file]
+;   This site's name: header pages show it ({site}), and requests submitted here
+;   carry it, so a central office that prints them knows the branch.  LOGO= is
+;   the site's text-art logo for header pages ({logo}; relative to etc/; a
+;   printer's LOGO= overrides it).  docs/SITES.md.
+;SITE BRANCH1 LOGO=branch1.logo

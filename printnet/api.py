@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from printnet import charset
-from printnet.errors import ConfigError, NotFound, PrintnetError, SealError, UsageError
+from printnet.errors import (
+    ConfigError,
+    LinkDown,
+    NotFound,
+    PrintnetError,
+    SealError,
+    UsageError,
+)
 from printnet.model import (
     MAX_COPIES,
     MAX_TITLE,
@@ -127,6 +134,7 @@ class _OwnSite:
     setups: frozenset[str]
     default_printer: str | None
     etc: Path
+    site_name: str | None
 
 
 def _read_small(fd: int, limit: int = 1 << 20) -> bytes | None:
@@ -163,6 +171,7 @@ class Station:
         self.strict = strict
         self.user = user or this_user()
         self.station = station or this_station()
+        self._site: tuple[str | None] | None = None  # (site,) once looked up
 
     # -- destinations ------------------------------------------------------------
 
@@ -252,7 +261,7 @@ class Station:
             site = own_site(sites, self.etc, server_text, printers_text)
             if site is not None:
                 return _OwnSite(site.printers, site.classes, site.setups, site.default,
-                                Path(site.etc))
+                                Path(site.etc), site.site_name)
         from printnet import config as config_mod
 
         return config_mod.load(self.etc)
@@ -353,8 +362,33 @@ class Station:
             id="0" * 18, user=self.user, station=self.station, submitted=datetime.now(UTC),
             printer=dest, priority=prio, copies=copies, title=clean_text(title, MAX_TITLE),
             setup=setup_name, header=header, format=Format.RAW if raw else Format.TEXT,
-            hold=hold, encoding=declared,
+            hold=hold, encoding=declared, site=self.site(),
         )
+
+    def site(self) -> str | None:
+        """This station's site (SITE in server.cmd): its readable etc/, else what the
+        servers of this spool publish; None when no SITE is set."""
+        if self._site is not None:
+            return self._site[0]
+        found: str | None = None
+        from printnet.spool.site import read_sites
+
+        cfg = self._own_config([], read_sites(self.spool)[0])
+        if cfg is not None:
+            found = cfg.site_name if isinstance(cfg, _OwnSite) else cfg.server.site
+        else:
+            for info in server_files(self.spool):
+                site = info.get("site")
+                if isinstance(site, str) and valid_name(site):
+                    found = site
+                    break
+        self._site = (found,)
+        return found
+
+    def link_refusal(self, printer: str) -> str | None:
+        """LINKDOWN=REJECT: why `printer` refuses new jobs now, as its server publishes
+        (its link is down); None when it takes them."""
+        return link_refusal(self.spool, printer)
 
     def submit(
         self, files: Sequence[str | Path], *, each: bool = False, stdin: Any = None,
@@ -375,6 +409,9 @@ class Station:
         from printnet.spool.submit import DEFAULT_MAX_STDIN, Source, Submitter, check_sources
 
         template = self.template(**options)
+        refusal = self.link_refusal(template.printer)
+        if refusal is not None:
+            raise LinkDown(refusal)
         if password is None and ask is not None and self.needs_password(template.printer):
             password = ask(template.printer)
         sources = [
@@ -721,6 +758,23 @@ def server_files(spool: Spool) -> list[dict[str, Any]]:
     return out
 
 
+def link_refusal(spool: Spool, printer: str) -> str | None:
+    """Why `printer` refuses new jobs because its link is down (LINKDOWN=REJECT), from
+    the status files of live servers; None when none says so."""
+    for info in server_files(spool):
+        lease = float(info.get("lease", 30) or 30)
+        if info["_age"] > 3 * lease or info.get("state") == "stopped":
+            continue
+        for p in info.get("printers", []):
+            if not isinstance(p, dict) or p.get("name") != printer:
+                continue
+            link = p.get("link")
+            if isinstance(link, dict) and link.get("state") == "down" \
+                    and link.get("mode") == "reject":
+                return str(link.get("reject_reason") or f"{printer}: its link is down")
+    return None
+
+
 def _age(path: Path) -> float:
     try:
         return max(0.0, time.time() - path.stat().st_mtime)
@@ -740,7 +794,7 @@ def printer_status(spool: Spool, dest: str | None = None) -> list[dict[str, Any]
                 continue
             entry = {k: p.get(k) for k in (
                 "name", "state", "reasons", "setup", "form", "job", "progress",
-                "classes", "accepting", "reject_reason",
+                "classes", "accepting", "reject_reason", "link",
             )}
             entry["server"] = info.get("name")
             if not alive:

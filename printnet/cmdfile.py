@@ -653,6 +653,10 @@ SERVER_SCHEMA: Final = Schema("server.cmd", {
         "KEYS", Repeat.SINGLE, "local folder of this server's private sealing keys",
         "KEYS /var/lib/printnet/keys", PathText(), True,
     ),
+    "SITE": Keyword(
+        "SITE", Repeat.SINGLE, "this site's name (header pages' {site}) and its LOGO file",
+        "SITE BRANCH1 LOGO=branch1.logo", Name(), True, {"LOGO": PathText()},
+    ),
 })
 
 PRINTER_KEYS: Final[Mapping[str, Value]] = {
@@ -679,6 +683,11 @@ PRINTER_KEYS: Final[Mapping[str, Value]] = {
     "MAXFILE": Int(1, 1 << 50, "bytes", sizes=True),
     "OVERLIMIT": Choice(("REJECT", "HOLD")),
     "SEAL": Choice(("ON", "OFF")),
+    "LINKDOWN": Choice(("QUEUE", "LOCAL", "REJECT")),
+    "PRINTER": Name(),
+    "LINKHOLD": Number(0.0001, 87600, "hours"),
+    "LINKNAME": Name(),
+    "LOGO": PathText(),
 }
 
 SETUP_KEYS: Final[Mapping[str, Value]] = {

@@ -49,6 +49,7 @@ from typing import Final
 from printnet import cmdfile
 from printnet.charset import printer_encoding
 from printnet.errors import ConfigError
+from printnet.model import valid_name
 from printnet.quota import OverAction, Period, QuotaRule
 
 # The setup, driver and printer settings live in the pure `printnet.settings`, so the
@@ -56,6 +57,7 @@ from printnet.quota import OverAction, Period, QuotaRule
 from printnet.settings import DriverName as DriverName  # noqa: PLC0414 (re-export)
 from printnet.settings import ErrorPolicy as ErrorPolicy  # noqa: PLC0414 (re-export)
 from printnet.settings import Flow as Flow  # noqa: PLC0414 (re-export)
+from printnet.settings import LinkMode as LinkMode  # noqa: PLC0414 (re-export)
 from printnet.settings import PrinterConfig as PrinterConfig  # noqa: PLC0414 (re-export)
 from printnet.settings import SetupConfig as SetupConfig  # noqa: PLC0414 (re-export)
 from printnet.spool.publish import fsync_dir, write_temp
@@ -75,6 +77,8 @@ class ServerConfig:
     min_free: int = 0  # bytes that must stay free on a spool's disk (MINFREE, MiB)
     seal: bool = False  # SEAL ON: every printer takes only sealed documents (docs/SECURITY.md)
     keys: Path | None = None  # KEYS: this server's private sealing keys (a local folder)
+    site: str | None = None  # SITE name: the site's name on header pages ({site})
+    site_logo: str | None = None  # SITE LOGO=: the site-wide {logo} file (relative to etc/)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +224,8 @@ def _server(cmds: list[cmdfile.Command], project: Path, server_name: str | None,
     min_free = 0
     seal = False
     keys: Path | None = None
+    site: str | None = None
+    site_logo: str | None = None
     for cmd in cmds:
         if cmd.keyword == "SERVER":
             name = cmd.get_opt_str("NAME") or name
@@ -271,6 +277,11 @@ def _server(cmds: list[cmdfile.Command], project: Path, server_name: str | None,
         elif cmd.keyword == "KEYS":
             assert cmd.name is not None
             keys = Path(os.path.normpath(project / cmd.name))
+        elif cmd.keyword == "SITE":
+            site = cmd.name
+            site_logo = cmd.get_opt_str("LOGO")
+            if site_logo is not None:
+                where[("SITE", "")] = (cmd.filename, cmd.line)
     if server_name is not None:
         try:
             name = cmdfile.convert_name(server_name)
@@ -291,6 +302,8 @@ def _server(cmds: list[cmdfile.Command], project: Path, server_name: str | None,
         min_free=min_free,
         seal=seal,
         keys=keys,
+        site=site,
+        site_logo=site_logo,
     )
 
 
@@ -326,9 +339,11 @@ def _printers(
             )
         elif cmd.keyword == "PRINTER":
             header = cmd.get_opt_str("HEADER")
+            port = cmd.get_str("PORT", "")
+            linkdown, failover, link_hold, link_name = _link_settings(cmd, name, port)
             printers[name] = PrinterConfig(
                 name=name,
-                port=cmd.get_str("PORT", ""),
+                port=port,
                 baud=cmd.get_int("BAUD", 9600),
                 bytesize=cmd.get_int("BITS", 8),
                 parity=cmd.get_str("PARITY", "N"),
@@ -352,12 +367,46 @@ def _printers(
                 max_file=cmd.get_opt_int("MAXFILE"),
                 over_limit=OverAction(cmd.get_str("OVERLIMIT", "REJECT").lower()),
                 seal=None if not cmd.has("SEAL") else cmd.get_str("SEAL", "OFF") == "ON",
+                linkdown=linkdown,
+                failover=failover,
+                link_hold=link_hold,
+                link_name=link_name,
+                logo=cmd.get_opt_str("LOGO"),
             )
         elif cmd.keyword == "DEFAULT":
             default = name
     if "STANDARD" not in setups:  # always there: 66 lines of 80 characters, plain paper
         setups = {"STANDARD": SetupConfig("STANDARD"), **setups}
     return setups, printers, default
+
+
+def _link_settings(cmd: cmdfile.Command, name: str, port: str,
+                   ) -> tuple[LinkMode | None, str | None, float | None, str | None]:
+    """LINKDOWN=, PRINTER=, LINKHOLD=, LINKNAME= of one PRINTER line, checked
+    against each other and the port (only a remote port has a link)."""
+    from printnet.links import is_remote
+
+    label = f"PRINTER {name}"
+    given = [k for k in ("LINKDOWN", "PRINTER", "LINKHOLD", "LINKNAME") if cmd.has(k)]
+    if not is_remote(port):
+        if given:
+            raise cmd.error(f"{label}: {given[0]}= is only for a printer whose port is "
+                            "remote (ipp://, ipps://, spool:), not PORT=" + port)
+        return None, None, None, None
+    mode = LinkMode(cmd.get_str("LINKDOWN", "QUEUE").lower())
+    failover = cmd.get_opt_str("PRINTER")
+    if mode is LinkMode.LOCAL and failover is None:
+        raise cmd.error(f"{label}: LINKDOWN=LOCAL needs PRINTER=<a local printer> "
+                        f"(e.g. PRINTER {name} PORT={port} LINKDOWN=LOCAL PRINTER=LOCAL)")
+    if mode is not LinkMode.LOCAL and failover is not None:
+        raise cmd.error(f"{label}: PRINTER={failover} is only for LINKDOWN=LOCAL")
+    if failover == name:
+        raise cmd.error(f"{label}: LINKDOWN=LOCAL PRINTER= names the printer itself")
+    hold = cmd.get_float("LINKHOLD", 0.0) * 3600.0 if cmd.has("LINKHOLD") else None
+    if hold is not None and mode is LinkMode.LOCAL:
+        raise cmd.error(f"{label}: LINKHOLD= is for LINKDOWN=QUEUE or REJECT (with LOCAL "
+                        "the jobs print locally)")
+    return mode, failover, hold, cmd.get_opt_str("LINKNAME")
 
 
 # ---------------------------------------------------------------------------
@@ -402,6 +451,25 @@ def _cross_check(config: Config, where: _Where) -> None:
             if problem:
                 raise fail("PRINTER", printer.name, f"{label}: HEADER={printer.header}: "
                            f"template {path}: {problem}")
+        if printer.failover is not None:
+            other = config.printers.get(printer.failover)
+            if other is None:
+                raise fail("PRINTER", printer.name,
+                           f"{label}: LINKDOWN=LOCAL PRINTER={printer.failover} is not "
+                           f"defined (printers: {' '.join(config.printers)})")
+            if other.linkdown is not None:
+                raise fail("PRINTER", printer.name,
+                           f"{label}: LINKDOWN=LOCAL PRINTER={printer.failover} is remote "
+                           "too: fail over to a printer of this site")
+        if printer.logo is not None:
+            problem = _logo_problem(config, logo_path(config, printer.logo))
+            if problem:
+                raise fail("PRINTER", printer.name, f"{label}: LOGO={printer.logo}: {problem}")
+    if config.server.site_logo is not None:
+        problem = _logo_problem(config, logo_path(config, config.server.site_logo))
+        if problem:
+            file, line = where.get(("SITE", ""), (server_file, 0))
+            raise ConfigError(file, line, f"SITE LOGO={config.server.site_logo}: {problem}")
     for name, printer in config.printers.items():
         if name != printer.name:
             raise fail("PRINTER", name, f"PRINTER {name}: keyed under another name")
@@ -485,6 +553,55 @@ def port_file(config: Config, printer: PrinterConfig) -> Path | None:
         return None
     path = Path(raw)
     return Path(os.path.normpath(path if path.is_absolute() else config.etc / path))
+
+
+def logo_path(config: Config, raw: str) -> Path:
+    """A LOGO= file: relative to the etc folder (lexically normalized)."""
+    path = Path(raw)
+    return Path(os.path.normpath(path if path.is_absolute() else config.etc / path))
+
+
+def _logo_problem(config: Config, path: Path) -> str | None:
+    problem = _read_problem(config, path)
+    if problem is None and not path.is_file():
+        problem = f"{path}: not found"
+    return problem
+
+
+LOGO_SUFFIX: Final = ".logo"
+MAX_LOGO_BYTES: Final = 16 * 1024  # text art larger than this is refused
+
+
+def site_logo_path(config: Config, site: str) -> Path:
+    """Where a site's own logo lives: etc/<site name, lower case>.logo."""
+    return config.etc / f"{site.lower()}{LOGO_SUFFIX}"
+
+
+def logo_text(config: Config, printer: PrinterConfig, site: str | None) -> str | None:
+    """The text art of a job's {logo}, by the site it was submitted at (`site`):
+
+    * another site's job (a branch's, forwarded here): that site's own
+      etc/<site>.logo, so a central office keeps one per branch;
+    * a job of this site (SITE, or no site known): the printer's LOGO=, else SITE
+      LOGO=.
+
+    None when there is none: the header page then draws the site's name in block
+    letters.  A file that went missing or breaks the path rules counts as none."""
+    candidates: list[Path] = []
+    ours = not site or site == config.server.site
+    if not ours and valid_name(site or ""):
+        candidates.append(site_logo_path(config, site or ""))
+    elif ours:
+        for raw in (printer.logo, config.server.site_logo):
+            if raw is not None:
+                candidates.append(logo_path(config, raw))
+    for path in candidates:
+        if _logo_problem(config, path) is None:
+            try:
+                return _read_text(path, MAX_LOGO_BYTES).replace("\r\n", "\n")
+            except ConfigError:
+                continue
+    return None
 
 
 def header_path(config: Config, printer: PrinterConfig) -> Path:

@@ -330,6 +330,10 @@ class PrintRequest:
     encoding: str | None = None
     via: str | None = None  # how a gateway knew the user ("ipp:basic"); None: file owner
     seal: Seal | None = None  # sealed documents: the wrapped job key (printnet.seal)
+    # The site it was submitted at (SITE in server.cmd): kept when it is forwarded to
+    # another site, for header pages' {site} and {logo}.  None: not said (absent on
+    # disk, so requests of a site without SITE are as they were).
+    site: str | None = None
 
     @property
     def size(self) -> int:
@@ -355,6 +359,7 @@ class PrintRequest:
             "files": [f.to_json() for f in self.files],
             "encoding": self.encoding,
             **({"via": self.via} if self.via is not None else {}),  # only when set
+            **({"site": self.site} if self.site is not None else {}),  # only when set
         }
         if self.seal is not None:  # absent, not null: unsealed requests stay as they were
             out["seal"] = self.seal.to_json()
@@ -432,7 +437,8 @@ def request_from_json(obj: Mapping[str, Any]) -> Request:
 # The field names of a print request, from a throwaway one (any fixed time: the pure
 # core never reads the clock, least of all at import).
 _PRINT_KEYS: Final = frozenset(PrintRequest(
-    id="", user="", station="", submitted=datetime(2000, 1, 1, tzinfo=UTC), printer="", via=""
+    id="", user="", station="", submitted=datetime(2000, 1, 1, tzinfo=UTC), printer="", via="",
+    site="",
 ).to_json()) | {"seal"}
 _VIA_RE: Final = re.compile(r"[a-z][a-z0-9]{0,15}:[a-z][a-z0-9]{0,15}")
 _CONTROL_KEYS: Final = frozenset(
@@ -561,7 +567,12 @@ def _print_from_json(obj: Mapping[str, Any]) -> PrintRequest:
         encoding=_encoding(r.opt_str("encoding", is_source_encoding, limit=32)),
         via=r.opt_str("via", lambda s: _VIA_RE.fullmatch(s) is not None, limit=33),
         seal=_seal_from_json(obj.get("seal")),
+        site=_site(r.opt_str("site", lambda s: valid_name(normalize_name(s)), limit=32)),
     )
+
+
+def _site(name: str | None) -> str | None:
+    return None if name is None else normalize_name(name)
 
 
 def _encoding(name: str | None) -> str | None:

@@ -36,6 +36,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from printnet.links import is_waiting, parse_failover
 from printnet.masterfile import Job, MasterState, SortKey
 from printnet.model import JobState, Priority
 
@@ -56,7 +57,16 @@ def needs_note(setup: str) -> str:
 
 def _scheduler_note(note: str) -> bool:
     """Notes the scheduler set and may clear (others, e.g. a restart, stay)."""
-    return note.startswith(("Needs ", NOTE_NIGHT)) or note in (NOTE_STOPPED, NOTE_OFFLINE)
+    return (note.startswith(("Needs ", NOTE_NIGHT)) or note in (NOTE_STOPPED, NOTE_OFFLINE)
+            or is_waiting(note))
+
+
+def _offline_note(with_form: Sequence[PrinterView]) -> str:
+    """What the first job waiting for printers that are all offline or stopped says:
+    a remote's link note (``waiting for link to HQ since 10:02``) when one gives it."""
+    if all(p.stopped for p in with_form):
+        return NOTE_STOPPED
+    return next((p.offline_note for p in with_form if p.offline_note), NOTE_OFFLINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +79,7 @@ class PrinterView:
     online: bool = True
     stopped: bool = False
     busy: bool = False  # printing a job already
+    offline_note: str = ""  # why it is offline, for its queue's first job (a link note)
 
 
 @dataclass(slots=True)
@@ -136,7 +147,9 @@ def decide(
             members.setdefault(cls, []).append(p)
 
     def note(job: Job, text: str) -> None:
-        if job.note != text:
+        # A failover note stays (LINKDOWN=LOCAL): it is how the job goes back to its
+        # remote printer and what its done record says.
+        if job.note != text and parse_failover(job.note) is None:
             decisions.notes[job.id] = text
 
     def ready(p: PrinterView) -> bool:
@@ -168,8 +181,7 @@ def decide(
             # Only the first waiting job carries the printer's trouble as its note;
             # the printer's own status says the rest.
             if dest not in heads:
-                stopped = all(p.stopped for p in with_form)
-                note(job, NOTE_STOPPED if stopped else NOTE_OFFLINE)
+                note(job, _offline_note(with_form))
                 heads.add(dest)
             continue
         heads.add(dest)
@@ -216,8 +228,7 @@ def decide(
             usable = [p for p in with_form if p.online and not p.stopped]
             if not usable:
                 if _head(state, job.destination, serving, night_open, taken) is job:
-                    stopped = all(p.stopped for p in with_form)
-                    note(job, NOTE_STOPPED if stopped else NOTE_OFFLINE)
+                    note(job, _offline_note(with_form))
                 continue
             if _scheduler_note(job.note):
                 note(job, "")

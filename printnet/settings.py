@@ -31,6 +31,15 @@ class ErrorPolicy(StrEnum):
     ABORT = "abort"  # abort the job with the reason
 
 
+class LinkMode(StrEnum):
+    """LINKDOWN=: what a printer whose port is remote does while its link is down
+    (docs/SITES.md, "When the link is down")."""
+
+    QUEUE = "queue"  # jobs wait here, retried with back-off (LINKHOLD: then held)
+    LOCAL = "local"  # jobs go to a local printer (PRINTER=) until the link returns
+    REJECT = "reject"  # new jobs are refused at admission, with the reason
+
+
 class DriverName(StrEnum):
     PLAIN = "plain"
     ESCP = "escp"
@@ -77,3 +86,11 @@ class PrinterConfig:
     over_limit: OverAction = OverAction.REJECT  # OVERLIMIT=: a job over a MAX... limit
     header_pages: bool = True  # HEADER=NONE: never print header pages
     seal: bool | None = None  # SEAL=ON/OFF; None: the site's SEAL (server.cmd)
+    # LINKDOWN= (a printer whose port is remote: ipp://, ipps://, spool:); None: not
+    # remote.  `failover` is LINKDOWN=LOCAL's PRINTER=, `link_hold` LINKHOLD= in
+    # seconds, `link_name` LINKNAME= (the remote's name in notes; None: the port's).
+    linkdown: LinkMode | None = None
+    failover: str | None = None
+    link_hold: float | None = None
+    link_name: str | None = None
+    logo: str | None = None  # LOGO=: a text-art file for {logo} (relative to etc/)

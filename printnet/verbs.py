@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from printnet.links import parse_failover
 from printnet.masterfile import (
     RESTARTED_NOTE,
     Job,
@@ -126,9 +127,11 @@ def hand_back(job: Job) -> Op:
     return requeue(job, "", token_was=job.token)
 
 
-def start(job_id: str, printer: str, *, holder: str, token: str) -> Op:
-    """The scheduler's assignment: `printer` of server `holder` (lease `token`) prints it."""
-    return op_state(job_id, JobState.PRINTING, "", holder=holder, token=token,
+def start(job_id: str, printer: str, *, holder: str, token: str, note: str = "") -> Op:
+    """The scheduler's assignment: `printer` of server `holder` (lease `token`) prints it.
+
+    `note`: kept through the assignment (a failover note: its done record says so)."""
+    return op_state(job_id, JobState.PRINTING, note, holder=holder, token=token,
                     assigned=printer)
 
 
@@ -140,6 +143,19 @@ def note(job_id: str, text: str) -> Op:
 def move(job: Job, destination: str) -> Op:
     """Queue a pending or held job for another printer or class."""
     return op_set(job.id, destination=destination)
+
+
+def fail_over(job: Job, printer: str, note_text: str) -> list[Op]:
+    """LINKDOWN=LOCAL: a job waiting for a remote printer whose link is down goes to
+    the local `printer`; `note_text` (`links.failover_note`) says from where, and is
+    how it finds its way back (`fail_back`) and into its done record (`settle`)."""
+    return [op_set(job.id, destination=printer), op_note(job.id, note_text)]
+
+
+def fail_back(job: Job, printer: str) -> list[Op]:
+    """The link is back: a failed-over job not yet started returns to its remote
+    `printer`."""
+    return [op_set(job.id, destination=printer), op_note(job.id, "")]
 
 
 def top(job: Job, rank: int) -> Op:
@@ -199,6 +215,9 @@ def settle(job: Job, result: Result, *, server: str) -> Change:
             finished=result.finished, request=result.request, server=server)
         if outcome == FORWARDED:
             record["forwarded"] = dict(result.forwarded or {})
+        moved = parse_failover(job.note)
+        if moved is not None:  # LINKDOWN=LOCAL printed it here, not at the remote
+            record["failover"] = {"from": moved[0], "to": moved[1], "note": job.note}
         # A completion overwrites an earlier record (`records.write_done`): no `once`.
         return Change([op_remove(job.id, token_was=token)],
                       [Ending(job.id, record, once=False)])

@@ -23,6 +23,13 @@ every byte and the FIN), with the same STALL limit.  An idle printer left
 offline is looked at every RETRY seconds, sending it nothing (`_probe`), so
 its queue starts again when it answers.
 
+A remote port's `LinkDown` (``ipp://`` unreachable, a ``spool:`` share gone) is
+not printer trouble: the job goes back to pending with the note ``waiting for
+link to HQ since 10:02`` (ERRORS= is not asked), the printer is offline with the
+link's reason, and it is probed with capped exponential back-off
+(`links.backoff`) instead of every RETRY= seconds; the server's cycle decides
+what the waiting jobs do (`server.links`, LINKDOWN=).
+
 An ``ipp://`` / ``ipps://`` printer is driven at job level instead
 (`printers.ipp_port.RemoteJob`, kept across stalls like an open port): the
 job is completed when the remote printer says completed, its
@@ -35,10 +42,11 @@ rendered for: the job's files go to the central site (`printers.spool_port`,
 `Result.forwarded` (outcome ``forwarded``, docs/SITES.md); a resend after a
 lost link is no reprint there (the central side queues it once).
 
-About 720 lines on purpose: one printer's thread, whose render, send, restart
-and trouble handling share the open port (or remote IPP job) across stalls;
-the port kinds' rules are in `printers.ports`, the IPP client in
-`printers.ipp_port`.
+About 860 lines on purpose: one printer's thread, whose render, send, restart
+and trouble handling share the open port (or remote IPP job) across stalls,
+and whose link state (a remote port) is what its probes find; the port kinds'
+rules are in `printers.ports`, the IPP client in `printers.ipp_port`, the link's
+words in `links`.
 """
 
 from __future__ import annotations
@@ -55,8 +63,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from serial import SerialBase, SerialException
 
-from printnet.config import Config, ErrorPolicy, Flow, PrinterConfig, SetupConfig
-from printnet.errors import PortError, PrinterStalled, PrintnetError
+from printnet import links
+from printnet.config import Config, ErrorPolicy, Flow, LinkMode, PrinterConfig, SetupConfig
+from printnet.errors import LinkDown, PortError, PrinterStalled, PrintnetError
 from printnet.masterfile import Job
 from printnet.model import Format, JobState, PrintRequest, SpooledFile, decode_request
 from printnet.printers.drivers import get_driver
@@ -260,6 +269,12 @@ class PrinterWorker:
         self._job: tuple[PrintRequest, list[bytes]] | None = None  # the current job's files
         self._forwarding = False  # the port forwards (spool:, or ipp:// to a printnet gateway)
         self._forwarded: dict[str, Any] | None = None  # where the current job went
+        self._site: str | None = None  # the current job's site (its request's, or ours)
+        # The link of a remote port (LINKDOWN=): down since when (UTC; None: up), the
+        # attempts that failed since, the last error (docs/SITES.md).
+        self.link_since: datetime | None = None
+        self.link_attempts = 0
+        self.link_error = ""
         self._cond = threading.Condition()
         self._pending: Assignment | None = None
         self._stop = False
@@ -341,14 +356,80 @@ class PrinterWorker:
                 "setup": self.setup,
                 "form": setup.form if setup else "",
                 "classes": list(self.printer.classes),
-                "accepting": self.printer.accepting,
-                "reject_reason": self.printer.reject_reason,
+                # LINKDOWN=REJECT with the link down refuses new jobs like ACCEPT=NO.
+                "accepting": self.printer.accepting and not self._link_rejects(),
+                "reject_reason": self.printer.reject_reason or (
+                    links.reject_reason(self.name, self.remote, self.link_since.astimezone())
+                    if self._link_rejects() and self.link_since is not None else ""),
                 "job": job.id if job else None,
                 "progress": {"bytes": self.sent, "total": self.total, "pages": self.pages,
                              "page_total": self.page_total}
                 if job else None,
                 "printed": self.printed_jobs,
+                "link": self._link_status(),
             }
+
+    # -- the link of a remote port (LINKDOWN=) ------------------------------------------
+
+    @property
+    def remote(self) -> str:
+        """How notes name this printer's remote site."""
+        return links.remote_name(self.printer.port, self.printer.link_name)
+
+    def link_down_since(self) -> datetime | None:
+        with self._cond:
+            return self.link_since if self.printer.linkdown is not None else None
+
+    def link_delay(self) -> float:
+        """Seconds until the next attempt while the link is down (capped back-off)."""
+        return links.backoff(self.printer.retry_interval, self.link_attempts)
+
+    def _link_rejects(self) -> bool:
+        return self.printer.linkdown is LinkMode.REJECT and self.link_since is not None
+
+    def _link_status(self) -> dict[str, Any] | None:
+        # (called with self._cond held)
+        mode = self.printer.linkdown
+        if mode is None:
+            return None
+        out: dict[str, Any] = {"mode": mode.value, "remote": self.remote,
+                               "state": "up" if self.link_since is None else "down"}
+        if self.link_since is not None:
+            local = self.link_since.astimezone()
+            out.update(since=self.link_since.isoformat(timespec="seconds"),
+                       since_local=links.clock(local), attempts=self.link_attempts,
+                       retry=round(self.link_delay(), 3), error=self.link_error,
+                       note=links.waiting_note(self.remote, local))
+            if mode is LinkMode.REJECT:
+                out["reject_reason"] = links.reject_reason(self.name, self.remote, local)
+        return out
+
+    def _link_down(self, error: str) -> None:
+        """A `LinkDown` from the port: the link is down (since the first one)."""
+        with self._cond:
+            first = self.link_since is None
+            down = self.link_since = self.link_since or datetime.now(UTC)
+            if first:
+                self.link_attempts = 0
+            self.link_attempts += 1
+            self.link_error = error
+            since = links.clock(down.astimezone())
+            mode = self.printer.linkdown
+            self.state = "offline"
+            self.reasons = [f"link to {self.remote} down since {since}: {error}"]
+        if first:
+            what = {"queue": "jobs wait here", "local": f"jobs go to {self.printer.failover}",
+                    "reject": "new jobs are refused"}.get(mode.value if mode else "", "")
+            self.on_event(f"printer {self.name}: the link to {self.remote} is down ({error}); "
+                          f"{what} (LINKDOWN={(mode.value if mode else '').upper()})")
+
+    def _link_up(self) -> None:
+        with self._cond:
+            since, attempts = self.link_since, self.link_attempts
+            self.link_since, self.link_attempts, self.link_error = None, 0, ""
+        if since is not None:
+            self.on_event(f"printer {self.name}: the link to {self.remote} is back (down "
+                          f"since {links.clock(since.astimezone())}, {attempts} attempts)")
 
     # -- the thread ----------------------------------------------------------------
 
@@ -362,7 +443,10 @@ class PrinterWorker:
                     # Idle, but left offline by printer trouble (policy HOLD or ABORT
                     # gave its job back): look again every RETRY seconds, or no job
                     # would ever be scheduled here again.
-                    self._cond.wait(self.printer.retry_interval)
+                    # A remote whose link is down: RETRY= doubled per failed attempt
+                    # (capped), not hammered every RETRY= seconds.
+                    self._cond.wait(self.link_delay() if self.link_since is not None
+                                    else self.printer.retry_interval)
                     idle_offline = self._pending is None and not self._stop
             if idle_offline:
                 if self._probe():
@@ -407,6 +491,7 @@ class PrinterWorker:
         request_json = req.to_json()
         request_json.pop("password", None)
         setup = self._setup_for(a.job)
+        self._site = req.site or self.config.server.site  # where it was submitted
         kind = port_kind(self.printer)
         self._begin_job(req, files)
         if kind is FORWARD:
@@ -433,6 +518,18 @@ class PrinterWorker:
                 offset = self._send(payload, offset, kind)
                 break
             except (PortError, PrinterStalled) as exc:
+                if isinstance(exc, LinkDown) and self.printer.linkdown is not None:
+                    # The remote cannot be reached and does not have the job (a remote
+                    # IPP job once submitted is followed, never given up here): the job
+                    # waits at this site, or moves (LINKDOWN=LOCAL), decided by the
+                    # server's cycle (`server.links`).  Not printer trouble: ERRORS=
+                    # is not asked.
+                    self._link_down(str(exc))
+                    since = self.link_since or datetime.now(UTC)
+                    return Result(a, JobState.PENDING,
+                                  links.waiting_note(self.remote, since.astimezone()),
+                                  started=started, request=request_json,
+                                  interrupted=reprints > 0, reprints=reprints)
                 # Both SendStalled and SendFailed carry the exact offset reached.
                 reached = max(offset, int(getattr(exc, "sent", offset)))
                 self._trouble(str(exc))
@@ -523,19 +620,22 @@ class PrinterWorker:
 
     def _render(self, job: Job, files: list[bytes], setup: SetupConfig,
                 encoding: str | None) -> Rendered:
-        from printnet.config import header_template
+        from printnet.config import header_template, logo_text
 
         try:
             template = header_template(self.config, self.printer)
         except PrintnetError as exc:  # the template vanished since the config was loaded
             self.on_event(f"printer {self.name}: {exc}; using the built-in header page")
             template = None
+        site = self._site or ""
+        logo = logo_text(self.config, self.printer, site) \
+            if template is not None and "{logo}" in template else None
         return render(
             RenderJob(id=job.id, user=job.user, station=job.station, title=job.title,
                       submitted=job.submitted, copies=job.copies,
                       header=job.header and self.printer.header_pages,
                       format=job.format, printer=self.name, setup=setup.name,
-                      encoding=encoding),
+                      encoding=encoding, site=site, logo=logo),
             files, setup=setup, driver=get_driver(self.printer.driver, setup.encoding),
             header_template=template,
             date=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"),
@@ -591,7 +691,8 @@ class PrinterWorker:
         raw = job.format == Format.RAW
         doc = ipp_port.Document(
             data=data, format=ipp_port.document_format(raw, data), name=job.title,
-            user=job.user, printnet_id=job.id, copies=job.copies if self._raw_pdf else 1)
+            user=job.user, printnet_id=job.id, copies=job.copies if self._raw_pdf else 1,
+            site=self._site)
         if self._job is not None:
             # What a printnet gateway at the far end gets instead (forwarding): the
             # files as submitted, to be rendered there, and the job's own settings.
@@ -666,6 +767,7 @@ class PrinterWorker:
             self.on_event(f"printer {self.name} offline: {reason}")
 
     def _recovered(self) -> None:
+        self._link_up()
         with self._cond:
             was = self.state == "offline"
             if self.current:
@@ -685,14 +787,7 @@ class PrinterWorker:
         next job then finds out (and stalls again if the printer is still away).
         """
         if port_kind(self.printer) is FORWARD:
-            from printnet.printers import spool_port
-
-            try:  # the central share is there and writable
-                spool_port.open_target(spool_port.parse_target(self.printer.port),
-                                       f"printer {self.name}")
-            except PrintnetError:
-                return False
-            return True
+            return self._probe_share()
         if port_kind(self.printer) is IPP:
             from printnet.printers import ipp_port  # see `_send_ipp`
 
@@ -701,13 +796,22 @@ class PrinterWorker:
                                             timeout=self.printer.stall_timeout,
                                             label=f"printer {self.name}")
                 try:
-                    return ipp_port.printer_trouble(client.printer_status()) is None
+                    trouble = ipp_port.printer_trouble(client.printer_status())
                 finally:
                     client.close()
-            except PrintnetError:
+            except LinkDown as exc:
+                self._link_down(str(exc))
                 return False
+            except PrintnetError:
+                self._link_up()  # it answered: the link is up, the printer in trouble
+                return False
+            self._link_up()
+            return trouble is None
         try:
             port = open_port(self.printer, self.config.etc)
+        except LinkDown as exc:
+            self._link_down(str(exc))
+            return False
         except PrintnetError:
             return False
         try:
@@ -723,6 +827,23 @@ class PrinterWorker:
                 close_port(port)
             except Exception:
                 pass
+
+    def _probe_share(self) -> bool:
+        """A ``spool:`` port (forwarding into another site's spool,
+        `printers.spool_port`): whether the central share is reachable and writable
+        again."""
+        from printnet.printers import spool_port
+
+        try:
+            spool_port.open_target(spool_port.parse_target(self.printer.port),
+                                   f"printer {self.name}")
+        except LinkDown as exc:
+            self._link_down(str(exc))
+            return False
+        except PrintnetError:
+            return False
+        self._link_up()
+        return True
 
     def _wait(self, seconds: float) -> bool:
         """Sleep for a retry; False if asked to stop meanwhile."""

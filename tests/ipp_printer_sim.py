@@ -67,6 +67,7 @@ class IppPrinterSim:
     jobs: dict[int, SimJob] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     tls: tuple[Path, Path] | None = None  # (certificate, key): an ipps:// printer
+    bind: int = 0  # the port to listen on (0: any free one); a link restored at a known port
 
     def __post_init__(self) -> None:
         self.release.set()
@@ -81,7 +82,7 @@ class IppPrinterSim:
             def do_POST(self) -> None:
                 sim._handle(self)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.bind), Handler)
         self.server.daemon_threads = True
         if self.tls is not None:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

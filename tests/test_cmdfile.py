@@ -130,7 +130,8 @@ def test_every_printer_key() -> None:
         "PRINTER R&D PORT=/dev/ttyS0 BAUD=19200 BITS=7 PARITY=e STOP=1.5 FLOW=RTSCTS "
         "DRIVER=ESCP SETUP=standard HEADER=R&DHDR CLASS=LINES,ALL ERRORS=HOLD STALL=12.5 "
         f"RETRY=2 ACCEPT=NO REASON=\"paper jam\" STOPPED=YES PASSWORD={QHASH} "
-        "MAXCOPIES=5 MAXBYTES=10M MAXPAGES=200 MAXFILE=1M OVERLIMIT=hold SEAL=on"
+        "MAXCOPIES=5 MAXBYTES=10M MAXPAGES=200 MAXFILE=1M OVERLIMIT=hold SEAL=on "
+        "LINKDOWN=local PRINTER=lp LINKHOLD=0.5 LINKNAME=hq LOGO=r.logo"
     )
     assert cmd.values == {
         "PORT": "/dev/ttyS0", "BAUD": 19200, "BITS": 7, "PARITY": "E", "STOP": "1.5",
@@ -139,6 +140,8 @@ def test_every_printer_key() -> None:
         "ACCEPT": False, "REASON": "paper jam", "STOPPED": True, "PASSWORD": QHASH,
         "MAXCOPIES": 5, "MAXBYTES": 10 * 1024 * 1024, "MAXPAGES": 200,
         "MAXFILE": 1024 * 1024, "OVERLIMIT": "HOLD", "SEAL": "ON",
+        "LINKDOWN": "LOCAL", "PRINTER": "LP", "LINKHOLD": 0.5, "LINKNAME": "HQ",
+        "LOGO": "r.logo",
     }
     assert set(cmd.values) == set(cmdfile.PRINTER_KEYS)
     assert cmd.get_int("BAUD", 0) == 19200

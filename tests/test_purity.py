@@ -27,6 +27,7 @@ PURE: Final = (
     "printnet.settings",
     "printnet.charset",
     "printnet.splitter",
+    "printnet.links",
     "printnet.printers.paginate",
     "printnet.printers.banner",
     "printnet.printers.drivers",

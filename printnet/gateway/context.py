@@ -106,6 +106,7 @@ class JobOptions:
     header: bool = True
     password: str | None = None  # the queue password (IPP job-password)
     forward_id: str | None = None  # printnet-job-id: from another site (spool.forward)
+    site: str | None = None  # the site it comes from (printnet-site: a forwarding branch)
 
 
 class GatewayContext:
@@ -239,6 +240,8 @@ class GatewayContext:
         except ConfigError as exc:
             raise UsageError(str(exc)) from exc
         template = replace(template, user=identity.user, via=via)
+        if options.site:  # forwarded from another site: its name, not ours
+            template = replace(template, site=options.site)
         allowed = self.formats(template.printer)
         for fmt in formats:
             if fmt not in allowed:

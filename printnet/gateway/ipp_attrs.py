@@ -94,8 +94,9 @@ def printer_attributes(f: PrinterFacts, now: datetime) -> list[Attribute]:
     default_setup = (cfg.setups.get(pc.setup) if cfg and pc else None) or setups[0]
     mounted = [s for s in (_setup(cfg, e.get("setup")) for e in f.status) if s is not None]
     state, reasons, message = printer_state(f)
-    accepting = all(e.get("accepting", True) is not False for e in f.status) and (
-        pc is None or pc.accepting)
+    accepting = all(e.get("accepting", True) is not False and not (
+        isinstance(e.get("link"), dict) and e["link"].get("reject_reason"))
+        for e in f.status) and (pc is None or pc.accepting)
     max_copies = pc.max_copies if pc and pc.max_copies else MAX_COPIES
     baud = pc.baud if pc else 9600
     ppm = max(1, int(baud / 10 * 60 / (default_setup.width * default_setup.length)))
@@ -215,6 +216,9 @@ def printer_state(f: PrinterFacts) -> tuple[PrinterState, list[str], str]:
         reasons.append("paused")
     if "unknown" in states:
         reasons.append("shutdown")
+    if any(isinstance(e.get("link"), dict) and e["link"].get("state") == "down"
+           for e in f.status):
+        reasons.append("connecting-to-device")  # a remote printer's link is down
     if f.needs:
         reasons.append("media-needed")
         texts.append("Needs " + ", ".join(f.needs))

@@ -508,6 +508,9 @@ class IppDoor:
         if pc is not None and not pc.accepting:
             raise IppError(Status.SERVER_ERROR_NOT_ACCEPTING_JOBS,
                            f"{printer} is {pc.reject_reason or 'not accepting jobs'}")
+        refusal = self.ctx.station.link_refusal(printer)  # LINKDOWN=REJECT, link down
+        if refusal is not None:
+            raise IppError(Status.SERVER_ERROR_NOT_ACCEPTING_JOBS, refusal)
 
     def _incoming_json(self, inc: Incoming, state: str = "incoming",
                        note: str = "") -> dict[str, Any]:

@@ -29,7 +29,7 @@ from printnet.gateway.documents import DocumentInvalid
 from printnet.ipp import codec
 from printnet.ipp.codec import Attribute, Group, Message
 from printnet.ipp.enums import GroupTag, Status, Tag
-from printnet.model import clean_text, normalize_name, valid_job_id
+from printnet.model import clean_text, normalize_name, valid_job_id, valid_name
 
 # RFC 8011 5.1: the longest value of each syntax.
 MAX_LENGTH: Final = {Tag.TEXT: 1023, Tag.NAME: 255, Tag.KEYWORD: 255, Tag.URI: 1023,
@@ -157,6 +157,11 @@ def job_attribute(attr: Attribute, opts: dict[str, Any], cfg: Config | None) -> 
         if not valid_job_id(str(v)):
             return False
         opts["forward_id"] = str(v)  # forwarded from another site (printnet.spool.forward)
+    elif name == "printnet-site" and tag in (Tag.NAME, Tag.KEYWORD, Tag.TEXT) and one:
+        site = normalize_name(str(v))
+        if not valid_name(site):
+            return False
+        opts["site"] = site  # the branch a forwarded job comes from (header pages)
     elif name == "printnet-setup" and tag in (Tag.NAME, Tag.KEYWORD, Tag.TEXT) and one:
         opts["setup"] = normalize_name(str(v))
     elif name == "media" and tag in (Tag.KEYWORD, Tag.NAME) and one:

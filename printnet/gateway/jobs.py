@@ -72,7 +72,7 @@ def ipp_state(job: dict[str, Any]) -> IppState:
     note = str(job.get("note", "") or "")
     if state == "pending":
         reasons: tuple[str, ...] = ("job-queued",)
-        if note.startswith("Needs "):
+        if note.startswith(("Needs ", "waiting for link to ")):
             reasons = ("job-queued", "resources-are-not-ready")
         return IppState(JobState.PENDING, reasons, note or "queued")
     if state == "incoming":

@@ -5,9 +5,12 @@ safe template expansion.
 
 A template is plain text (``etc/<NAME>.hdr``) with placeholders:
 ``{job}`` ``{user}`` ``{station}`` ``{title}`` ``{date}`` ``{submitted}``
-``{copies}`` ``{printer}`` ``{setup}`` ``{pages}``, and ``{banner}``: the user
-name in block letters, which takes the rows it needs (the text before and
-after it on its line goes on lines of its own).  Any other ``{word}`` whose
+``{copies}`` ``{printer}`` ``{setup}`` ``{pages}``, ``{site}`` (the site the job
+was submitted at: SITE, carried by the request when it is forwarded), and two
+that take rows of their own (the text before and after them on their line goes
+on lines of its own): ``{banner}``, the user name in block letters, and
+``{logo}``, the site's text art (a LOGO file, `logo_lines`; without one the
+site's name in block letters).  Any other ``{word}`` whose
 word is a key of the fields given is replaced too; everything else, including
 unknown placeholders and stray braces, is printed as written.  Expansion is a
 plain regular-expression substitution: no `str.format`, no attribute or index
@@ -35,8 +38,9 @@ GLYPH_GAP: Final = 1
 
 KNOWN_FIELDS: Final = (
     "job", "user", "station", "title", "date", "submitted", "copies", "printer", "setup",
-    "pages",
+    "pages", "site",
 )
+MAX_LOGO_LINES: Final = 40  # a logo taller than this is cut (it is a title page's art)
 
 DEFAULT_TEMPLATE: Final = """\
 
@@ -161,25 +165,53 @@ def _clean_template_line(line: str) -> str:
     return line.replace("\r", "").expandtabs(8)
 
 
+_BLOCK: Final = re.compile(r"\{(banner|logo)\}")
+
+
+def logo_lines(logo: str | None, site: str, *, width: int) -> list[str]:
+    """The rows `{logo}` stands for: the LOGO file's text art as drawn (control
+    characters dropped, tabs expanded, at most `MAX_LOGO_LINES`), or without one the
+    site's name in block letters, centred; nothing when neither is known."""
+    if logo is not None:
+        # Art keeps its leading spaces: only what is not printable goes (clean_text,
+        # with a guard character so that it strips nothing at the left).
+        rows = [clean_text("|" + ln.replace("\r", "").expandtabs(8))[1:].rstrip()
+                for ln in logo.replace("\r\n", "\n").split("\n")]
+        while rows and not rows[-1]:
+            rows.pop()
+        while rows and not rows[0]:
+            rows.pop(0)
+        return [r[:width] for r in rows[:MAX_LOGO_LINES]]
+    if not site:
+        return []
+    rows = block_letters(site, width=width, scale=1)
+    pad = " " * max((width - max((len(r) for r in rows), default=0)) // 2, 0)
+    return [pad + r if r else r for r in rows]
+
+
 def header_page(
-    fields: Mapping[str, str], *, template: str | None, width: int, length: int
+    fields: Mapping[str, str], *, template: str | None, width: int, length: int,
+    logo: str | None = None,
 ) -> list[str]:
     """The lines of the header page (at most `length` lines of at most `width` chars).
 
     `fields` holds the values for the placeholders (see the module docstring);
     known fields that are missing print as empty.  `template` None uses
-    `DEFAULT_TEMPLATE`.  Never raises on what a template or a field contains.
+    `DEFAULT_TEMPLATE`.  `logo`: the text art of `{logo}` (`logo_lines`).  Never
+    raises on what a template or a field contains.
     """
     width = max(width, 1)
     length = max(length, 1)
     values: dict[str, str] = dict.fromkeys(KNOWN_FIELDS, "")
     for key, value in fields.items():
-        if _PLACEHOLDER.fullmatch("{" + str(key) + "}") and key != "banner":
+        if _PLACEHOLDER.fullmatch("{" + str(key) + "}") and key not in ("banner", "logo"):
             values[str(key)] = clean_text(str(value))
     text = DEFAULT_TEMPLATE if template is None else template
     tpl_lines = [_clean_template_line(ln) for ln in text.replace("\r\n", "\n").split("\n")]
     if tpl_lines and tpl_lines[-1] == "":
         tpl_lines.pop()
+    art = logo_lines(logo, values["site"], width=width) \
+        if any("{logo}" in ln for ln in tpl_lines) else []
 
     # How tall may the block letters be?  What the other lines leave, shared out.
     banners = sum(ln.count("{banner}") for ln in tpl_lines)
@@ -187,8 +219,12 @@ def header_page(
     if banners:
         other = 0
         for ln in tpl_lines:
-            pieces = ln.split("{banner}")
-            other += sum(1 for p in pieces if p.strip()) if len(pieces) > 1 else 1
+            pieces = _BLOCK.split(ln)
+            if len(pieces) == 1:
+                other += 1
+                continue
+            other += sum(1 for p in pieces[0::2] if p.strip())
+            other += len(art) * pieces[1::2].count("logo")
         room = (length - other) // banners
         user = values["user"]
         double_width = len(user) * (GLYPH_WIDTH + GLYPH_GAP) * 2 - GLYPH_GAP * 2
@@ -203,13 +239,13 @@ def header_page(
 
     out: list[str] = []
     for ln in tpl_lines:
-        pieces = ln.split("{banner}")
+        pieces = _BLOCK.split(ln)  # text, block, text, block, ..., text
         if len(pieces) == 1:
             out.append(_substitute(ln, values))
             continue
         for i, piece in enumerate(pieces):
-            if piece.strip():
+            if i % 2:
+                out.extend(letters if piece == "banner" else art)
+            elif piece.strip():
                 out.append(_substitute(piece.lstrip() if i > 0 else piece, values))
-            if i < len(pieces) - 1:
-                out.extend(letters)
     return [ln[:width].rstrip() for ln in out[:length]]

@@ -36,6 +36,12 @@ next poll tries again (`SendStalled` after ``STALL=`` without an answer); a
 remote that no longer knows the job (client-error-not-found) makes it start
 again.
 
+Link down: a failure before any answer (connection refused, host unreachable,
+connecting timed out, a question without a document unanswered in time) is
+`IppLinkDown`, a `printnet.errors.LinkDown` that is still a `SendFailed`: the
+printer's LINKDOWN= mode decides (docs/SITES.md).  A Print-Job unanswered after
+its document went out stays a plain `SendFailed` (the remote may have the job).
+
 URL: ``ipp://HOST[:PORT]/PATH`` (port 631 by default), ``ipps://...`` for TLS
 (certificates checked against the system's CAs; ``?ca=/path/ca.pem`` names a
 CA file, ``?insecure=1`` checks nothing — for a test printer only);
@@ -55,7 +61,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
-from printnet.errors import PortError
+from printnet.errors import LinkDown, PortError
 from printnet.ipp.codec import Attribute, IppParseError, Message, decode, encode
 from printnet.ipp.enums import GroupTag, JobState, Operation, PrinterState, Status, Tag
 from printnet.printers.writer import SendFailed, SendStalled
@@ -69,6 +75,7 @@ JOB_ID_ATTRIBUTE: Final = "printnet-job-id"
 # port forwards to it instead of printing through it.
 FORWARDING_ATTRIBUTE: Final = "printnet-job-id-supported"
 PRIORITY: Final = {"high": 80, "standard": 50, "overnight": 20}  # job-priority sent
+SITE_ATTRIBUTE: Final = "printnet-site"  # the site a job was submitted at (SITE)
 
 # printer-state-reasons that mean "prints nothing now" (RFC 8011 5.4.12, PWG 5100.9).
 TROUBLE: Final[dict[str, str]] = {
@@ -143,6 +150,16 @@ class IppRefused(PortError):
     def __init__(self, message: str, *, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class IppLinkDown(LinkDown, SendFailed):
+    """The remote cannot be reached at all: the connection was refused, the host is
+    unreachable, or a request that carries no document got no answer in time.
+
+    A `LinkDown` (the printer's LINKDOWN= mode decides: docs/SITES.md) and still a
+    `SendFailed` (what it always was), so code that knows only the port's resume
+    rule treats it as before.  A Print-Job that timed out after its document went
+    out is *not* one: the remote may have the job (a plain `SendFailed`)."""
 
 
 class RemoteJobEnded(SendFailed):
@@ -263,8 +280,10 @@ class IppClient:
             msg.add_group(GroupTag.JOB, job)
         body = encode(msg) + data
         what = op.name.lower().replace("_", "-")
+        conn = self._connection()
+        if conn.sock is None:
+            self._connect(conn, what)
         try:
-            conn = self._connection()
             conn.request("POST", self.target.path, body=body,
                          headers={"Content-Type": "application/ipp"})
             resp = conn.getresponse()
@@ -274,6 +293,11 @@ class IppClient:
             self.close()
             why = "timed out" if isinstance(exc, socket.timeout) else (str(exc) or
                                                                       type(exc).__name__)
+            if isinstance(exc, socket.timeout) and not data:
+                # No answer at all to a question (no document went out): the far end
+                # is not there, as far as we can tell.
+                raise IppLinkDown(f"{self.label}: {what}: no answer from {self.target.uri} "
+                                  f"({why})", sent=0) from exc
             raise SendFailed(f"{self.label}: {what}: the connection to {self.target.uri} "
                              f"failed ({why})", sent=len(data)) from exc
         if http_status != 200:
@@ -291,6 +315,22 @@ class IppClient:
             raise SendFailed(f"{self.label}: {what}: {self.target.uri} answered something "
                              f"that is not IPP ({exc})", sent=len(data)) from exc
         return answer
+
+    def _connect(self, conn: http.client.HTTPConnection, what: str) -> None:
+        """Open the connection: a failure here is a link down (nothing was sent),
+        except a TLS refusal (the remote answered: printer trouble, as before)."""
+        try:
+            conn.connect()
+        except ssl.SSLError as exc:
+            self.close()
+            raise SendFailed(f"{self.label}: {what}: the connection to {self.target.uri} "
+                             f"failed ({exc})", sent=0) from exc
+        except OSError as exc:
+            self.close()
+            why = "timed out" if isinstance(exc, socket.timeout) else (
+                exc.strerror or str(exc) or type(exc).__name__)
+            raise IppLinkDown(f"{self.label}: {what}: cannot reach {self.target.uri} "
+                              f"({why})", sent=0) from exc
 
     def checked(self, op: Operation, attrs: list[Attribute], *,
                 job: list[Attribute] | None = None, data: bytes = b"") -> Message:
@@ -383,6 +423,7 @@ class Document:
     printnet_id: str
     copies: int = 1  # >1 only for a document printnet did not render (a PDF)
     forward: Forward | None = None  # what to send instead if the far end is printnet
+    site: str | None = None  # the site it was submitted at (printnet-site, for {site})
 
 
 @dataclass
@@ -479,6 +520,7 @@ class RemoteJob:
             # the id put-if-absent, and a job it aborted could never be sent again.
             job=[*([] if st.forwarding else
                    [Attribute.of(JOB_ID_ATTRIBUTE, Tag.NAME, doc.printnet_id)]),
+                 *([Attribute.of(SITE_ATTRIBUTE, Tag.NAME, doc.site)] if doc.site else []),
                  *([Attribute.of("copies", Tag.INTEGER, doc.copies)] if doc.copies > 1
                    else [])],
             data=doc.data)
@@ -501,6 +543,8 @@ class RemoteJob:
             job.append(Attribute.of("copies", Tag.INTEGER, fwd.copies))
         if fwd.setup:
             job.append(Attribute.of("printnet-setup", Tag.NAME, fwd.setup))
+        if doc.site:  # where it was submitted: central's header page names it
+            job.append(Attribute.of(SITE_ATTRIBUTE, Tag.NAME, doc.site))
         answer = self.client.checked(Operation.PRINT_JOB, [
             Attribute.of("requesting-user-name", Tag.NAME, doc.user or "printnet"),
             Attribute.of("job-name", Tag.NAME, doc.name or doc.printnet_id),

@@ -57,6 +57,8 @@ class RenderJob:
     printer: str
     setup: str
     encoding: str | None = None  # the text's source encoding; None: UTF-8
+    site: str = ""  # the site it was submitted at (header pages' {site})
+    logo: str | None = None  # the text art of {logo} (a LOGO file); None: the site's name
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +132,7 @@ def header_fields(job: RenderJob, *, date: str, pages: int) -> dict[str, str]:
         "printer": job.printer,
         "setup": job.setup,
         "pages": str(pages),
+        "site": job.site,
     }
 
 
@@ -167,6 +170,7 @@ def render(
             template=header_template,
             width=setup.width,
             length=setup.length,
+            logo=None if job.logo is None else fit(job.logo, driver.encoding),
         )
         chunks.append(driver.page(lines))
 

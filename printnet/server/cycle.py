@@ -43,6 +43,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
 from printnet import verbs
+from printnet.links import parse_failover
 from printnet.masterfile import Job, MasterState, Op, op_add
 from printnet.model import ControlAction, ControlRequest, JobState, PrintRequest
 from printnet.quota import policy_held
@@ -292,7 +293,10 @@ def plan_schedule(state: MasterState, inputs: CycleInputs, schedule: Schedule,
                        changed=state.changed if schedule.incremental else None,
                        slots=schedule.slots)
     for job_id, printer in decisions.assigned:
-        plan.ops.append(verbs.start(job_id, printer, holder=inputs.server, token=inputs.token))
+        job = state.get(job_id)
+        kept = job.note if job is not None and parse_failover(job.note) else ""
+        plan.ops.append(verbs.start(job_id, printer, holder=inputs.server, token=inputs.token,
+                                    note=kept))
         plan.assigned.append((job_id, printer))
     plan.ops += [verbs.note(job_id, text) for job_id, text in decisions.notes.items()]
     plan.decisions = decisions

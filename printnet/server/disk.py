@@ -43,6 +43,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -281,7 +282,8 @@ class SpoolService:
         decisions, sched_key = self._decide(self.store.state, views)
         now_local = self.server.clock()
         policy_due = self.admission.policy_due(self.store.state, now=now_local,
-                                               now_local=now_local)
+                                               now_local=now_local) \
+            or self.server.links_due(self.store.state, self.spool.root)
         if not (self.taken or self.controls or has_results or orphans or stranded
                 or decisions.assigned
                 or decisions.notes or not self.reconciled or policy_due):
@@ -345,8 +347,7 @@ class SpoolService:
                           if (self.spool.done / f"{j.id}.json").exists()},
             started=self._started(reconcile is not None, orphans),
             controls=controls,
-            policy=partial(self.admission.policy_ops, now=now_local, now_local=now_local,
-                           server_name=server.name))
+            policy=partial(self._policy, now_local=now_local))
         plan = plan_cycle(state, inputs, now_local)  # steps 1-6
 
         # Before the commit: stop printers of canceled jobs, write the endings (done/
@@ -424,6 +425,15 @@ class SpoolService:
             self.log(f"compacting the master file: {exc}")
         finally:
             self.master_lock.release()
+    def _policy(self, state: MasterState, *, now_local: datetime) -> verbs.Change:
+        """The cycle's policy step: HELDEXPIRY and quotas (the admission's), then the
+        links of remote printers (`server.links`), on the state the first left."""
+        change = self.admission.policy_ops(state, now=now_local, now_local=now_local,
+                                           server_name=self.server.name)
+        if any(op.kind in {"remove", "state"} for op in change.ops):
+            state = state.preview(change.ops)
+        change.add(self.server.link_change(state, self.spool.root))
+        return change
 
     def _hand_out(self, assigned: list[tuple[str, str]]) -> None:
         """Give the jobs just assigned (and committed) to their printers."""

@@ -5,8 +5,10 @@ printer, results from their threads (`_on_result`, which starts the next job
 assigned ahead at once), how many jobs each may be given now (`slots`: about
 AHEAD_SECONDS of its recent speed), handing assigned jobs back, stopping a
 canceled job, mounting a setup, the server's own intake checks of a print
-request (`check_request`), and with several shared disks, one queue order per
-printer across them (`_share_printers`).
+request (`check_request`, with LINKDOWN=REJECT's refusal), the links of remote
+printers as the planner sees them (`link_views`, `link_change`: `server.links`),
+and with several shared disks, one queue order per printer across them
+(`_share_printers`).
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from printnet import security
-from printnet.config import Config
+from printnet import links, security, verbs
+from printnet.config import Config, LinkMode
 from printnet.errors import (
     PrintnetError,
     RequestDeferred,
     RequestInvalid,
 )
 from printnet.masterfile import (
+    MasterState,
     SortKey,
 )
 from printnet.model import (
@@ -36,6 +39,7 @@ from printnet.model import (
 from printnet.scheduling import PrinterView, decide
 from printnet.server import started
 from printnet.server.disk import LOCK_PASS_OVER
+from printnet.server.links import LinkView, plan_links
 from printnet.spool.layout import Spool
 from printnet.worker import Assignment, PrinterWorker, Result
 
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
 
 AHEAD_SECONDS = 0.25  # a printer is given jobs ahead for about this much printing
 MAX_AHEAD = 32  # jobs assigned ahead per printer, at most (a fast printer, small jobs)
+LINKS_EVERY = 0.25  # seconds between looks at what remote printers' links ask for
 
 
 class Printers:
@@ -62,6 +67,9 @@ class Printers:
     job_time: dict[str, float]
     _given: dict[str, float]
     _shares: dict[str, dict[SpoolService, int]]
+    _link_held: dict[str, set[str]]
+    _links_checked: dict[object, float]
+    _links_wanted: set[object]
 
     def event(self, text: str, spool: Spool | None = None) -> None:
         raise NotImplementedError
@@ -187,12 +195,95 @@ class Printers:
             printer = self.config.printers.get(name)
             if printer is None:
                 continue
+            since = worker.link_down_since()
             views.append(PrinterView(
                 name=name, setup=worker.setup, classes=printer.classes,
                 online=worker.online, stopped=printer.stopped or self.stopping,
                 busy=worker.busy,
+                offline_note=links.waiting_note(worker.remote, since.astimezone())
+                if since is not None and printer.linkdown is not LinkMode.LOCAL else "",
             ))
         return views
+
+    # -- links of remote printers (LINKDOWN=: docs/SITES.md) -----------------------------
+
+    def link_views(self) -> list[LinkView]:
+        out = []
+        for name, worker in self.workers.items():
+            printer = self.config.printers.get(name)
+            if printer is None or printer.linkdown is None:
+                continue
+            since = worker.link_down_since()
+            if since is None:
+                self._link_held.pop(name, None)  # the next outage holds afresh
+            failover = printer.failover if printer.failover in self.workers else None
+            out.append(LinkView(printer=name, mode=printer.linkdown, remote=worker.remote,
+                                down_since=since, failover=failover,
+                                hold_after=printer.link_hold))
+        return out
+
+    def links_due(self, state: MasterState, key: object = None) -> bool:
+        """Whether the links' state asks for job changes (no lock).  A walk over the
+        remote printers' queues, so at most every LINKS_EVERY seconds per shared disk
+        (`key`), less often for long queues: a link's own news (a job's LinkDown)
+        comes with a result, which makes a cycle anyway."""
+        views = self.link_views()
+        if not views:
+            return False
+        mono = time.monotonic()
+        if mono < self._links_checked.get(key, 0.0):
+            return False
+        held = set().union(*self._link_held.values()) if self._link_held else set()
+        due = bool(plan_links(state, views, self.clock(), held_before=held).change.ops)
+        # The walk costs ~2.4 us per queued job (240 ms for 100,000 waiting on a down
+        # link): wait 20 times as long as it took before the next, ~5% of a core.
+        took = time.monotonic() - mono
+        self._links_checked[key] = mono + max(LINKS_EVERY, 20 * took)
+        if due:
+            self._links_wanted.add(key)
+        return due
+
+    def link_change(self, state: MasterState, key: object = None) -> verbs.Change:
+        """Under the master lock (the cycle's policy step): the links' job changes,
+        and the operator told of jobs LINKHOLD held (log and console).  Only when
+        `links_due` last found some for this disk (`key`): the walk is not made
+        under the lock on every cycle (a job's own LinkDown result brings its
+        waiting note with it)."""
+        views = self.link_views()
+        if not views or key not in self._links_wanted:
+            return verbs.Change()
+        self._links_wanted.discard(key)
+        held = set().union(*self._link_held.values()) if self._link_held else set()
+        plan = plan_links(state, views, self.clock(), held_before=held)
+        by_printer: dict[str, list[str]] = {}
+        for job_id, printer in plan.held:
+            self._link_held.setdefault(printer, set()).add(job_id)
+            by_printer.setdefault(printer, []).append(job_id)
+        for printer, ids in by_printer.items():
+            view = next(v for v in views if v.printer == printer)
+            assert view.down_since is not None and view.hold_after is not None
+            self.event(f"OPERATOR: printer {printer}: the link to {view.remote} is down since "
+                       f"{links.clock(view.down_since.astimezone())}, longer than LINKHOLD="
+                       f"{view.hold_after / 3600:g} h: {len(ids)} job(s) held "
+                       f"({', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}); release "
+                       "them to wait again, or move them to another printer")
+        for job_id, source, target in plan.moved:
+            self.event(f"job {job_id}: failed over from {source} to {target} (link down)")
+        for job_id, printer in plan.returned:
+            self.event(f"job {job_id}: back to {printer} (link up)")
+        return plan.change
+
+    def link_refusal(self, printer: str) -> str | None:
+        """LINKDOWN=REJECT: why new jobs for `printer` are refused now (None: they are
+        not)."""
+        worker = self.workers.get(printer)
+        pc = self.config.printers.get(printer)
+        if worker is None or pc is None or pc.linkdown is not LinkMode.REJECT:
+            return None
+        since = worker.link_down_since()
+        if since is None:
+            return None
+        return links.reject_reason(printer, worker.remote, since.astimezone())
 
     def busy_printers(self, service: SpoolService | None = None) -> set[str]:
         """Our printers that take no job now; for `service`, also those whose jobs
@@ -315,6 +406,9 @@ class Printers:
         if not printer.accepting:
             reason = printer.reject_reason or "not accepting jobs"
             raise RequestInvalid("printer", f"{printer.name} is {reason}")
+        refusal = self.link_refusal(printer.name)
+        if refusal is not None:
+            raise RequestInvalid("printer", refusal)
         if req.setup and req.setup not in self.config.setups:
             raise RequestInvalid("setup", f"unknown setup {req.setup!r}")
         if req.seal is None and self.config.seals(printer):

@@ -121,6 +121,9 @@ class Server(ConfigReload):
         # Per printer, how many jobs each shared disk may give it this tick (see
         # `_share_printers`; only with several disks).
         self._shares: dict[str, dict[SpoolService, int]] = {}
+        self._link_held: dict[str, set[str]] = {}  # printer -> jobs LINKHOLD held
+        self._links_wanted: set[object] = set()  # disks whose links ask for changes
+        self._links_checked: dict[object, float] = {}  # per disk: when `links_due` may walk next
 
     def event(self, text: str, spool: Spool | None = None) -> None:
         stamp = datetime.now().strftime("%H:%M:%S")
@@ -146,6 +149,7 @@ class Server(ConfigReload):
             "counters": vars(self.counters),
             "spool_error": service.error,
             "min_free": self.config.server.min_free,  # stations refuse to submit below it
+            "site": self.config.server.site,  # SITE: what stations stamp their requests with
         }
 
     def call(self, fn: Callable[[], Any], timeout: float = 30.0) -> Any:

@@ -59,6 +59,7 @@ class Site:
     path: Path
     etc: str = ""  # the etc/ folder it was made from, and the digest of its texts
     sources: str = ""
+    site_name: str | None = None  # SITE in its server.cmd (the office; docs/SITES.md)
 
 
 def site_record(config: Config) -> dict[str, Any]:
@@ -79,6 +80,7 @@ def site_record(config: Config) -> dict[str, Any]:
         # station whose own etc/ (this same folder) holds these texts uses this record
         # instead of parsing them (`own_site`), which is most of a request's start-up.
         "sources": config.sources,
+        "site": config.server.site,
     }
 
 
@@ -204,6 +206,7 @@ def _decode(record: object, path: Path) -> Site | None:
         setups=frozenset(_names(record.get("setups"))),
         configured=float(configured) if isinstance(configured, int | float) else 0.0,
         path=path, etc=str(record.get("etc") or ""), sources=str(record.get("sources") or ""),
+        site_name=str(record["site"]) if isinstance(record.get("site"), str) else None,
     )
 
 
