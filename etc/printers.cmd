@@ -26,6 +26,7 @@
 ;   A remote printer (PORT=ipp://, ipps://, spool:), while its link is down:
 ;   LINKDOWN=QUEUE         jobs wait here, retried with back-off (the default);
 ;            LINKHOLD=hours  after that long they are held and the operator told
+;            LINKRETRY=secs  the longest wait between attempts (RETRY= doubled; 300)
 ;   LINKDOWN=LOCAL PRINTER=name   jobs print on that local printer meanwhile
 ;   LINKDOWN=REJECT        new jobs are refused with the reason
 ;   LINKNAME=name          how notes name the remote (default: the port's host)

@@ -687,6 +687,7 @@ PRINTER_KEYS: Final[Mapping[str, Value]] = {
     "PRINTER": Name(),
     "LINKHOLD": Number(0.0001, 87600, "hours"),
     "LINKNAME": Name(),
+    "LINKRETRY": Number(0.1, 86400, "seconds"),
     "LOGO": PathText(),
 }
 

@@ -340,7 +340,8 @@ def _printers(
         elif cmd.keyword == "PRINTER":
             header = cmd.get_opt_str("HEADER")
             port = cmd.get_str("PORT", "")
-            linkdown, failover, link_hold, link_name = _link_settings(cmd, name, port)
+            linkdown, failover, link_hold, link_name, link_retry = _link_settings(
+                cmd, name, port)
             printers[name] = PrinterConfig(
                 name=name,
                 port=port,
@@ -371,6 +372,7 @@ def _printers(
                 failover=failover,
                 link_hold=link_hold,
                 link_name=link_name,
+                link_retry=link_retry,
                 logo=cmd.get_opt_str("LOGO"),
             )
         elif cmd.keyword == "DEFAULT":
@@ -381,18 +383,19 @@ def _printers(
 
 
 def _link_settings(cmd: cmdfile.Command, name: str, port: str,
-                   ) -> tuple[LinkMode | None, str | None, float | None, str | None]:
-    """LINKDOWN=, PRINTER=, LINKHOLD=, LINKNAME= of one PRINTER line, checked
-    against each other and the port (only a remote port has a link)."""
-    from printnet.links import is_remote
+                   ) -> tuple[LinkMode | None, str | None, float | None, str | None, float]:
+    """LINKDOWN=, PRINTER=, LINKHOLD=, LINKNAME=, LINKRETRY= of one PRINTER line,
+    checked against each other and the port (only a remote port has a link)."""
+    from printnet.links import BACKOFF_CAP, is_remote
 
     label = f"PRINTER {name}"
-    given = [k for k in ("LINKDOWN", "PRINTER", "LINKHOLD", "LINKNAME") if cmd.has(k)]
+    given = [k for k in ("LINKDOWN", "PRINTER", "LINKHOLD", "LINKNAME", "LINKRETRY")
+             if cmd.has(k)]
     if not is_remote(port):
         if given:
             raise cmd.error(f"{label}: {given[0]}= is only for a printer whose port is "
                             "remote (ipp://, ipps://, spool:), not PORT=" + port)
-        return None, None, None, None
+        return None, None, None, None, BACKOFF_CAP
     mode = LinkMode(cmd.get_str("LINKDOWN", "QUEUE").lower())
     failover = cmd.get_opt_str("PRINTER")
     if mode is LinkMode.LOCAL and failover is None:
@@ -406,7 +409,8 @@ def _link_settings(cmd: cmdfile.Command, name: str, port: str,
     if hold is not None and mode is LinkMode.LOCAL:
         raise cmd.error(f"{label}: LINKHOLD= is for LINKDOWN=QUEUE or REJECT (with LOCAL "
                         "the jobs print locally)")
-    return mode, failover, hold, cmd.get_opt_str("LINKNAME")
+    return (mode, failover, hold, cmd.get_opt_str("LINKNAME"),
+            cmd.get_float("LINKRETRY", BACKOFF_CAP))
 
 
 # ---------------------------------------------------------------------------

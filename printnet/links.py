@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 REMOTE_SCHEMES: Final = ("ipp://", "ipps://", "spool:")
 WAITING: Final = "waiting for link to "
 FAILED_OVER: Final = "failed over from "
-BACKOFF_CAP: Final = 300.0  # seconds: the longest wait between attempts (or RETRY=)
+BACKOFF_CAP: Final = 300.0  # seconds: the longest wait between attempts (LINKRETRY=)
 
 _FAILOVER_RE: Final = re.compile(
     r"failed over from (?P<src>[A-Z0-9][A-Z0-9&_.+-]{0,31}) to "
@@ -93,8 +93,8 @@ def reject_reason(printer: str, remote: str, since_local: datetime) -> str:
             f"{clock(since_local)} (LINKDOWN=REJECT)")
 
 
-def backoff(retry: float, attempts: int) -> float:
+def backoff(retry: float, attempts: int, longest: float = BACKOFF_CAP) -> float:
     """Seconds before the next attempt after `attempts` failed ones: RETRY= doubled
-    each time, at most `BACKOFF_CAP` (or RETRY= itself when that is longer)."""
-    cap = max(BACKOFF_CAP, retry)
+    each time, at most `longest` (LINKRETRY=; or RETRY= itself when that is longer)."""
+    cap = max(longest, retry)
     return min(cap, retry * (2.0 ** max(0, min(attempts - 1, 40))))

@@ -88,9 +88,11 @@ class PrinterConfig:
     seal: bool | None = None  # SEAL=ON/OFF; None: the site's SEAL (server.cmd)
     # LINKDOWN= (a printer whose port is remote: ipp://, ipps://, spool:); None: not
     # remote.  `failover` is LINKDOWN=LOCAL's PRINTER=, `link_hold` LINKHOLD= in
-    # seconds, `link_name` LINKNAME= (the remote's name in notes; None: the port's).
+    # seconds, `link_name` LINKNAME= (the remote's name in notes; None: the port's),
+    # `link_retry` LINKRETRY= (the longest wait between attempts, seconds).
     linkdown: LinkMode | None = None
     failover: str | None = None
     link_hold: float | None = None
     link_name: str | None = None
+    link_retry: float = 300.0
     logo: str | None = None  # LOGO=: a text-art file for {logo} (relative to etc/)

@@ -382,7 +382,8 @@ class PrinterWorker:
 
     def link_delay(self) -> float:
         """Seconds until the next attempt while the link is down (capped back-off)."""
-        return links.backoff(self.printer.retry_interval, self.link_attempts)
+        return links.backoff(self.printer.retry_interval, self.link_attempts,
+                             self.printer.link_retry)
 
     def _link_rejects(self) -> bool:
         return self.printer.linkdown is LinkMode.REJECT and self.link_since is not None

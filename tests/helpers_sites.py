@@ -116,9 +116,9 @@ def two_sites(tmp_path: Path) -> Iterator[Sites]:
     betc = make_etc(tmp_path / "branch", "B1", [branch], [])
     write_atomic_text(betc / "printers.cmd",
                       f"PRINTER HQS PORT=spool:{central}?printer=CS SETUP=STANDARD "
-                      "ERRORS=RETRY STALL=1 RETRY=0.2\n"
+                      "ERRORS=RETRY STALL=1 RETRY=0.2 LINKRETRY=2\n"
                       f"PRINTER HQI PORT=ipp://127.0.0.1:{port}/ipp/print/CI SETUP=STANDARD "
-                      "ERRORS=RETRY STALL=1 RETRY=0.2\n" + SETUPS)
+                      "ERRORS=RETRY STALL=1 RETRY=0.2 LINKRETRY=2\n" + SETUPS)
     s = Sites(tmp_path, central, cetc, branch, betc, port, outs)
     try:
         s.start_gateway()

@@ -131,7 +131,7 @@ def test_every_printer_key() -> None:
         "DRIVER=ESCP SETUP=standard HEADER=R&DHDR CLASS=LINES,ALL ERRORS=HOLD STALL=12.5 "
         f"RETRY=2 ACCEPT=NO REASON=\"paper jam\" STOPPED=YES PASSWORD={QHASH} "
         "MAXCOPIES=5 MAXBYTES=10M MAXPAGES=200 MAXFILE=1M OVERLIMIT=hold SEAL=on "
-        "LINKDOWN=local PRINTER=lp LINKHOLD=0.5 LINKNAME=hq LOGO=r.logo"
+        "LINKDOWN=local PRINTER=lp LINKHOLD=0.5 LINKNAME=hq LINKRETRY=30 LOGO=r.logo"
     )
     assert cmd.values == {
         "PORT": "/dev/ttyS0", "BAUD": 19200, "BITS": 7, "PARITY": "E", "STOP": "1.5",
@@ -140,7 +140,7 @@ def test_every_printer_key() -> None:
         "ACCEPT": False, "REASON": "paper jam", "STOPPED": True, "PASSWORD": QHASH,
         "MAXCOPIES": 5, "MAXBYTES": 10 * 1024 * 1024, "MAXPAGES": 200,
         "MAXFILE": 1024 * 1024, "OVERLIMIT": "HOLD", "SEAL": "ON",
-        "LINKDOWN": "LOCAL", "PRINTER": "LP", "LINKHOLD": 0.5, "LINKNAME": "HQ",
+        "LINKDOWN": "LOCAL", "PRINTER": "LP", "LINKHOLD": 0.5, "LINKNAME": "HQ", "LINKRETRY": 30,
         "LOGO": "r.logo",
     }
     assert set(cmd.values) == set(cmdfile.PRINTER_KEYS)

@@ -56,6 +56,7 @@ def test_words_and_numbers() -> None:
     assert [links.backoff(0.5, n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 4.0]
     assert links.backoff(5, 100) == links.BACKOFF_CAP
     assert links.backoff(600, 3) == 600  # RETRY= longer than the cap: RETRY=
+    assert links.backoff(0.2, 30, 2.0) == 2.0  # LINKRETRY= sets the cap
 
 
 def _etc(tmp: Path, printers: str) -> Path:
