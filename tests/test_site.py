@@ -104,3 +104,28 @@ def test_a_running_server_publishes_its_site_file_and_purges_abandoned_copies(
                  on_timeout=server.log_text)
     finally:
         server.stop()
+
+
+def test_a_station_takes_its_own_etc_from_the_site_published_from_the_same_texts(
+        spool: Spool, tmp_path: Path) -> None:
+    """`printnet request` skips parsing etc/ (most of its start-up) when a site file
+    was made from exactly its texts; changed texts are parsed again, never trusted."""
+    import subprocess
+    import sys
+
+    etc = tmp_path / "etc"
+    publish_site(spool, _etc(etc, "S1", "PRINTER P1 PORT=loop://\n"))
+    probe = ("import sys; from pathlib import Path; from printnet.api import Station; "
+             f"d = Station(Path({str(spool.root)!r}), Path({str(etc)!r}), strict=True)"
+             ".destinations(); print(sorted(d.printers), 'printnet.config' in sys.modules)")
+
+    def run() -> str:
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                             check=True, cwd=tmp_path)
+        return out.stdout.strip()
+
+    assert run() == "['P1'] False"
+    # Edited after publication (no server reloaded yet): the station reads etc/ itself.
+    with open(etc / "printers.cmd", "a") as fh:
+        fh.write("PRINTER P2 PORT=loop://\n")
+    assert run() == "['P1', 'P2'] True"

@@ -2,21 +2,29 @@
 
 Publishing order (a crash at any point leaves no visible half-job):
 
-1. each job's files are copied into ``data/.<id>.<unique>/`` (a dot-name, so
-   nobody takes it for a job folder), hashing as they go;
-2. the folder is renamed to ``data/<id>``;
-3. the request file is written to ``tmp/.<unique>``;
-4. everything written so far is made durable (fsync of each file and of the
-   folders; in a batch, one pass after all jobs are written);
-5. each request is renamed to ``new/<id>.req`` and ``new/`` is fsynced.
+1. each job's files are copied into its data folder, hashing as they go: a job of
+   small regular files (`SMALL_JOB`) straight into ``data/<id>/`` (nobody looks at
+   a folder before its request is in new/), standard input and larger jobs into
+   ``data/.<id>.<unique>/`` (a dot-name), renamed to ``data/<id>`` when complete;
+2. the request file is written to ``tmp/.<unique>``;
+3. everything written so far is made durable: each file, job folder and request
+   fsynced while still open, then data/ for the folders' names (in a batch on a
+   local disk, one syncfs for all of it instead).  tmp/ is not synced: only the
+   names the requests get in new/ must last;
+4. each request is renamed to ``new/<id>.req`` and ``new/`` is fsynced.
 
 Only then are the ids printed: an acknowledged job survives `kill -9` and a
-power cut.  A crash before step 5 leaves dot-named temp files and data
-folders without requests; `purge_leftovers` removes them once they are older
-than its age limit.
+power cut (tests/test_powerloss.py cuts the power the moment submit returns).
+A station that may not open data/ and new/ (a multi-user spool: drop folders
+it cannot list) makes each of the two folder passes with a syncfs of the
+filesystem (`publish.fsync_dir`).  A small job costs four metadata operations
+(mkdir, two creates, one rename), fewer than anything else on the path; names
+are made relative to O_PATH handles of the folders (`_Dirs`).  A crash before
+step 4 leaves dot-named temp files and data folders without requests;
+`purge_leftovers` removes them once they are older than its age limit.
 
 A data folder being copied can be large (a pipe into `printnet request -`),
-so its leftovers must not wait a day: while copying, the writer holds an
+so its leftovers must not wait a day: while copying such a job, the writer holds an
 exclusive flock on ``data/.<id>.<unique>/.writer`` (which also records its
 host and pid).  The kernel drops that lock when the writer dies, however it
 dies (kill -9 included), and on NFSv4 and GlusterFS the server side drops it
