@@ -598,6 +598,7 @@ class _Committer:
         self._queue: list[_Pending] = []
         self._threads: list[threading.Thread] = []
         self._idle = 0  # committer threads waiting for work (under _cond)
+        self._staged: list[_Pending] = []  # from the event loop, not yet handed over
 
     def submit(self, staged: Staged) -> PrintRequest:
         me = _Pending(staged, done=threading.Event())
@@ -610,13 +611,22 @@ class _Committer:
         return me.result
 
     def submit_async(self, staged: Staged) -> asyncio.Future[PrintRequest]:
-        fut: asyncio.Future[PrintRequest] = asyncio.get_running_loop().create_future()
-        self._put(_Pending(staged, future=fut))
+        # The Print-Jobs that one turn of the loop staged (their bodies came in with one
+        # epoll) reach the committers together: one hand-off, one bigger group.
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[PrintRequest] = loop.create_future()
+        if not self._staged:
+            loop.call_soon(self._hand_over)
+        self._staged.append(_Pending(staged, future=fut))
         return fut
 
-    def _put(self, p: _Pending) -> None:
+    def _hand_over(self) -> None:
+        batch, self._staged = self._staged, []
+        self._put(*batch)
+
+    def _put(self, *pending: _Pending) -> None:
         with self._cond:
-            self._queue.append(p)
+            self._queue.extend(pending)
             if len(self._threads) < self.LEADERS and len(self._queue) > self._idle:
                 t = threading.Thread(target=self._serve, daemon=True,
                                      name=f"gateway-commit-{len(self._threads)}")
