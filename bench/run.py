@@ -1,8 +1,11 @@
 """`python -m bench.run [--quick]`: printnet and CUPS side by side, in one run.
 
-Writes docs/BENCHMARKS.md (the table, the targets, the gaps with their
-profiles) and docs/benchmarks.png.  `scripts/bench` installs what this needs
-(Debian's CUPS, matplotlib and py-spy into the venv) and runs it.
+Writes docs/BENCHMARKS.md (the table with each figure's spread over its runs,
+the targets, the gaps with their profiles and floors), docs/benchmarks.png and
+docs/benchmarks-scaling.png (listing time and server memory against pending
+jobs, 1k to 1M; CUPS as far as it can hold them).  `--quick` keeps the same rows
+at smaller sizes, with the same number of runs.  `scripts/bench` installs what
+this needs (Debian's CUPS, matplotlib and py-spy into the venv) and runs it.
 
 Each section catches its own failure: a broken section becomes a row that
 says so, and the rest of the run goes on.
