@@ -4,7 +4,8 @@ Owns `IppClient` (one IPP request over HTTP/1.1, ``http.client``, on the
 project's own codec `printnet.ipp.codec`), `status_note()` (every IPP status
 code as a clear note), `printer_trouble()` (printer-state and
 printer-state-reasons made into the reason `printnet status` shows) and
-`RemoteJob`, the life of one job on a remote IPP printer:
+`RemoteJob`, the life of one job on a remote IPP printer (about 620 lines: the
+client, the status words and the job's life share one connection's rules):
 
 1. Get-Printer-Attributes: a printer that is stopped, or reports media-empty,
    media-needed, door-open, offline..., takes no job; after the printer's

@@ -1,5 +1,9 @@
 """Station side: put jobs and control requests into a spool.
 
+About 770 lines on purpose: the publishing order below is one protocol, and its
+two copy paths (a small job in one piece, a large or piped one under a writer
+lock), the folder handles and the durability passes share its invariants.
+
 Publishing order (a crash at any point leaves no visible half-job):
 
 1. each job's files are copied into its data folder, hashing as they go: a job of
