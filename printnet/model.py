@@ -2,8 +2,8 @@
 
 Owns: `Priority`, `JobState` (with the one table of allowed transitions),
 `Format`, `ControlAction`, job ids, text cleaning, and the versioned request
-file (print requests and control requests) with its one validator.  About 620
-lines: the format and its validator are one thing, documented here whole.
+file (print requests and control requests) with its one validator.
+About 620 lines: the format and its validator are one thing, documented whole.
 
 A print request's optional ``encoding`` (null or absent: UTF-8) names the source
 encoding of its text, one of `printnet.charset.SOURCE_ENCODINGS` by any of its
