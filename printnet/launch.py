@@ -235,8 +235,10 @@ def run_request(spool: Path, etc: Path, files: Sequence[str], *, printer: str | 
         progress = CopyProgress()
     # Every file submit makes has its mode set exactly: a umask that clears none of
     # those bits spares it setting them again, one metadata operation per file.
-    os.umask(0o007)
+    # Restored after: an in-process caller (compat lp, the tests' CliRunner) keeps
+    # its own umask for the files it writes next.
     station = _station(spool, etc)
+    old_umask = os.umask(0o007)
     try:
         requests = station.submit(
             list(files), each=each, stdin=sys.stdin.buffer if "-" in files else None,
@@ -246,6 +248,7 @@ def run_request(spool: Path, etc: Path, files: Sequence[str], *, printer: str | 
             progress=progress,
         )
     finally:
+        os.umask(old_umask)
         if progress is not None:
             progress.finish()
     sys.stdout.write("".join(f"{req.id}\n" for req in requests))

@@ -109,6 +109,18 @@ def test_request_prints_one_id_and_status_shows_the_job(
     assert job["note"]  # tells the user no server took it in yet
 
 
+def test_request_leaves_the_callers_umask_as_it_was(run_cli: CliRun, doc: Path) -> None:
+    # `printnet request` sets its own umask while it publishes; an in-process caller
+    # (compat lp, CliRunner) must get its own back, or the files it writes next
+    # (a site's etc/, a server's site file) lose their read bits for others.
+    old = os.umask(0o022)
+    try:
+        assert run_cli("request", str(doc)).exit_code == 0
+        assert os.umask(0o022) == 0o022
+    finally:
+        os.umask(old)
+
+
 def test_request_options_are_recorded(run_cli: CliRun, doc: Path) -> None:
     result = run_cli("request", "-p", "high", "-n", "3", "-t", "Quarterly", "-s", "checks",
                      "--hold", "--raw", "--no-header", str(doc))
