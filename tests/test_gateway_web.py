@@ -294,7 +294,16 @@ def click(driver: Any, job_id: str, action: str) -> None:
             By.CSS_SELECTOR, f'#jobs tr[data-job="{job_id}"] button[data-action="{action}"]')
         return found[0] if found else None
 
-    until(driver, f"a {action} button for {job_id}", button).click()
+    def clicked() -> bool | None:
+        # RACE: the page's refresh may redraw the row between finding the button and
+        # clicking it; `until` then looks again and clicks the new one.
+        found = button()
+        if found is None:
+            return None
+        found.click()
+        return True
+
+    until(driver, f"a click on {job_id}'s {action} button", clicked)
 
 
 def test_page_shows_a_job_queued_then_printing_then_completed(site: Site,
