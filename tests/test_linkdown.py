@@ -139,7 +139,9 @@ def test_queue_waits_with_the_note_backs_off_and_prints_once_the_link_is_back(
     for n, retry in seen:
         assert retry == pytest.approx(links.backoff(RETRY, n), abs=1e-3)
     # 4 waits of 0.2, 0.4, 0.8, 1.6 s: 3 s; at a fixed RETRY= it would be 0.8 s.
-    assert took >= 2.5, (took, seen)
+    # `down_at` is when the test saw the link down, up to a status publication after
+    # the first attempt failed, so the bound keeps a margin: twice the fixed figure.
+    assert took >= 1.6, (took, seen)
     assert job not in done_records(root)  # never deleted, never ended
 
     # The local printer and intake go on meanwhile.
